@@ -1,0 +1,264 @@
+"""The provider's tables (fixed by source-schema.md) and the pipeline's own additions.
+
+SQLAlchemy Core, portable between Postgres (uuid, jsonb, numeric, timestamptz) and SQLite (text, JSON text,
+ISO strings). The business columns are the provider's; every `zoho_*` column and every `zoho_*` table is ours
+and is added by the alembic migrations, never by `create_all` on a production database.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    or_,
+)
+from sqlalchemy.dialects import postgresql
+
+metadata = MetaData()
+
+# A uuid is native on Postgres and 36-character text on SQLite; Python always sees a str.
+UUID = String(36).with_variant(postgresql.UUID(as_uuid=False), "postgresql")
+Money = Numeric(12, 2)
+Timestamp = DateTime(timezone=True)
+
+
+class Garbled(str):
+    """A jsonb/JSON value that could not be parsed: kept as its raw text so the row fails alone."""
+
+
+class LenientJSON(TypeDecorator):
+    """JSON that never makes a whole query fail: an unparsable value comes back as `Garbled`."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value, dialect):
+        if dialect.name == "postgresql" or value is None:
+            return value
+        return value if isinstance(value, Garbled) else json.dumps(value)
+
+    def process_result_value(self, value, dialect):
+        if value is None or not isinstance(value, str) or dialect.name == "postgresql":
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            return Garbled(value)
+
+
+def _sync_columns(zoho_id_column: str | None) -> list[Column]:
+    """The columns the pipeline adds to a business table. All nullable: adding them rewrites nothing."""
+    cols = [] if zoho_id_column is None else [Column(zoho_id_column, String(64))]
+    return cols + [
+        Column("zoho_sync_status", String(16)),  # pending, syncing, synced, failed, retrying
+        Column("zoho_last_synced_at", Timestamp),
+        Column("zoho_last_sync_error", Text),
+        # engine state: what was last sent, which source version it covered, retries, the current claim
+        Column("zoho_payload_hash", String(64)),
+        Column("zoho_source_version", Timestamp),
+        Column("zoho_attempts", Integer),
+        Column("zoho_next_attempt_at", Timestamp),
+        Column("zoho_claimed_by", String(64)),
+        Column("zoho_claimed_at", Timestamp),
+        Column("zoho_create_in_doubt", Boolean),
+        Column("zoho_error_code", String(32)),
+        Column("zoho_dead_lettered", Boolean),
+    ]
+
+
+def _timestamps() -> list[Column]:
+    return [Column("created_at", Timestamp, nullable=False), Column("updated_at", Timestamp, nullable=False)]
+
+
+service_packages = Table(
+    "service_packages",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
+    Column("monthly_price", Money, nullable=False),
+    Column("is_active", Boolean, nullable=False, default=True),
+    *_timestamps(),
+    Column("zoho_plan_code", String(100)),
+    Column("zoho_product_id", String(64)),
+    *_sync_columns(None),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("email", Text, nullable=False, unique=True),
+    Column("first_name", Text, nullable=False),
+    Column("last_name", Text, nullable=False),
+    Column("phone", Text),
+    Column("account_type", Text, nullable=False),
+    Column("company_name", Text),
+    Column("vat_number", Text),
+    Column("address_line1", Text),
+    Column("address_line2", Text),
+    Column("suburb", Text),
+    Column("city", Text),
+    Column("province", Text),
+    Column("postal_code", Text),
+    Column("country", Text, nullable=False, default="ZA"),
+    Column("status", Text, nullable=False, default="active"),
+    *_timestamps(),
+    *_sync_columns("zoho_billing_customer_id"),
+)
+
+customer_services = Table(
+    "customer_services",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("customer_id", UUID, nullable=False),  # → customers
+    Column("package_id", UUID, nullable=False),  # → service_packages
+    Column("status", Text, nullable=False),
+    Column("monthly_price", Money, nullable=False),
+    Column("activation_date", Date),
+    Column("cancellation_date", Date),
+    Column("installation_address", Text),
+    *_timestamps(),
+    *_sync_columns("zoho_subscription_id"),
+)
+
+customer_invoices = Table(
+    "customer_invoices",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("customer_id", UUID, nullable=False),  # → customers
+    Column("service_id", UUID),  # → customer_services
+    Column("invoice_number", Text, nullable=False, unique=True),
+    Column("invoice_type", Text, nullable=False),
+    Column("invoice_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("line_items", LenientJSON),
+    Column("subtotal", Money, nullable=False),
+    Column("vat_amount", Money, nullable=False),
+    Column("total_amount", Money, nullable=False),
+    Column("status", Text, nullable=False),
+    *_timestamps(),
+    *_sync_columns("zoho_billing_invoice_id"),
+)
+
+payment_transactions = Table(
+    "payment_transactions",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("transaction_id", Text, nullable=False, unique=True),
+    Column("customer_id", UUID, nullable=False),  # → customers
+    Column("invoice_id", UUID),  # → customer_invoices
+    Column("amount", Money, nullable=False),
+    Column("currency", Text, nullable=False, default="ZAR"),
+    Column("payment_method", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("completed_at", Timestamp),
+    *_timestamps(),
+    *_sync_columns("zoho_payment_id"),
+)
+
+BUSINESS_TABLES = (service_packages, customers, customer_services, customer_invoices, payment_transactions)
+
+
+def dirty_predicate(table: Table):
+    """Rows that may need work. The same expression is the predicate of each table's partial index
+    `ix_<table>_zoho_due`, so the find-work query reads only the (small) dirty part of the table."""
+    c = table.c
+    return or_(
+        c.zoho_sync_status.is_(None),
+        c.zoho_sync_status != "synced",
+        c.zoho_source_version.is_(None),
+        c.updated_at > c.zoho_source_version,
+    )
+
+
+# --- the pipeline's own tables ---------------------------------------------------------------------------------
+
+zoho_sync_logs = Table(
+    "zoho_sync_logs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # create, update, adopt, skip, validate, lookup
+    Column("outcome", String(16), nullable=False),  # synced, unchanged, failed, retrying, dead_lettered, dry_run
+    Column("zoho_id", String(64)),
+    Column("error_code", String(32)),
+    Column("error", Text),
+    Column("attempt", Integer),
+    Column("api_calls", Integer),
+    Column("duration_ms", Integer),
+    Column("run_id", String(64)),
+    Column("created_at", Timestamp, nullable=False),
+    Index("ix_zoho_sync_logs_created_at", "created_at"),
+    Index("ix_zoho_sync_logs_entity", "entity_type", "entity_id"),
+    Index("ix_zoho_sync_logs_outcome", "outcome", "created_at"),
+)
+
+# One row per engine run: the heartbeat tells other runs whether a `syncing` claim is still alive.
+zoho_sync_runs = Table(
+    "zoho_sync_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("started_at", Timestamp, nullable=False),
+    Column("heartbeat_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("status", String(16), nullable=False),  # running, succeeded, partial, failed, stopped
+    Column("summary", Text),  # JSON of the run report
+)
+
+# OAuth access-token cache shared by every process; keyed by a hash of client id + refresh token.
+zoho_oauth_tokens = Table(
+    "zoho_oauth_tokens",
+    metadata,
+    Column("token_key", String(64), primary_key=True),
+    Column("access_token", Text),
+    Column("expires_at", Timestamp),
+    Column("api_domain", Text),
+    Column("lock_owner", String(64)),
+    Column("lock_until", Timestamp),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# API calls spent per organization and UTC day, so every process honours one daily budget.
+zoho_api_usage = Table(
+    "zoho_api_usage",
+    metadata,
+    Column("organization_id", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("calls", Integer, nullable=False),
+)
+
+# Small key/value facts learnt from ZOHO: tax id, product ids for one-off charges, alert state.
+zoho_pipeline_state = Table(
+    "zoho_pipeline_state",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+PIPELINE_TABLES = (zoho_sync_logs, zoho_sync_runs, zoho_oauth_tokens, zoho_api_usage, zoho_pipeline_state)
+
+TABLES_BY_NAME = {t.name: t for t in metadata.sorted_tables}

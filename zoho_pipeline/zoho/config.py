@@ -1,0 +1,69 @@
+"""Where ZOHO Billing is and how hard we may call it. Built from the environment or a Dagster resource."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+# Data centre → (API base, accounts host). Sources: ../shared/reference/zoho-billing-api.md §1.1.
+REGIONS = {
+    "com": ("https://www.zohoapis.com/billing/v1", "https://accounts.zoho.com"),
+    "eu": ("https://www.zohoapis.eu/billing/v1", "https://accounts.zoho.eu"),
+    "in": ("https://www.zohoapis.in/billing/v1", "https://accounts.zoho.in"),
+    "com.au": ("https://www.zohoapis.com.au/billing/v1", "https://accounts.zoho.com.au"),
+    "jp": ("https://www.zohoapis.jp/billing/v1", "https://accounts.zoho.jp"),
+    "ca": ("https://www.zohoapis.ca/billing/v1", "https://accounts.zohocloud.ca"),
+    "sa": ("https://www.zohoapis.sa/billing/v1", "https://accounts.zoho.sa"),
+}
+
+
+@dataclass(frozen=True)
+class ZohoConfig:
+    client_id: str
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    organization_id: str
+    region: str = "com"
+    api_base_url: str | None = None  # explicit override, e.g. the emulator's http://127.0.0.1:8787/billing/v1
+    accounts_url: str | None = None  # explicit override, e.g. http://127.0.0.1:8787
+    requests_per_minute: int = 100  # ZOHO's per-organization limit; we pace below it, never probe it
+    daily_budget: int = 10_000  # calls per UTC day for the organization
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    max_rate_limit_wait_s: float = 900.0  # longer than this and the run ends cleanly, rows left due
+    refresh_margin_s: float = 120.0  # refresh the access token this long before it expires
+
+    def __post_init__(self):
+        if self.region not in REGIONS and not (self.api_base_url and self.accounts_url):
+            raise ValueError(f"ZOHO_REGION must be one of {', '.join(REGIONS)} (got {self.region!r})")
+
+    @property
+    def base_url(self) -> str:
+        return (self.api_base_url or REGIONS[self.region][0]).rstrip("/")
+
+    @property
+    def token_url(self) -> str:
+        return (self.accounts_url or REGIONS[self.region][1]).rstrip("/") + "/oauth/v2/token"
+
+    @classmethod
+    def from_env(cls, env=None) -> "ZohoConfig":
+        env = os.environ if env is None else env
+
+        def num(name, default, kind=int):
+            value = env.get(name)
+            return kind(value) if value not in (None, "") else default
+
+        return cls(
+            client_id=env.get("ZOHO_CLIENT_ID", ""),
+            client_secret=env.get("ZOHO_CLIENT_SECRET", ""),
+            refresh_token=env.get("ZOHO_REFRESH_TOKEN", ""),
+            organization_id=env.get("ZOHO_ORGANIZATION_ID", ""),
+            region=env.get("ZOHO_REGION", "com") or "com",
+            api_base_url=env.get("ZOHO_API_BASE_URL") or None,
+            accounts_url=env.get("ZOHO_ACCOUNTS_URL") or None,
+            requests_per_minute=num("ZOHO_RATE_LIMIT_PER_MINUTE", 100),
+            daily_budget=num("ZOHO_DAILY_BUDGET", 10_000),
+            connect_timeout_s=num("ZOHO_CONNECT_TIMEOUT_S", 5.0, float),
+            read_timeout_s=num("ZOHO_READ_TIMEOUT_S", 30.0, float),
+            max_rate_limit_wait_s=num("ZOHO_MAX_RATE_LIMIT_WAIT_S", 900.0, float),
+        )
