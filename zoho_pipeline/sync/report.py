@@ -1,0 +1,99 @@
+"""What a sync run did, per entity: the figures the CLI prints and Dagster turns into metadata and plots."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# Why a run ended before all due rows were done. None: it finished.
+STOP_RATE_LIMITED = "rate_limited"  # ZOHO kept answering 429 past the longest wait we accept
+STOP_BUDGET = "budget_exhausted"  # the organization's daily API budget is spent
+STOP_KILL_SWITCH = "kill_switch"  # ENABLE_ZOHO_SYNC=false
+STOP_AUTH = "auth"  # credentials or organization rejected: every call would fail
+STOP_REQUESTED = "stop_requested"  # the caller asked the run to stop (Dagster run termination)
+
+
+@dataclass
+class Failure:
+    entity: str
+    entity_id: str
+    label: str  # the row as a person knows it: "Thandi Nkosi <thandi@example.co.za>", "INV-2025-000123"
+    error_code: str | None
+    error: str
+    dead_lettered: bool = False
+
+
+@dataclass
+class EntityReport:
+    entity: str
+    due: int = 0  # rows found due when the entity's pass started (incl. prerequisites pulled in)
+    created: int = 0
+    updated: int = 0
+    adopted: int = 0  # found in ZOHO by reference after an ambiguous attempt, linked instead of created again
+    unchanged: int = 0  # payload hash equal to the last sync: zero API calls
+    failed: int = 0  # permanent failures and dead letters in this run
+    retried: int = 0  # retryable failures left for a later attempt
+    dead_lettered: int = 0
+    skipped: int = 0  # claimed by another live run, or released when the run stopped
+    prerequisites: int = 0  # rows of this entity synced because a child needed them
+    would_create: int = 0  # dry run
+    would_update: int = 0  # dry run
+    invalid: int = 0  # dry run: rows our validation rejects
+    api_calls: int = 0
+    rate_limited: int = 0
+    duration_s: float = 0.0
+    backlog: int = 0  # rows still due after the run
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def synced(self) -> int:
+        return self.created + self.updated + self.adopted + self.unchanged
+
+    @property
+    def rows_per_minute(self) -> float:
+        done = self.synced + self.failed + self.retried
+        return round(done / self.duration_s * 60, 1) if self.duration_s > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["synced"] = self.synced
+        d["rows_per_minute"] = self.rows_per_minute
+        return d
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    dry_run: bool = False
+    entities: dict[str, EntityReport] = field(default_factory=dict)
+    stopped_reason: str | None = None
+    stopped_detail: str | None = None
+    api_calls: int = 0
+    duration_s: float = 0.0
+
+    def entity(self, name: str) -> EntityReport:
+        return self.entities.setdefault(name, EntityReport(entity=name))
+
+    @property
+    def failures(self) -> list[Failure]:
+        return [f for rep in self.entities.values() for f in rep.failures]
+
+    @property
+    def exit_code(self) -> int:
+        """0: every due row synced; 1: some rows failed (or were left due); 2: the run itself could not work."""
+        if self.stopped_reason in (STOP_AUTH,):
+            return 2
+        if self.stopped_reason or any(r.failed or r.retried or r.dead_lettered for r in self.entities.values()):
+            return 1
+        return 0
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "stopped_reason": self.stopped_reason,
+            "stopped_detail": self.stopped_detail,
+            "api_calls": self.api_calls,
+            "duration_s": self.duration_s,
+            "exit_code": self.exit_code,
+            "entities": {name: rep.as_dict() for name, rep in self.entities.items()},
+        }

@@ -1,0 +1,50 @@
+"""The engine's knobs. One dataclass, read from the environment or built by the Dagster resource."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ENTITY_ORDER = ("plans", "customers", "subscriptions", "invoices", "payments")
+MODES = ("due", "failed", "all")
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    enabled: bool = True  # ENABLE_ZOHO_SYNC: false stops every call
+    max_workers: int = 8  # bounded pool: enough to reach the rate limit when a call takes ~1 s
+    batch_size: int = 200  # rows read and dispatched per batch
+    max_attempts: int = 5  # retryable failures before a row is dead-lettered
+    backoff_base_s: float = 30.0  # first retry delay; doubles per attempt, with jitter
+    backoff_max_s: float = 3600.0
+    in_run_retry_window_s: float = 60.0  # retry in the same run when the next attempt is due within this
+    in_run_retry_rounds: int = 3
+    run_stale_after_s: float = 120.0  # a run whose heartbeat is older than this is dead: its claims are free
+    heartbeat_interval_s: float = 15.0
+    progress_interval_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env=None) -> "SyncSettings":
+        env = os.environ if env is None else env
+
+        def num(name, default, kind=int):
+            value = env.get(name)
+            return kind(value) if value not in (None, "") else default
+
+        return cls(
+            enabled=_bool(env.get("ENABLE_ZOHO_SYNC"), True),
+            max_workers=num("ZOHO_SYNC_WORKERS", 8),
+            batch_size=num("ZOHO_SYNC_BATCH_SIZE", 200),
+            max_attempts=num("ZOHO_SYNC_MAX_ATTEMPTS", 5),
+            backoff_base_s=num("ZOHO_SYNC_BACKOFF_BASE_S", 30.0, float),
+            backoff_max_s=num("ZOHO_SYNC_BACKOFF_MAX_S", 3600.0, float),
+            in_run_retry_window_s=num("ZOHO_SYNC_IN_RUN_RETRY_WINDOW_S", 60.0, float),
+            run_stale_after_s=num("ZOHO_SYNC_RUN_STALE_AFTER_S", 120.0, float),
+            heartbeat_interval_s=num("ZOHO_SYNC_HEARTBEAT_S", 15.0, float),
+        )
