@@ -32,6 +32,10 @@ class ZohoConfig:
     read_timeout_s: float = 30.0
     max_rate_limit_wait_s: float = 900.0  # longer than this and the run ends cleanly, rows left due
     refresh_margin_s: float = 120.0  # refresh the access token this long before it expires
+    max_retries: int = 3  # transparent retries of a GET on 5xx/read errors, and of any call never sent
+    retry_base_delay_s: float = 0.2  # first retry delay; doubles each time, with jitter (tests shrink it)
+    rate_limit_backoff_s: float = 60.0  # pause after a 429 without Retry-After; doubles on repeated 429s
+    token_lock_wait_s: float = 30.0  # how long to wait for another process's token refresh
 
     def __post_init__(self):
         if self.region not in REGIONS and not (self.api_base_url and self.accounts_url):
@@ -66,4 +70,8 @@ class ZohoConfig:
             connect_timeout_s=num("ZOHO_CONNECT_TIMEOUT_S", 5.0, float),
             read_timeout_s=num("ZOHO_READ_TIMEOUT_S", 30.0, float),
             max_rate_limit_wait_s=num("ZOHO_MAX_RATE_LIMIT_WAIT_S", 900.0, float),
+            refresh_margin_s=num("ZOHO_REFRESH_MARGIN_S", 120.0, float),
+            max_retries=num("ZOHO_MAX_RETRIES", 3),
+            retry_base_delay_s=num("ZOHO_RETRY_BASE_DELAY_S", 0.2, float),
+            rate_limit_backoff_s=num("ZOHO_RATE_LIMIT_BACKOFF_S", 60.0, float),
         )

@@ -1,0 +1,206 @@
+"""Per-organization pacing: a strict sliding window of `per_minute` sends, a shared pause after a 429, and a
+daily budget counted per UTC day (shared across processes through a `UsageStore`).
+
+One limiter per organization per process (`RateLimiter.for_organization`), shared by every client and thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from datetime import date, datetime, timezone
+from typing import Callable, Protocol, runtime_checkable
+
+from .errors import BUDGET_EXHAUSTED, RATE_LIMITED, ZohoError
+
+log = logging.getLogger("zoho_pipeline.zoho")
+
+
+@runtime_checkable
+class UsageStore(Protocol):
+    def add(self, organization_id: str, day: date, n: int) -> int: ...  # returns the day's total after adding
+
+    def get(self, organization_id: str, day: date) -> int: ...
+
+
+class MemoryUsageStore:
+    def __init__(self):
+        self._counts: dict[tuple[str, date], int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, organization_id, day, n):
+        with self._lock:
+            total = self._counts.get((organization_id, day), 0) + n
+            self._counts[(organization_id, day)] = total
+            return total
+
+    def get(self, organization_id, day):
+        with self._lock:
+            return self._counts.get((organization_id, day), 0)
+
+
+def _utc_day(wall: float) -> date:
+    return datetime.fromtimestamp(wall, timezone.utc).date()
+
+
+class RateLimiter:
+    _registry: dict[str, "RateLimiter"] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, per_minute: int, daily_budget: int | None = None, usage_store: UsageStore | None = None,
+                 organization_id: str = "", *, window_s: float = 60.0, flush_every: int = 10,
+                 flush_interval_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time, waiter: Callable | None = None):
+        if per_minute < 1:
+            raise ValueError("per_minute must be at least 1")
+        self.per_minute = int(per_minute)
+        self.daily_budget = daily_budget
+        self.usage_store = usage_store
+        self.organization_id = organization_id
+        self.window_s = window_s
+        self.flush_every = flush_every
+        self.flush_interval_s = flush_interval_s
+        self._clock = clock
+        self._wall = wall
+        self._cond = threading.Condition()
+        self._wait = waiter or (lambda cond, timeout: cond.wait(timeout))
+        self._sent: deque[float] = deque()
+        self._paused_until = 0.0
+        # daily budget: `_known` = the day's total as last seen in the store (incl. our flushed calls),
+        # `_pending` = our calls not yet written to the store
+        self._day: date | None = None
+        self._known = 0
+        self._pending = 0
+        self._last_flush = clock()
+        self._flush_lock = threading.Lock()
+
+    def __repr__(self):
+        return (f"RateLimiter(org={self.organization_id!r}, per_minute={self.per_minute}, "
+                f"daily_budget={self.daily_budget})")
+
+    @classmethod
+    def for_organization(cls, organization_id: str, per_minute: int, daily_budget: int | None = None,
+                         usage_store: UsageStore | None = None) -> "RateLimiter":
+        """The process's limiter for this organization (made on first use; limits updated to the latest)."""
+        with cls._registry_lock:
+            limiter = cls._registry.get(organization_id)
+            if limiter is None:
+                limiter = cls(per_minute, daily_budget, usage_store, organization_id)
+                cls._registry[organization_id] = limiter
+            else:
+                with limiter._cond:
+                    limiter.per_minute = int(per_minute)
+                    limiter.daily_budget = daily_budget
+                    if usage_store is not None and limiter.usage_store is None:
+                        limiter.usage_store = usage_store
+            return limiter
+
+    @classmethod
+    def reset_registry(cls):
+        with cls._registry_lock:
+            cls._registry.clear()
+
+    # --- pacing -------------------------------------------------------------------------------------------
+    def acquire(self, max_wait_s: float | None = None) -> float:
+        """Block until one request may be sent; returns the seconds waited.
+
+        Raises ZohoError(budget_exhausted) when the day's budget is spent, ZohoError(rate_limited) when a 429
+        pause would outlast `max_wait_s`."""
+        start = self._clock()
+        flush_due = False
+        with self._cond:
+            while True:
+                now = self._clock()
+                self._roll_day()
+                if self.daily_budget is not None and self._known + self._pending >= self.daily_budget:
+                    raise ZohoError(kind=BUDGET_EXHAUSTED, message=(
+                        f"daily API budget of {self.daily_budget} calls for organization "
+                        f"{self.organization_id} is spent"))
+                if self._paused_until > now:
+                    remaining = self._paused_until - now
+                    if max_wait_s is not None and (now - start) + remaining > max_wait_s:
+                        raise ZohoError(kind=RATE_LIMITED, message=(
+                            f"ZOHO rate limit: paused for {remaining:.0f}s more, beyond the "
+                            f"{max_wait_s:.0f}s we may wait"), http_status=429, retry_after_s=remaining)
+                    self._wait(self._cond, remaining)
+                    continue
+                horizon = now - self.window_s
+                sent = self._sent
+                while sent and sent[0] <= horizon:
+                    sent.popleft()
+                if len(sent) < self.per_minute:
+                    sent.append(now)
+                    if self.daily_budget is not None or self.usage_store is not None:
+                        self._pending += 1
+                        flush_due = self.usage_store is not None and (
+                            self._pending >= self.flush_every or now - self._last_flush >= self.flush_interval_s)
+                    if len(sent) < self.per_minute:
+                        self._cond.notify()  # a slot is still free: let the next waiter take it at once
+                    break
+                self._wait(self._cond, sent[0] + self.window_s - now)
+        if flush_due:
+            self.flush()
+        return self._clock() - start
+
+    def pause_for(self, seconds: float) -> None:
+        self.pause_until(self._clock() + seconds)
+
+    def pause_until(self, t: float) -> None:
+        """Nobody sends before monotonic time `t` (a 429 arrived): every thread of the process waits."""
+        with self._cond:
+            if t > self._paused_until:
+                self._paused_until = t
+            self._cond.notify_all()
+
+    @property
+    def paused_for(self) -> float:
+        with self._cond:
+            return max(0.0, self._paused_until - self._clock())
+
+    def in_window(self) -> int:
+        with self._cond:
+            horizon = self._clock() - self.window_s
+            return sum(1 for t in self._sent if t > horizon)
+
+    # --- daily budget -------------------------------------------------------------------------------------
+    def _roll_day(self) -> None:
+        day = _utc_day(self._wall())
+        if day != self._day:
+            self._day = day
+            self._pending = 0
+            self._known = 0
+            if self.usage_store is not None:
+                try:
+                    self._known = int(self.usage_store.get(self.organization_id, day) or 0)
+                except Exception as exc:  # noqa: BLE001 - count locally until the store answers
+                    log.warning("zoho limiter: usage store unavailable (%s); counting locally", type(exc).__name__)
+
+    def used_today(self) -> int:
+        with self._cond:
+            self._roll_day()
+            return self._known + self._pending
+
+    def flush(self) -> None:
+        """Write our not-yet-recorded calls to the usage store and learn the day's shared total."""
+        if self.usage_store is None:
+            return
+        with self._flush_lock:
+            with self._cond:
+                n, day = self._pending, self._day
+                self._pending = 0
+                self._last_flush = self._clock()
+            if not n or day is None:
+                return
+            try:
+                total = int(self.usage_store.add(self.organization_id, day, n))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("zoho limiter: could not record %d calls (%s); will retry", n, type(exc).__name__)
+                with self._cond:
+                    if self._day == day:
+                        self._pending += n
+                return
+            with self._cond:
+                if self._day == day:
+                    self._known = max(self._known + n, total)
