@@ -1,0 +1,79 @@
+"""The few ZOHO objects every mapping refers to: the VAT tax and the products plans and invoice lines hang on.
+
+Each is found by name before it is created (there are five of them, so the look-up is cheap), and its id is
+kept in `zoho_pipeline_state` so later runs spend no call on it.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from zoho_pipeline.source.tables import zoho_pipeline_state
+
+# product key → (ZOHO product name, description)
+PRODUCTS = {
+    "services": ("Internet services", "Monthly connectivity plans"),
+    "installation": ("Installation", "Once-off installation charges"),
+    "pro_rata": ("Pro-rata charges", "Part-month service charges"),
+    "equipment": ("Equipment", "Routers, ONTs and other equipment"),
+    "adjustment": ("Adjustments", "Account adjustments"),
+}
+VAT_PERCENT = 15.0
+
+
+class Catalog:
+    def __init__(self, engine, client, organization_id: str):
+        self._engine = engine
+        self._client = client
+        self._org = organization_id
+        self._lock = threading.Lock()
+        self._cache: dict[str, str] = {}
+
+    def tax_id(self) -> str:
+        return self._get("tax:vat", self._find_vat)
+
+    def product_id(self, key: str) -> str:
+        return self._get(f"product:{key}", lambda: self._find_or_create_product(key))
+
+    def _get(self, key: str, resolve) -> str:
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            state_key = f"zoho:{self._org}:{key}"
+            with self._engine.connect() as conn:
+                value = conn.execute(
+                    select(zoho_pipeline_state.c.value).where(zoho_pipeline_state.c.key == state_key)
+                ).scalar()
+            if value is None:
+                value = resolve()
+                self._store(state_key, value)
+            self._cache[key] = value
+            return value
+
+    def _store(self, state_key: str, value: str) -> None:
+        now = datetime.now(timezone.utc)
+        t = zoho_pipeline_state
+        with self._engine.begin() as conn:
+            updated = conn.execute(t.update().where(t.c.key == state_key).values(value=value, updated_at=now))
+            if updated.rowcount == 0:
+                conn.execute(t.insert().values(key=state_key, value=value, updated_at=now))
+
+    def _find_vat(self) -> str:
+        taxes = self._client.get("/settings/taxes").get("taxes", [])
+        for tax in taxes:
+            if float(tax.get("tax_percentage") or 0) == VAT_PERCENT and tax.get("tax_type", "tax") == "tax":
+                return str(tax["tax_id"])
+        raise LookupError(
+            f"no {VAT_PERCENT:g} % tax in ZOHO Billing: create 'VAT 15 %' under Settings → Taxes, then rerun"
+        )
+
+    def _find_or_create_product(self, key: str) -> str:
+        name, description = PRODUCTS[key]
+        for product in self._client.iter_list("/products", "products"):
+            if product.get("name") == name:
+                return str(product["product_id"])
+        created = self._client.post("/products", json={"name": name, "description": description})
+        return str(created["product"]["product_id"])

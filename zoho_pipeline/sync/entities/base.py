@@ -1,0 +1,88 @@
+"""What an entity module supplies to the engine, and the small helpers every mapping shares."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from sqlalchemy import Select, Table
+
+VAT_RATE = Decimal("0.15")
+CENT = Decimal("0.01")
+
+
+class InvalidRow(Exception):
+    """Our own validation refused the row before any call: it fails alone, naming the field."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class ParentNotReady(Exception):
+    """A parent the row needs has no ZOHO id (it failed, or is being synced by another run)."""
+
+
+@dataclass(frozen=True)
+class ParentInfo:
+    entity: str
+    id: str
+    label: str
+    zoho_id: str | None
+    status: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str
+    table: Table
+    zoho_id_column: str
+    select: Callable[[], Select]  # the table's columns plus any joined ones the mapping needs
+    eligible: Callable[[Table], object]  # where-clause: the rows this entity pushes
+    label: Callable[[Mapping], str]  # the row as a person knows it
+    parents: Callable[[Mapping], list[tuple[str, str]]]  # (entity, source id) the row needs in ZOHO first
+    build: Callable[[Mapping, "object"], dict]  # row + context → payload; raises InvalidRow
+    create: Callable[["object", dict, Mapping, "object"], str]  # → new ZOHO id
+    update: Callable[["object", str, dict, Mapping, "object"], None]
+    lookup: Callable[["object", dict, Mapping, "object"], str | None]  # find our entity again by reference
+    month_column: str | None = None  # partition date column (invoices, payments)
+    label_sql: Callable[[], object] | None = None  # SQL expression of the label, for read-side queries
+
+
+def money(value, field: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        raise InvalidRow(field, f"{value!r} is not an amount") from None
+    if not amount.is_finite():
+        raise InvalidRow(field, f"{value!r} is not an amount")
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def vat(amount: Decimal) -> Decimal:
+    return (amount * VAT_RATE).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def payload_hash(payload: dict) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def public(payload: dict) -> dict:
+    """The payload without the engine-private keys (leading underscore) that steer lifecycle actions."""
+    return {k: v for k, v in payload.items() if not k.startswith("_")}
+
+
+def no_parents(row: Mapping) -> list[tuple[str, str]]:
+    return []
+
+
+def first_match(items, predicate) -> str | None:
+    for item in items:
+        if predicate(item):
+            return item
+    return None

@@ -1,0 +1,112 @@
+"""Customers → ZOHO customers. Found again by email plus the provider-id custom field."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import literal, select, true
+
+from zoho_pipeline.source.tables import customers as t
+from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, no_parents
+
+PROVIDER_ID_FIELD = "Provider Customer ID"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_NAME = 200  # ZOHO's display_name / company_name limit we hold rows to
+COUNTRIES = {"ZA": "South Africa", "NA": "Namibia", "BW": "Botswana", "LS": "Lesotho", "SZ": "Eswatini"}
+
+
+def label(row) -> str:
+    return f"{row['first_name']} {row['last_name']} <{row['email']}>"
+
+
+def label_sql():
+    return t.c.first_name + literal(" ") + t.c.last_name + literal(" <") + t.c.email + literal(">")
+
+
+def _text(row, field: str, required: bool = False, limit: int = MAX_NAME) -> str | None:
+    value = (row[field] or "").strip()
+    if required and not value:
+        raise InvalidRow(field, "is empty")
+    if len(value) > limit:
+        raise InvalidRow(field, f"is {len(value)} characters; ZOHO takes at most {limit}")
+    return value or None
+
+
+def build(row, ctx) -> dict:
+    email = _text(row, "email", required=True)
+    if not EMAIL.match(email):
+        raise InvalidRow("email", f"{email!r} is not a valid email address")
+    first, last = _text(row, "first_name", required=True), _text(row, "last_name")
+    business = row["account_type"] == "business"
+    company = _text(row, "company_name") if business else None
+    display = company or " ".join(p for p in (first, last) if p)
+    if len(display) > MAX_NAME:
+        raise InvalidRow("company_name" if company else "last_name", f"display name longer than {MAX_NAME}")
+    payload = {
+        "display_name": display,
+        "first_name": first,
+        "last_name": last,
+        "email": email,
+        "currency_code": "ZAR",
+        "billing_address": _address(row),
+        "custom_fields": [{"label": PROVIDER_ID_FIELD, "value": str(row["id"])}],
+    }
+    if row["phone"]:
+        payload["phone"] = row["phone"].strip()
+    if company:
+        payload["company_name"] = company
+    if business and row["vat_number"]:
+        payload["vat_reg_no"] = row["vat_number"].strip()
+    return payload
+
+
+def _address(row) -> dict:
+    street2 = ", ".join(p.strip() for p in (row["address_line2"], row["suburb"]) if p and p.strip())
+    address = {
+        "attention": f"{row['first_name']} {row['last_name']}".strip(),
+        "street": (row["address_line1"] or "").strip(),
+        "street2": street2,
+        "city": (row["city"] or "").strip(),
+        "state": (row["province"] or "").strip(),
+        "zip": (row["postal_code"] or "").strip(),
+        "country": COUNTRIES.get((row["country"] or "ZA").upper(), row["country"] or ""),
+    }
+    return {k: v for k, v in address.items() if v}
+
+
+def create(client, payload, row, ctx) -> str:
+    return str(client.post("/customers", json=payload)["customer"]["customer_id"])
+
+
+def update(client, zoho_id, payload, row, ctx) -> None:
+    client.put(f"/customers/{zoho_id}", json=payload)
+
+
+def lookup(client, payload, row, ctx) -> str | None:
+    """Ours is the customer with this email whose provider-id field holds our id (emails may repeat in case)."""
+    for found in client.iter_list("/customers", "customers", params={"email": payload["email"]}):
+        fields = found.get("custom_fields") or []
+        if any(f.get("label") == PROVIDER_ID_FIELD and str(f.get("value")) == str(row["id"]) for f in fields):
+            return str(found["customer_id"])
+        if not fields and "customer_id" in found:  # list items may omit custom fields: read the entity
+            full = client.get(f"/customers/{found['customer_id']}")["customer"]
+            for f in full.get("custom_fields") or []:
+                if f.get("label") == PROVIDER_ID_FIELD and str(f.get("value")) == str(row["id"]):
+                    return str(found["customer_id"])
+    return None
+
+
+SPEC = EntitySpec(
+    name="customers",
+    table=t,
+    zoho_id_column="zoho_billing_customer_id",
+    select=lambda: select(t),
+    eligible=lambda table: true(),
+    label=label,
+    label_sql=label_sql,
+    parents=no_parents,
+    build=build,
+    create=create,
+    update=update,
+    lookup=lookup,
+)

@@ -1,0 +1,137 @@
+"""Completed payments → ZOHO payments, applied to their invoice when that invoice is in ZOHO.
+
+A payment with no invoice, or on a recurring invoice (ZOHO raised its own), is recorded unapplied: customer
+credit. Never more than the invoice's balance is applied: earlier payments on the same invoice (by completion
+time) are deducted first, so the split does not depend on the order in which rows happen to sync.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select
+
+from zoho_pipeline.source.tables import customer_invoices as invoices
+from zoho_pipeline.source.tables import payment_transactions as t
+from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, money
+from zoho_pipeline.sync.entities.invoices import MANUAL_TYPES
+
+# provider method → ZOHO payment_mode (docs/architecture.md keeps the same table)
+PAYMENT_MODES = {
+    "netcash": "autotransaction",  # NetCash gateway collections
+    "card": "creditcard",
+    "eft": "banktransfer",
+    "instant_eft": "banktransfer",
+    "debit_order": "bankremittance",
+    "cash": "cash",
+}
+LOCAL_TIME = ZoneInfo("Africa/Johannesburg")
+
+
+def select_rows():
+    prior = t.alias("prior")
+    paid_before = (
+        select(func.coalesce(func.sum(prior.c.amount), 0))
+        .where(
+            prior.c.invoice_id == t.c.invoice_id,
+            prior.c.status == "completed",
+            prior.c.id != t.c.id,
+            or_(prior.c.completed_at < t.c.completed_at,
+                and_(prior.c.completed_at == t.c.completed_at, prior.c.id < t.c.id)),
+        )
+        .scalar_subquery()
+    )
+    return select(
+        t,
+        invoices.c.id.label("invoice_found"),
+        invoices.c.invoice_type.label("invoice_type"),
+        invoices.c.invoice_number.label("invoice_number"),
+        invoices.c.total_amount.label("invoice_total"),
+        paid_before.label("paid_before"),
+    ).outerjoin(invoices, invoices.c.id == t.c.invoice_id)
+
+
+def label(row) -> str:
+    return row["transaction_id"]
+
+
+def _applies_to_invoice(row) -> bool:
+    return row["invoice_id"] is not None and row.get("invoice_type") in MANUAL_TYPES
+
+
+def parents(row) -> list[tuple[str, str]]:
+    needed = [("customers", str(row["customer_id"]))]
+    if _applies_to_invoice(row):
+        needed.append(("invoices", str(row["invoice_id"])))
+    return needed
+
+
+def build(row, ctx) -> dict:
+    amount = money(row["amount"], "amount")
+    if amount <= 0:
+        raise InvalidRow("amount", f"must be positive (is R {amount})")
+    if (row["currency"] or "ZAR") != "ZAR":
+        raise InvalidRow("currency", f"is {row['currency']}; the ZOHO organization books in ZAR")
+    mode = PAYMENT_MODES.get(row["payment_method"])
+    if mode is None:
+        raise InvalidRow("payment_method", f"{row['payment_method']!r} has no ZOHO payment mode")
+    if row["completed_at"] is None:
+        raise InvalidRow("completed_at", "is empty on a completed payment")
+    if row["invoice_id"] is not None and row.get("invoice_found") is None:
+        raise InvalidRow("invoice_id", f"invoice {row['invoice_id']} does not exist")
+    payload = {
+        "customer_id": ctx.parent_zoho_id("customers", row["customer_id"]),
+        "payment_mode": mode,
+        "amount": float(amount),
+        "date": _local_date(row["completed_at"]),
+        "reference_number": row["transaction_id"],
+        "description": f"{row['payment_method']} payment {row['transaction_id']}"
+        + (f" for {row['invoice_number']}" if row.get("invoice_number") else ""),
+    }
+    if _applies_to_invoice(row):
+        balance = money(row["invoice_total"], "invoice total") - money(row["paid_before"] or 0, "paid before")
+        applied = min(amount, max(balance, money(0, "amount")))
+        if applied > 0:
+            payload["invoices"] = [
+                {"invoice_id": ctx.parent_zoho_id("invoices", row["invoice_id"]), "amount_applied": float(applied)}
+            ]
+    return payload
+
+
+def _local_date(moment) -> str:
+    if getattr(moment, "tzinfo", None) is not None:
+        moment = moment.astimezone(LOCAL_TIME)
+    return moment.date().isoformat()
+
+
+def create(client, payload, row, ctx) -> str:
+    return str(client.post("/payments", json=payload)["payment"]["payment_id"])
+
+
+def update(client, zoho_id, payload, row, ctx) -> None:
+    client.put(f"/payments/{zoho_id}", json=payload)
+
+
+def lookup(client, payload, row, ctx) -> str | None:
+    ref = payload["reference_number"]
+    for found in client.iter_list("/payments", "payments", params={"customer_id": payload["customer_id"]}):
+        if found.get("reference_number") == ref:
+            return str(found["payment_id"])
+    return None
+
+
+SPEC = EntitySpec(
+    name="payments",
+    table=t,
+    zoho_id_column="zoho_payment_id",
+    select=select_rows,
+    eligible=lambda table: table.c.status == "completed",
+    label=label,
+    label_sql=lambda: t.c.transaction_id,
+    parents=parents,
+    build=build,
+    create=create,
+    update=update,
+    lookup=lookup,
+    month_column="completed_at",
+)

@@ -1,0 +1,83 @@
+"""Service packages → one ZOHO plan each, on the 'Internet services' product. Inactive ones are marked inactive."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+
+from zoho_pipeline.source.tables import service_packages as t
+from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, money, no_parents
+from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
+
+
+def plan_code(package_id: str) -> str:
+    """Stable for the package's life (never from its name, which may change): 'isp-' + 12 hex digits of its id."""
+    return "isp-" + str(package_id).replace("-", "")[:12]
+
+
+def label(row) -> str:
+    return row["name"]
+
+
+def build(row, ctx) -> dict:
+    price = money(row["monthly_price"], "monthly_price")
+    if price < 0:
+        raise InvalidRow("monthly_price", f"is negative ({price})")
+    name = (row["name"] or "").strip()
+    if not name:
+        raise InvalidRow("name", "is empty")
+    return {
+        "plan_code": row["zoho_plan_code"] or plan_code(row["id"]),
+        "name": name[:100],
+        "description": (row["description"] or "")[:2000],
+        "recurring_price": float(price),
+        "interval": 1,
+        "interval_unit": "months",
+        "billing_cycles": -1,
+        "product_id": ctx.catalog.product_id("services"),
+        "tax_id": ctx.catalog.tax_id(),
+        "_active": bool(row["is_active"]),
+    }
+
+
+def _set_active(client, code: str, active: bool) -> None:
+    client.post(f"/plans/{code}/{'markasactive' if active else 'markasinactive'}")
+
+
+def create(client, payload, row, ctx) -> str:
+    body = {k: v for k, v in payload.items() if not k.startswith("_")}
+    client.post("/plans", json=body)
+    if not payload["_active"]:
+        _set_active(client, payload["plan_code"], False)
+    return payload["plan_code"]
+
+
+def update(client, zoho_id, payload, row, ctx) -> None:
+    body = {k: v for k, v in payload.items() if not k.startswith("_") and k != "plan_code"}
+    client.put(f"/plans/{zoho_id}", json=body)
+    _set_active(client, zoho_id, payload["_active"])
+
+
+def lookup(client, payload, row, ctx) -> str | None:
+    try:
+        return str(client.get(f"/plans/{payload['plan_code']}")["plan"]["plan_code"])
+    except ZohoError as exc:
+        if exc.kind == PERMANENT:  # 101002 Invalid PlanCode: not there
+            return None
+        raise
+
+
+SPEC = EntitySpec(
+    name="plans",
+    table=t,
+    zoho_id_column="zoho_plan_code",
+    select=lambda: select(t),
+    # inactive packages never offered to ZOHO are left alone; those already there are marked inactive
+    eligible=lambda table: or_(table.c.is_active.is_(True), table.c.zoho_plan_code.is_not(None)),
+    label=label,
+    label_sql=lambda: t.c.name,
+    parents=no_parents,
+    build=build,
+    create=create,
+    update=update,
+    lookup=lookup,
+)

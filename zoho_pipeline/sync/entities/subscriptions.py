@@ -1,0 +1,99 @@
+"""Active and suspended services → ZOHO subscriptions on their package's plan, offline collection.
+
+`reference_id` is the service id, so an ambiguous create is found again with `reference_contains`.
+A service cancelled after it reached ZOHO cancels its subscription; one never synced is not created.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import literal, or_, select
+
+from zoho_pipeline.source.tables import customer_services as t
+from zoho_pipeline.source.tables import customers, service_packages
+from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, money
+
+LIVE_STATUSES = ("active", "suspended")  # ZOHO keeps a suspended service's subscription live
+
+
+def select_rows():
+    return (
+        select(t, service_packages.c.name.label("package_name"), customers.c.email.label("customer_email"))
+        .outerjoin(service_packages, service_packages.c.id == t.c.package_id)
+        .outerjoin(customers, customers.c.id == t.c.customer_id)
+    )
+
+
+def label(row) -> str:
+    return f"{row.get('package_name') or 'unknown package'} for {row.get('customer_email') or row['customer_id']}"
+
+
+def label_sql():
+    pkg = select(service_packages.c.name).where(service_packages.c.id == t.c.package_id).scalar_subquery()
+    email = select(customers.c.email).where(customers.c.id == t.c.customer_id).scalar_subquery()
+    return pkg + literal(" for ") + email
+
+
+def parents(row) -> list[tuple[str, str]]:
+    return [("customers", str(row["customer_id"])), ("plans", str(row["package_id"]))]
+
+
+def build(row, ctx) -> dict:
+    if row.get("package_name") is None:
+        raise InvalidRow("package_id", f"package {row['package_id']} does not exist")
+    customer = ctx.parent_zoho_id("customers", row["customer_id"])
+    code = ctx.parent_zoho_id("plans", row["package_id"])
+    price = money(row["monthly_price"], "monthly_price")
+    if price < 0:
+        raise InvalidRow("monthly_price", f"is negative ({price})")
+    if row["activation_date"] is None and row["status"] in LIVE_STATUSES:
+        raise InvalidRow("activation_date", f"is empty on a {row['status']} service")
+    return {
+        "customer_id": customer,
+        "plan": {"plan_code": code, "price": float(price), "quantity": 1, "tax_id": ctx.catalog.tax_id()},
+        "reference_id": str(row["id"]),
+        "starts_at": row["activation_date"].isoformat() if row["activation_date"] else None,
+        "auto_collect": False,  # the provider collects through NetCash itself
+        "_cancelled": row["status"] not in LIVE_STATUSES,
+    }
+
+
+def create(client, payload, row, ctx) -> str:
+    if payload["_cancelled"]:
+        raise InvalidRow("status", f"a {row['status']} service is not created in ZOHO")
+    body = {k: v for k, v in payload.items() if not k.startswith("_")}
+    return str(client.post("/subscriptions", json=body)["subscription"]["subscription_id"])
+
+
+def update(client, zoho_id, payload, row, ctx) -> None:
+    if payload["_cancelled"]:
+        current = client.get(f"/subscriptions/{zoho_id}")["subscription"]
+        if current.get("status") not in ("cancelled", "expired"):
+            client.post(f"/subscriptions/{zoho_id}/cancel", params={"cancel_at_end": "false"})
+        return
+    body = {k: v for k, v in payload.items() if not k.startswith("_") and k not in ("customer_id", "starts_at")}
+    body["end_of_term"] = False
+    client.put(f"/subscriptions/{zoho_id}", json=body)
+
+
+def lookup(client, payload, row, ctx) -> str | None:
+    ref = payload["reference_id"]
+    for found in client.iter_list("/subscriptions", "subscriptions", params={"reference_contains": ref}):
+        if found.get("reference_id") == ref:  # contains-match: insist on equality
+            return str(found["subscription_id"])
+    return None
+
+
+SPEC = EntitySpec(
+    name="subscriptions",
+    table=t,
+    zoho_id_column="zoho_subscription_id",
+    select=select_rows,
+    eligible=lambda table: or_(table.c.status.in_(LIVE_STATUSES), table.c.zoho_subscription_id.is_not(None)),
+    label=label,
+    label_sql=label_sql,
+    parents=parents,
+    build=build,
+    create=create,
+    update=update,
+    lookup=lookup,
+)
