@@ -1,0 +1,88 @@
+"""Route table: (method, path template under /billing/v1, handler). Handlers take a Ctx, return (status, body)."""
+
+from __future__ import annotations
+
+from . import billing, catalog, customers, subscriptions
+
+ROUTES = [
+    ("GET", "/organizations", catalog.list_organizations),
+    ("GET", "/settings/taxes", catalog.list_taxes),
+    ("POST", "/products", catalog.create_product),
+    ("GET", "/products", catalog.list_products),
+    ("GET", "/products/{product_id}", catalog.get_product),
+    ("PUT", "/products/{product_id}", catalog.update_product),
+    ("DELETE", "/products/{product_id}", catalog.delete_product),
+    ("POST", "/products/{product_id}/markasactive", catalog.product_active),
+    ("POST", "/products/{product_id}/markasinactive", catalog.product_inactive),
+    ("POST", "/plans", catalog.create_plan),
+    ("GET", "/plans", catalog.list_plans),
+    ("GET", "/plans/{plan_code}", catalog.get_plan),
+    ("PUT", "/plans/{plan_code}", catalog.update_plan),
+    ("DELETE", "/plans/{plan_code}", catalog.delete_plan),
+    ("POST", "/plans/{plan_code}/markasactive", catalog.plan_active),
+    ("POST", "/plans/{plan_code}/markasinactive", catalog.plan_inactive),
+    ("POST", "/addons", catalog.create_addon),
+    ("GET", "/addons", catalog.list_addons),
+    ("GET", "/addons/{addon_code}", catalog.get_addon),
+    ("PUT", "/addons/{addon_code}", catalog.update_addon),
+    ("DELETE", "/addons/{addon_code}", catalog.delete_addon),
+    ("POST", "/addons/{addon_code}/markasactive", catalog.addon_active),
+    ("POST", "/addons/{addon_code}/markasinactive", catalog.addon_inactive),
+    ("POST", "/customers", customers.create_customer),
+    ("GET", "/customers", customers.list_customers),
+    ("GET", "/customers/{customer_id}", customers.get_customer),
+    ("PUT", "/customers/{customer_id}", customers.update_customer),
+    ("DELETE", "/customers/{customer_id}", customers.delete_customer),
+    ("POST", "/customers/{customer_id}/markasactive", customers.customer_active),
+    ("POST", "/customers/{customer_id}/markasinactive", customers.customer_inactive),
+    ("POST", "/subscriptions", subscriptions.create_subscription),
+    ("GET", "/subscriptions", subscriptions.list_subscriptions),
+    ("GET", "/subscriptions/{subscription_id}", subscriptions.get_subscription),
+    ("PUT", "/subscriptions/{subscription_id}", subscriptions.update_subscription),
+    ("DELETE", "/subscriptions/{subscription_id}", subscriptions.delete_subscription),
+    ("POST", "/subscriptions/{subscription_id}/cancel", subscriptions.cancel_subscription),
+    ("POST", "/subscriptions/{subscription_id}/reactivate", subscriptions.reactivate_subscription),
+    ("POST", "/invoices", billing.create_invoice),
+    ("GET", "/invoices", billing.list_invoices),
+    ("GET", "/invoices/{invoice_id}", billing.get_invoice),
+    ("POST", "/invoices/{invoice_id}/void", billing.void_invoice),
+    ("POST", "/payments", billing.create_payment),
+    ("GET", "/payments", billing.list_payments),
+    ("GET", "/payments/{payment_id}", billing.get_payment),
+    ("PUT", "/payments/{payment_id}", billing.update_payment),
+    ("DELETE", "/payments/{payment_id}", billing.delete_payment),
+    ("POST", "/payments/{payment_id}/refunds", billing.refund_payment),
+    ("GET", "/creditnotes/refunds/{refund_id}", billing.get_refund),
+    ("POST", "/creditnotes", billing.create_creditnote),
+    ("GET", "/creditnotes", billing.list_creditnotes),
+    ("GET", "/creditnotes/{creditnote_id}", billing.get_creditnote),
+    ("POST", "/creditnotes/{creditnote_id}/void", billing.void_creditnote),
+    ("POST", "/creditnotes/{creditnote_id}/refunds", billing.refund_creditnote),
+]
+
+
+def match(method: str, path: str):
+    """Return (template, handler, params) or (None, None, {}) ; 'literal' segments win over placeholders."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    best, allowed = None, False
+    for m, template, handler in ROUTES:
+        tparts = template.strip("/").split("/")
+        if len(tparts) != len(parts):
+            continue
+        params, literal = {}, 0
+        for t, p in zip(tparts, parts):
+            if t.startswith("{"):
+                params[t[1:-1]] = p
+            elif t == p:
+                literal += 1
+            else:
+                break
+        else:
+            if m != method:
+                allowed = True
+                continue
+            if best is None or literal > best[0]:
+                best = (literal, template, handler, params)
+    if best is None:
+        return None, None, {"__method_mismatch__": allowed}
+    return best[1], best[2], best[3]

@@ -1,0 +1,116 @@
+"""Helpers shared by the resource handlers: request context, money, paging, validation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from ..errors import bad
+from ..state import timestamp, today  # noqa: F401 - re-exported for the handlers
+
+CENT = Decimal("0.01")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ADDRESS_KEYS = ("attention", "street", "street2", "city", "state", "zip", "country", "fax")
+
+
+@dataclass
+class Ctx:
+    store: object
+    config: object
+    params: dict
+    query: dict
+    body: dict
+    base_url: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def dec(value, name: str) -> Decimal:
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise bad(4, f"Invalid value passed for {name}") from None
+    if not d.is_finite():
+        raise bad(4, f"Invalid value passed for {name}")
+    return d
+
+
+def cents(d: Decimal) -> Decimal:
+    return d.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def num(d: Decimal) -> float:
+    """JSON number for an amount (always a float, like ZOHO's 0.0 / 99999.99)."""
+    return float(cents(d))
+
+
+def qty(value) -> float | int:
+    d = dec(value, "quantity")
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
+def require(body: dict, *names: str) -> None:
+    for name in names:
+        value = body.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise bad(4, f"Please enter {name}. {name} is mandatory.")
+
+
+def valid_date(value, name: str) -> str:
+    if value is None or value == "":
+        return today()
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+        raise bad(4, f"Invalid value passed for {name}")
+    return value
+
+
+def address(value) -> dict:
+    value = value if isinstance(value, dict) else {}
+    return {k: "" if value.get(k) is None else str(value.get(k)) for k in ADDRESS_KEYS}
+
+
+def custom_fields(value) -> list[dict]:
+    out = []
+    for i, item in enumerate(value or [], start=1):
+        if not isinstance(item, dict) or (item.get("label") is None and item.get("value") is None):
+            continue
+        out.append({"index": item.get("index", i), "value": item.get("value"), "label": item.get("label") or "",
+                    "data_type": item.get("data_type", "text")})
+    return out
+
+
+def text(body: dict, name: str, default: str = "") -> str:
+    value = body.get(name)
+    return default if value is None else str(value)
+
+
+def page(ctx: Ctx, items: list[dict], key: str, applied_filter: str, sort_column: str = "created_time",
+         extra: dict | None = None) -> tuple[int, dict]:
+    try:
+        page_no = max(1, int(ctx.query.get("page", 1)))
+        per_page = min(200, max(1, int(ctx.query.get("per_page", 200))))
+    except ValueError:
+        raise bad(4, "Invalid value passed for page") from None
+    start = (page_no - 1) * per_page
+    chunk = items[start:start + per_page]
+    context = {"page": page_no, "per_page": per_page, "has_more_page": start + per_page < len(items),
+               "applied_filter": applied_filter, "sort_column": sort_column, "sort_order": "A"}
+    context.update(extra or {})
+    return 200, {"code": 0, "message": "success", key: chunk, "page_context": context}
+
+
+def ok(message: str, **entity) -> tuple[int, dict]:
+    return 200, {"code": 0, "message": message, **entity}
+
+
+def created(message: str, **entity) -> tuple[int, dict]:
+    return 201, {"code": 0, "message": message, **entity}
+
+
+def tax_of(ctx: Ctx, tax_id, required_known: bool = True) -> dict | None:
+    if tax_id in (None, ""):
+        return None
+    tax = ctx.store.taxes.get(str(tax_id))
+    if tax is None and required_known:
+        raise bad(4, "Invalid value passed for tax_id")
+    return tax

@@ -1,0 +1,99 @@
+"""The emulator's store: one dict per ZOHO module, id counters, tokens, and JSON persistence.
+
+Attributes for assertions (all dicts keyed by the entity's path id, values are the stored entity dicts):
+``products``, ``plans`` (by plan_code), ``addons`` (by addon_code), ``customers``, ``subscriptions``, ``invoices``,
+``payments``, ``creditnotes``, ``refunds``, ``taxes``. ``lock`` guards everything (an RLock).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+
+COLLECTIONS = ("products", "plans", "addons", "customers", "subscriptions", "invoices", "payments", "creditnotes",
+               "refunds", "taxes")
+FIRST_ID = 187955000000050001
+VAT_TAX_ID = "187955000000000435"
+
+
+def timestamp(t: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(t if t is not None else time.time()))
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+class Store:
+    def __init__(self, state_file: str | None = None):
+        self.lock = threading.RLock()
+        self.state_file = state_file
+        self.tokens: dict[str, dict] = {}  # access token -> {"refresh_token", "expires_at", "reported_expiry"}
+        self.mints: dict[str, list[float]] = {}  # refresh token -> wall-clock mint times
+        self.wipe()
+        if state_file and os.path.exists(state_file):
+            self.load()
+
+    def wipe(self) -> None:
+        with self.lock:
+            for name in COLLECTIONS:
+                setattr(self, name, {})
+            self.next_id = FIRST_ID
+            self.seq = {"invoice": 0, "creditnote": 0, "refund": 0}
+            self.taxes[VAT_TAX_ID] = {
+                "tax_id": VAT_TAX_ID, "tax_name": "VAT", "tax_percentage": 15, "tax_type": "tax",
+                "is_default_tax": True, "is_editable": True, "tax_authority_id": "", "tax_authority_name": "",
+            }
+
+    def new_id(self) -> str:
+        with self.lock:
+            value = self.next_id
+            self.next_id += 1
+            return str(value)
+
+    def next_number(self, kind: str, prefix: str, width: int) -> str:
+        with self.lock:
+            self.seq[kind] += 1
+            return f"{prefix}{self.seq[kind]:0{width}d}"
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            return {name: len(getattr(self, name)) for name in COLLECTIONS}
+
+    # persistence -----------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        with self.lock:
+            data = {name: getattr(self, name) for name in COLLECTIONS}
+            data.update(next_id=self.next_id, seq=self.seq, tokens=self.tokens, mints=self.mints)
+            return data
+
+    def save(self) -> None:
+        if not self.state_file:
+            return
+        with self.lock:
+            directory = os.path.dirname(os.path.abspath(self.state_file))
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".emulator-state-", dir=directory)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(self.to_dict(), fh)
+                os.replace(tmp, self.state_file)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+
+    def load(self) -> None:
+        with self.lock:
+            with open(self.state_file) as fh:
+                data = json.load(fh)
+            for name in COLLECTIONS:
+                if name in data:
+                    setattr(self, name, data[name])
+            self.next_id = int(data.get("next_id", self.next_id))
+            self.seq.update(data.get("seq", {}))
+            self.tokens = data.get("tokens", {})
+            self.mints = data.get("mints", {})
