@@ -144,12 +144,19 @@ def downgrade(url: str, revision: str = "base") -> str | None:
 # --- demo -------------------------------------------------------------------------------------------------------
 
 
-def business_row_counts(engine: sa.engine.Engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        return {
-            tbl.name: conn.execute(sa.select(sa.func.count()).select_from(tbl)).scalar_one()
-            for tbl in business.BUSINESS_TABLES
-        }
+def business_row_counts(url: str) -> dict[str, int]:
+    """Rows per business table that exists (a missing table is left out)."""
+    engine = make_engine(url)
+    try:
+        existing = set(sa.inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            return {
+                tbl.name: conn.execute(sa.select(sa.func.count()).select_from(tbl)).scalar_one()
+                for tbl in business.BUSINESS_TABLES
+                if tbl.name in existing
+            }
+    finally:
+        engine.dispose()
 
 
 def reset(url: str) -> None:
