@@ -1,0 +1,173 @@
+"""One asset per ZOHO entity. Each materialization runs the engine for its entity and turns the RunReport into
+metadata with the same keys every time, so the UI plots them across runs."""
+
+
+import time
+
+import dagster as dg
+from pydantic import Field
+
+from zoho_pipeline.defs.partitions import monthly_partitions, partition_months
+from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
+from zoho_pipeline.sync.report import STOP_AUTH, STOP_KILL_SWITCH, EntityReport, RunReport
+from zoho_pipeline.sync.settings import MODES
+
+GROUP = "zoho_billing"
+KINDS = {"postgres", "zoho"}
+POOL = "zoho_api"
+MAX_FAILURE_ROWS = 50  # rows in the failures table of one materialization
+REPORT_FAILURES = 200  # failures kept in the `report` JSON (the sync command lists them)
+
+# The numeric keys every materialization carries, in the order the CLI prints them.
+COUNT_KEYS = ("due", "created", "updated", "unchanged", "adopted", "failed", "retried", "dead_lettered",
+              "prerequisites", "api_calls", "rate_limited", "backlog", "would_create", "would_update", "invalid")
+
+FAILURES_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("entity_id", "string"), dg.TableColumn("label", "string"),
+    dg.TableColumn("error_code", "string"), dg.TableColumn("error", "string"),
+])
+
+
+class SyncConfig(dg.Config):
+    mode: str = Field(default="due", description="due: new/changed/retry-due rows; failed: failed and "
+                      "dead-lettered rows again; all: every row (a full resync; unchanged rows cost no call)")
+    dry_run: bool = Field(default=False, description="map and validate only: report what would be sent")
+
+
+def _stopper(context, every_s: float = 5.0):
+    """should_stop for the engine: true once the Dagster run is being terminated (checked at most every 5 s)."""
+    state = {"at": 0.0, "stop": False}
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if not state["stop"] and now - state["at"] >= every_s:
+            state["at"] = now
+            run = context.instance.get_run_by_id(context.run_id)
+            state["stop"] = run is not None and run.status in (dg.DagsterRunStatus.CANCELING,
+                                                                 dg.DagsterRunStatus.CANCELED)
+        return state["stop"]
+
+    return should_stop
+
+
+def report_metadata(report: RunReport, entity: str) -> dict:
+    """The materialization metadata of `entity` from a run report. Same keys every time."""
+    rep = report.entities.get(entity) or EntityReport(entity=entity)
+    others = [r for name, r in report.entities.items() if name != entity]
+    api_calls = report.api_calls or sum(r.api_calls for r in report.entities.values())
+    duration = report.duration_s or rep.duration_s
+    failures = [f for f in report.failures][:MAX_FAILURE_ROWS]
+    meta = {key: int(getattr(rep, key)) for key in COUNT_KEYS if hasattr(rep, key)}
+    meta.update(
+        prerequisites=sum(r.prerequisites for r in others),
+        api_calls=int(api_calls),
+        rate_limited=sum(r.rate_limited for r in report.entities.values()),
+        duration_s=dg.MetadataValue.float(round(float(duration), 3)),
+        rows_per_minute=dg.MetadataValue.float(float(rep.rows_per_minute)),
+        dry_run=dg.MetadataValue.bool(report.dry_run),
+        stopped_reason=dg.MetadataValue.text(report.stopped_reason or ""),
+        failures=dg.MetadataValue.table(
+            records=[dg.TableRecord({"entity_id": f.entity_id, "label": f.label, "error_code": f.error_code or "",
+                                     "error": f.error[:500]}) for f in failures],
+            schema=FAILURES_SCHEMA),
+    )
+    data = report.as_dict()
+    for name, ent in data["entities"].items():
+        ent["failures"] = ent["failures"][:REPORT_FAILURES]
+    meta["report"] = dg.MetadataValue.json(data)
+    return meta
+
+
+def summary_line(report: RunReport, entity: str) -> str:
+    rep = report.entities.get(entity) or EntityReport(entity=entity)
+    if report.stopped_reason == STOP_KILL_SWITCH:
+        return "Sync disabled by the kill switch (ENABLE_ZOHO_SYNC=false): nothing was sent to ZOHO."
+    text = (f"{entity}: {rep.created} created, {rep.updated} updated, {rep.unchanged} unchanged, "
+            f"{rep.adopted} adopted, {rep.failed} failed, {rep.retried} to retry; {rep.backlog} still due; "
+            f"{report.api_calls} API calls in {report.duration_s:.1f}s")
+    if report.dry_run:
+        text = (f"DRY RUN {entity}: would create {rep.would_create}, would update {rep.would_update}, "
+                f"{rep.invalid} invalid")
+    if report.stopped_reason:
+        text += f" (stopped: {report.stopped_reason}{': ' + report.stopped_detail if report.stopped_detail else ''})"
+    return text
+
+
+def sync_entity(context, entity: str, source: SourceDatabaseResource, zoho: ZohoBillingResource,
+                mode: str = "due", dry_run: bool = False, months=None, ids=None) -> dg.MaterializeResult:
+    """Run the engine for one entity and return its materialization. Failing rows do not fail the asset;
+    rejected credentials do."""
+    from zoho_pipeline.sync.engine import run_sync
+
+    if mode not in MODES:
+        raise dg.Failure(description=f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+    engine = source.engine()
+    settings = zoho.settings()
+    scope = f" for {months[0]:%Y-%m} to before {months[1]:%Y-%m}" if months else ""
+    context.log.info(f"syncing {entity} (mode={mode}{', dry run' if dry_run else ''}){scope}")
+    with zoho.client(engine) as client:
+        report = run_sync(engine, client, settings, entities=[entity], mode=mode, months=months, ids=ids,
+                          dry_run=dry_run, run_id=f"{context.run_id}:{entity}", should_stop=_stopper(context))
+    line = summary_line(report, entity)
+    if report.stopped_reason == STOP_AUTH:
+        raise dg.Failure(
+            description=f"ZOHO rejected the credentials or organization: {report.stopped_detail or 'auth error'}. "
+                        "Check ZOHO_CLIENT_ID / ZOHO_CLIENT_SECRET / ZOHO_REFRESH_TOKEN / ZOHO_ORGANIZATION_ID.",
+            metadata=report_metadata(report, entity))
+    if report.stopped_reason == STOP_KILL_SWITCH:
+        context.log.warning(line)
+    else:
+        context.log.info(line)
+    for f in report.failures[:10]:
+        context.log.warning(f"failed {f.entity} {f.label}: [{f.error_code}] {f.error}")
+    meta = report_metadata(report, entity)
+    meta["summary"] = dg.MetadataValue.text(line)
+    return dg.MaterializeResult(metadata=meta)
+
+
+_COMMON = dict(group_name=GROUP, kinds=KINDS, pool=POOL)
+
+
+@dg.asset(**_COMMON, description="Service packages → ZOHO products and plans.")
+def zoho_plans(context: dg.AssetExecutionContext, config: SyncConfig, source: SourceDatabaseResource,
+               zoho: ZohoBillingResource) -> dg.MaterializeResult:
+    return sync_entity(context, "plans", source, zoho, config.mode, config.dry_run)
+
+
+@dg.asset(**_COMMON, deps=[zoho_plans], description="Customers → ZOHO customers.")
+def zoho_customers(context: dg.AssetExecutionContext, config: SyncConfig, source: SourceDatabaseResource,
+                   zoho: ZohoBillingResource) -> dg.MaterializeResult:
+    return sync_entity(context, "customers", source, zoho, config.mode, config.dry_run)
+
+
+@dg.asset(**_COMMON, deps=[zoho_plans, zoho_customers],
+          description="Active services → ZOHO subscriptions (ZOHO then raises the monthly invoices).")
+def zoho_subscriptions(context: dg.AssetExecutionContext, config: SyncConfig, source: SourceDatabaseResource,
+                       zoho: ZohoBillingResource) -> dg.MaterializeResult:
+    return sync_entity(context, "subscriptions", source, zoho, config.mode, config.dry_run)
+
+
+@dg.asset(**_COMMON, deps=[zoho_customers], partitions_def=monthly_partitions,
+          backfill_policy=dg.BackfillPolicy.single_run(),
+          description="Manual invoices → ZOHO invoices, partitioned by invoice_date month. A run without a "
+                      "partition syncs every due invoice.")
+def zoho_invoices(context: dg.AssetExecutionContext, config: SyncConfig, source: SourceDatabaseResource,
+                  zoho: ZohoBillingResource) -> dg.MaterializeResult:
+    return sync_entity(context, "invoices", source, zoho, config.mode, config.dry_run, months=partition_months(context))
+
+
+@dg.asset(**_COMMON, deps=[zoho_invoices], partitions_def=monthly_partitions,
+          backfill_policy=dg.BackfillPolicy.single_run(),
+          description="Completed payments → ZOHO payments applied to their invoices, partitioned by completed_at "
+                      "month. A run without a partition syncs every due payment.")
+def zoho_payments(context: dg.AssetExecutionContext, config: SyncConfig, source: SourceDatabaseResource,
+                  zoho: ZohoBillingResource) -> dg.MaterializeResult:
+    return sync_entity(context, "payments", source, zoho, config.mode, config.dry_run, months=partition_months(context))
+
+
+UNPARTITIONED_ASSETS = [zoho_plans, zoho_customers, zoho_subscriptions]
+PARTITIONED_ASSETS = [zoho_invoices, zoho_payments]
+ALL_ASSETS = UNPARTITIONED_ASSETS + PARTITIONED_ASSETS
+ENTITY_OF_ASSET = {"zoho_plans": "plans", "zoho_customers": "customers", "zoho_subscriptions": "subscriptions",
+                   "zoho_invoices": "invoices", "zoho_payments": "payments"}
+ASSET_OF_ENTITY = {v: k for k, v in ENTITY_OF_ASSET.items()}
