@@ -115,6 +115,7 @@ class Emulator:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes; no 40 ms delayed-ACK stalls
     server_version = "ZohoBillingEmulator/1.0"
     emulator: Emulator  # set on the subclass made per server
 
@@ -330,7 +331,7 @@ def start_emulator(config: EmulatorConfig | None = None) -> EmulatorHandle:
     server = _Server((config.host, config.port), handler)
     host, port = server.server_address[:2]
     emulator.url = f"http://{host}:{port}"
-    thread = threading.Thread(target=server.serve_forever, name=f"zoho-emulator-{port}", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"zoho-emulator-{port}", daemon=True)
     thread.start()
     return EmulatorHandle(emulator, server, thread)
 
