@@ -7,13 +7,12 @@ Every failing check carries a table of the rows concerned (ids and labels) in it
 
 
 import os
-from datetime import datetime
-
 import dagster as dg
 
 from zoho_pipeline.defs import source_state as st
-from zoho_pipeline.defs.assets import ALL_ASSETS, ASSET_OF_ENTITY, ENTITY_OF_ASSET, POOL
+from zoho_pipeline.defs.assets import ALL_ASSETS, ENTITY_OF_ASSET, POOL
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
+from zoho_pipeline.sync import queries
 
 
 def _env_num(name: str, default, kind=float):
@@ -38,7 +37,7 @@ ROW_SCHEMA = dg.TableSchema(columns=[
 
 def rows_table(rows: list[dict]) -> dg.MetadataValue:
     return dg.MetadataValue.table(
-        records=[dg.TableRecord({"entity_id": r["entity_id"], "label": r["label"], "status": r.get("status") or "",
+        records=[dg.TableRecord({"entity_id": str(r.get("entity_id") or r.get("id")), "label": str(r.get("label") or ""), "status": r.get("status") or "",
                                  "zoho_id": r.get("zoho_id") or "", "attempts": int(r.get("attempts") or 0),
                                  "error_code": r.get("error_code") or "", "error": (r.get("error") or "")[:300]})
                  for r in rows],
@@ -52,45 +51,53 @@ def _entity_checks(asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]
     entity = ENTITY_OF_ASSET[asset.key.to_user_string()]
 
     @dg.asset_check(asset=asset, name="no_stuck_syncing",
-                    description=f"No {entity} row left in `syncing` longer than {STUCK_AFTER_S:.0f}s.")
+                    description=f"No {entity} row left in `syncing` longer than {STUCK_AFTER_S:.0f}s or claimed "
+                                "by a run that died.")
     def no_stuck_syncing(source: SourceDatabaseResource) -> dg.AssetCheckResult:
-        n, rows = st.stuck_rows(source.engine(), entity, STUCK_AFTER_S, ROWS_SHOWN)
+        rows = queries.stuck_rows(source.engine(), entity, STUCK_AFTER_S, limit=ROWS_SHOWN)
+        n = len(rows) if len(rows) < ROWS_SHOWN else queries.stuck_count(source.engine(), entity, STUCK_AFTER_S)
         return dg.AssetCheckResult(
             passed=n == 0, severity=dg.AssetCheckSeverity.ERROR,
-            description=None if n == 0 else f"{n} {entity} row(s) stuck in syncing for over {STUCK_AFTER_S:.0f}s",
-            metadata={"stuck": n, "older_than_s": STUCK_AFTER_S, "rows": rows_table(rows)})
+            description=None if n == 0 else f"{n} {entity} row(s) stuck in syncing",
+            metadata={"stuck": n, "older_than_s": STUCK_AFTER_S,
+                      "rows": rows_table([{**r, "status": "syncing", "error": r.get("reason")} for r in rows])})
 
     @dg.asset_check(asset=asset, name="failures_under_threshold",
-                    description=f"Failed, retrying and dead-lettered {entity} rows: WARN above {FAILED_WARN}, "
+                    description=f"Failed and dead-lettered {entity} rows: WARN above {FAILED_WARN}, "
                                 f"ERROR above {FAILED_ERROR} or when any row is dead-lettered.")
     def failures_under_threshold(source: SourceDatabaseResource) -> dg.AssetCheckResult:
-        n, dead, worst = st.failed_rows(source.engine(), entity, ROWS_SHOWN)
+        counts = queries.status_counts(source.engine(), entity)[entity]
+        failed, dead = counts["failed"], counts["dead_lettered"]
+        n = failed + dead
+        worst = queries.failed_rows(source.engine(), entity, limit=ROWS_SHOWN) if n else []
         severe = n > FAILED_ERROR or dead > 0
         return dg.AssetCheckResult(
-            passed=n <= FAILED_WARN and dead == 0,
+            passed=n <= FAILED_WARN,
             severity=dg.AssetCheckSeverity.ERROR if severe else dg.AssetCheckSeverity.WARN,
-            description=None if n == 0 else f"{n} {entity} row(s) failing, {dead} dead-lettered",
-            metadata={"failing": n, "dead_lettered": dead, "warn_above": FAILED_WARN, "error_above": FAILED_ERROR,
-                      "worst": rows_table(worst)})
+            description=None if n == 0 else f"{failed} {entity} row(s) failed, {dead} dead-lettered",
+            metadata={"failed": failed, "dead_lettered": dead, "retrying": counts["retrying"],
+                      "warn_above": FAILED_WARN, "error_above": FAILED_ERROR, "worst": rows_table(worst)})
 
     @dg.asset_check(asset=asset, name="synced_rows_have_zoho_id",
                     description=f"Every {entity} row marked synced has its ZOHO id.")
     def synced_rows_have_zoho_id(source: SourceDatabaseResource) -> dg.AssetCheckResult:
-        n, rows = st.synced_without_zoho_id(source.engine(), entity, ROWS_SHOWN)
+        n = queries.synced_without_id_count(source.engine(), entity)
+        rows = queries.synced_without_id(source.engine(), entity, limit=ROWS_SHOWN) if n else []
         return dg.AssetCheckResult(
             passed=n == 0, severity=dg.AssetCheckSeverity.ERROR,
             description=None if n == 0 else f"{n} {entity} row(s) marked synced without a ZOHO id",
-            metadata={"missing_zoho_id": n, "rows": rows_table(rows)})
+            metadata={"missing_zoho_id": n, "rows": rows_table([{**r, "status": "synced"} for r in rows])})
 
     @dg.asset_check(asset=asset, name="backlog_fresh",
                     description=f"The oldest due {entity} row changed less than {FRESHNESS_S:.0f}s ago.")
     def backlog_fresh(source: SourceDatabaseResource) -> dg.AssetCheckResult:
-        n, oldest = st.backlog(source.engine(), entity)
-        age = (st.utcnow() - oldest).total_seconds() if oldest else 0.0
+        engine = source.engine()
+        age = queries.oldest_due_age_s(engine, entity) or 0.0
+        due = queries.due_count(engine, entity)
         return dg.AssetCheckResult(
             passed=age <= FRESHNESS_S, severity=dg.AssetCheckSeverity.WARN,
-            description=None if age <= FRESHNESS_S else f"{n} {entity} row(s) due, the oldest for {age / 60:.0f} min",
-            metadata={"backlog": n, "oldest_due_age_s": dg.MetadataValue.float(round(age, 1)),
+            description=None if age <= FRESHNESS_S else f"{due} {entity} row(s) due, the oldest for {age / 60:.0f} min",
+            metadata={"backlog": due, "oldest_due_age_s": dg.MetadataValue.float(round(age, 1)),
                       "bound_s": FRESHNESS_S})
 
     return [no_stuck_syncing, failures_under_threshold, synced_rows_have_zoho_id, backlog_fresh]

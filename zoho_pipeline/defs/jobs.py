@@ -10,6 +10,7 @@ from zoho_pipeline.defs.assets import (ALL_ASSETS, ASSET_OF_ENTITY, PARTITIONED_
 from zoho_pipeline.defs.checks import ENTITY_CHECKS, zoho_environment, zoho_matches_source
 from zoho_pipeline.defs.partitions import monthly_partitions
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
+from zoho_pipeline.sync import queries
 from zoho_pipeline.sync.settings import ENTITY_ORDER
 
 SYNC_TAGS = {"zoho_sync": "1"}
@@ -59,7 +60,6 @@ class RetryConfig(dg.Config):
 @dg.op(pool=POOL, description="Requeue failed or dead-lettered rows and sync them now.")
 def zoho_retry_op(context: dg.OpExecutionContext, config: RetryConfig, source: SourceDatabaseResource,
                   zoho: ZohoBillingResource):
-    from zoho_pipeline.sync import queries
     from zoho_pipeline.sync.engine import run_sync
 
     if config.entity not in ENTITY_ORDER:
@@ -67,12 +67,11 @@ def zoho_retry_op(context: dg.OpExecutionContext, config: RetryConfig, source: S
     if not config.ids and not config.all_failed:
         raise dg.Failure(description="give ids or set all_failed: true")
     engine = source.engine()
-    requeued = queries.requeue(engine, config.entity, ids=config.ids or None, all_failed=config.all_failed)
-    context.log.info(f"requeued {requeued if isinstance(requeued, int) else len(requeued)} {config.entity} row(s)")
-    # The requeued rows are due again: sync exactly those (all failed ones: every due row of the entity).
-    ids = {config.entity: list(config.ids)} if config.ids else None
-    if ids is None and isinstance(requeued, (list, tuple)):
-        ids = {config.entity: [str(i) for i in requeued]}
+    # Sync exactly the requeued rows: the given ids, or every failed one (listed before requeueing clears them).
+    ids = list(config.ids) or queries.failed_ids(engine, config.entity)
+    requeued = queries.requeue(engine, config.entity, ids=ids)
+    context.log.info(f"requeued {requeued} of {len(ids)} {config.entity} row(s)")
+    ids = {config.entity: ids}
     with zoho.client(engine) as client:
         report = run_sync(engine, client, zoho.settings(), entities=[config.entity], mode="due", ids=ids,
                           run_id=f"{context.run_id}:retry")
