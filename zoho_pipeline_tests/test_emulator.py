@@ -539,3 +539,35 @@ def test_cli_help():
                  "--state-file"):
         assert flag in text
     assert json.dumps  # keep json imported for debugging helpers
+
+
+def test_drop_mode_hang_then_close():
+    with emu(drop_rate=1.0, drop_mode="hang", drop_hang_s=0.3) as h:
+        api = Api(h)
+        t0 = time.monotonic()
+        with pytest.raises(requests.ConnectionError):
+            api.call("POST", "/products", {"name": "slow"})
+        assert time.monotonic() - t0 >= 0.25 and len(h.store.products) == 1
+
+
+def test_parallel_writes_are_safe(emulator, api):
+    def create(i):
+        return api.s.post(f"{emulator.url}/billing/v1/customers", json={"display_name": f"P{i}",
+                                                                         "email": f"p{i}@x.co"},
+                          headers=api.headers(), timeout=10).json()["customer"]["customer_id"]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(create, range(40)))
+    assert len(set(ids)) == 40 and len(emulator.store.customers) == 40
+
+
+def test_emulator_imports_nothing_from_client_or_engine():
+    import ast
+    import pathlib
+
+    import zoho_pipeline.emulator as pkg
+    for path in pathlib.Path(pkg.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith(("zoho_pipeline.zoho", "zoho_pipeline.sync")), (path, name)
