@@ -225,6 +225,7 @@ class ZohoClient:
                 self.stats._add(rate_limited=1)
                 after = _retry_after(resp)
                 wait = after if after is not None else cfg.rate_limit_backoff_s * (2 ** (n429 - 1))
+                self.limiter.pause_for(wait)  # everyone in the process holds back, even if we give up
                 if rate_waited + wait > cfg.max_rate_limit_wait_s:
                     log.warning("zoho %s %s: 429, ZOHO asks %.1fs, beyond the %.0fs we may wait", method, path,
                                 wait, cfg.max_rate_limit_wait_s)
@@ -232,7 +233,6 @@ class ZohoClient:
                                 retry_after_s=wait)
                 log.warning("zoho %s %s: 429, pausing all requests for the organization for %.1fs%s", method,
                             path, wait, "" if after is not None else " (no Retry-After, backing off)")
-                self.limiter.pause_for(wait)
                 continue
             if status >= 500:
                 if method not in WRITE_METHODS and retries < cfg.max_retries:
