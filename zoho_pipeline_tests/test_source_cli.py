@@ -95,3 +95,18 @@ def test_help(capsys):
         assert name in out
     assert db_cmd.main(["create-demo", "--help"]) == 0
     assert "--reset" in capsys.readouterr().out
+
+
+def test_upgrade_lock_timeout_flag(pg_url, capsys):
+    engine = admin.make_engine(pg_url)
+    business.create_business_tables(engine)
+    engine.dispose()
+    holder = sa.create_engine(pg_url)
+    with holder.connect() as conn:
+        conn.exec_driver_sql("LOCK TABLE customers IN ACCESS SHARE MODE")
+        assert db_cmd.main(["upgrade", "--database-url", pg_url, "--lock-timeout", "200ms"]) == 1
+        assert "run it again later" in capsys.readouterr().err
+        conn.rollback()
+    holder.dispose()
+    assert db_cmd.main(["upgrade", "--database-url", pg_url, "--lock-timeout", "soon"]) == 2
+    assert db_cmd.main(["upgrade", "--database-url", pg_url]) == 0

@@ -325,3 +325,37 @@ def test_make_engine_postgres_pool(pg_url):
             assert conn.exec_driver_sql("select 1").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_upgrade_gives_up_on_a_locked_table_instead_of_blocking_it_then_succeeds(pg_url):
+    _provider_db(pg_url, customers=5)
+    schema_before = _schema(pg_url)
+    holder = sa.create_engine(pg_url)
+    with holder.connect() as conn:
+        conn.exec_driver_sql("LOCK TABLE customer_invoices IN ACCESS SHARE MODE")  # a long report, say
+        with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+            admin.upgrade(pg_url, lock_timeout="300ms")
+        conn.rollback()
+    holder.dispose()
+    assert _schema(pg_url) == schema_before  # the failed revision left nothing behind
+    assert admin.current(pg_url) is None
+    assert admin.upgrade(pg_url) == admin.head()
+
+
+def test_upgrade_resumes_after_an_interrupted_concurrent_index_build(pg_url):
+    _provider_db(pg_url, customers=5)
+    admin.upgrade(pg_url, "0001")
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        # a CONCURRENTLY build that failed half-way leaves an INVALID index behind under the name we want
+        with pytest.raises(sa.exc.IntegrityError):
+            conn.exec_driver_sql('CREATE UNIQUE INDEX CONCURRENTLY "ix_customers_zoho_due" ON customers (country)')
+        assert conn.exec_driver_sql(
+            "select indisvalid from pg_index where indexrelid = 'ix_customers_zoho_due'::regclass").scalar() is False
+    assert admin.upgrade(pg_url) == admin.head()
+    with engine.connect() as conn:
+        valid, pred = conn.exec_driver_sql(
+            "select indisvalid, pg_get_expr(indpred, indrelid) from pg_index "
+            "where indexrelid = 'ix_customers_zoho_due'::regclass").one()
+        assert valid and "synced" in pred
+    engine.dispose()

@@ -36,9 +36,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="SQLAlchemy URL of the source database (default: $SOURCE_DATABASE_URL)")
         return p
 
-    add("upgrade", "add the pipeline's zoho_* columns, indexes and tables to the provider's database (idempotent)")
+    lock_help = ("Postgres: give up when a lock is not granted within this time (e.g. 10s, 500ms, 0 = wait "
+                 "forever) rather than queue the provider's writes behind a long transaction (default 10s)")
+    p = add("upgrade", "add the pipeline's zoho_* columns, indexes and tables to the provider's database (idempotent)")
+    p.add_argument("--lock-timeout", default="10s", help=lock_help)
     p = add("downgrade", "remove what `upgrade` added; business columns and rows are never touched")
     p.add_argument("--revision", default="base", help="revision to go down to (default: base = remove everything)")
+    p.add_argument("--lock-timeout", default="10s", help=lock_help)
     add("current", "print the pipeline's migration revision in the database (and whether it is the head)")
     p = add("create-demo", "create the provider's tables, fill them with seeded demo data, then upgrade")
     p.add_argument("--customers", type=int, default=500, help="number of customers (default 500)")
@@ -69,7 +73,7 @@ def _upgrade(args) -> int:
 
     url = _url(args)
     before = admin.current(url)
-    reached = admin.upgrade(url)
+    reached = admin.upgrade(url, lock_timeout=args.lock_timeout)
     if before == reached:
         print(f"already at {reached} (head) on {_shown(url)}")
     else:
@@ -85,7 +89,7 @@ def _downgrade(args) -> int:
     if before is None:
         print(f"nothing to remove: the pipeline's migrations are not installed on {_shown(url)}")
         return 0
-    reached = admin.downgrade(url, args.revision)
+    reached = admin.downgrade(url, args.revision, lock_timeout=args.lock_timeout)
     print(f"downgraded {before} -> {reached or 'base'} on {_shown(url)}")
     return 0
 
@@ -144,8 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     except (_Refusal, MissingProviderTables) as exc:
         print(f"zoho-pipeline db {args.command}: {exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:  # e.g. a malformed --lock-timeout
+        print(f"zoho-pipeline db {args.command}: {exc}", file=sys.stderr)
+        return 2
     except sa.exc.OperationalError as exc:
-        print(f"zoho-pipeline db {args.command}: cannot use the database: {str(exc.orig).strip()}", file=sys.stderr)
+        reason = str(exc.orig).strip()
+        hint = " (a long transaction holds the table: nothing was changed, run it again later)" if (
+            "lock timeout" in reason) else ""
+        print(f"zoho-pipeline db {args.command}: database error: {reason}{hint}", file=sys.stderr)
         return 1
 
 

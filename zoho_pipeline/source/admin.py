@@ -67,8 +67,12 @@ def make_engine(url: str | sa.engine.URL, **kwargs) -> sa.engine.Engine:
 # --- migrations -------------------------------------------------------------------------------------------------
 
 
-def _config(connection=None, url=None) -> Config:
+DEFAULT_LOCK_TIMEOUT = "10s"
+
+
+def _config(connection=None, url=None, lock_timeout: str | None = DEFAULT_LOCK_TIMEOUT) -> Config:
     cfg = Config()
+    cfg.attributes["lock_timeout"] = lock_timeout
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("version_table", VERSION_TABLE)
     if connection is not None:
@@ -106,8 +110,12 @@ def missing_provider_tables(engine: sa.engine.Engine) -> list[str]:
     return [name for name in business.BUSINESS_TABLE_NAMES if name not in existing]
 
 
-def upgrade(url: str, revision: str = "head") -> str:
+def upgrade(url: str, revision: str = "head", lock_timeout: str | None = DEFAULT_LOCK_TIMEOUT) -> str:
     """Bring the pipeline's columns and tables to `revision` (idempotent). Returns the revision reached.
+
+    On Postgres each DDL statement waits at most `lock_timeout` for its lock (None: no limit), so a long business
+    transaction makes the upgrade fail cleanly (re-run it later) instead of queueing the provider's writes behind
+    it. A revision is one transaction, and the CONCURRENTLY index builds resume after an interruption.
 
     Raises MissingProviderTables when the database is not a provider database."""
     engine = make_engine(url)
@@ -116,7 +124,7 @@ def upgrade(url: str, revision: str = "head") -> str:
         if missing:
             raise MissingProviderTables(missing, str(url))
         with engine.connect() as conn:
-            command.upgrade(_config(connection=conn), revision)
+            command.upgrade(_config(connection=conn, lock_timeout=lock_timeout), revision)
             conn.commit()
         with engine.connect() as conn:
             return _current(conn)
@@ -124,13 +132,13 @@ def upgrade(url: str, revision: str = "head") -> str:
         engine.dispose()
 
 
-def downgrade(url: str, revision: str = "base") -> str | None:
+def downgrade(url: str, revision: str = "base", lock_timeout: str | None = DEFAULT_LOCK_TIMEOUT) -> str | None:
     """Remove the pipeline's additions down to `revision` ("base": everything it added). Business data stays."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
             if _current(conn) is not None:
-                command.downgrade(_config(connection=conn), revision)
+                command.downgrade(_config(connection=conn, lock_timeout=lock_timeout), revision)
                 conn.commit()
         with engine.begin() as conn:
             reached = _current(conn)

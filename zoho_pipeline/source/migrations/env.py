@@ -8,6 +8,8 @@ provider's own alembic (if any) and ours never meet. Each revision runs in its o
 
 from __future__ import annotations
 
+import re
+
 from alembic import context
 
 from zoho_pipeline.source import tables
@@ -28,8 +30,10 @@ def _include_object(obj, name, type_, reflected, compare_to):
 
 def _run(connection) -> None:
     if connection.dialect.name == "postgresql":
-        lock_timeout = context.config.attributes.get("lock_timeout", "10s")
+        lock_timeout = context.config.attributes.get("lock_timeout")
         if lock_timeout:
+            if not re.fullmatch(r"\d+\s*(ms|s|min)?", str(lock_timeout)):
+                raise ValueError(f"lock_timeout must look like 10s, 500ms or 2min, not {lock_timeout!r}")
             connection.exec_driver_sql(f"SET lock_timeout = '{lock_timeout}'")
             connection.commit()
     context.configure(
