@@ -424,7 +424,6 @@ class _Gen:
     def bad_rows(self) -> None:
         if not self.customer_rows:
             return
-        r = self.rng
         bad = self.rows.bad
         cust = self.customer_rows[0]
         cust["email"] = "thabo.at.example.co.za"
@@ -445,7 +444,6 @@ class _Gen:
         bad["garbled_line_items_invoice"] = [inv["id"]]
         pay = self.add_payment(victim, None, Decimal("0.00"), "completed", self.now - dt.timedelta(days=3), "eft")
         bad["zero_amount_payment"] = [pay["id"]]
-        del r
 
     def run(self) -> DemoRows:
         self.packages()
