@@ -4,7 +4,6 @@ alert when a sync run fails."""
 
 import hashlib
 import json
-import logging
 from datetime import date
 
 import dagster as dg
@@ -15,7 +14,6 @@ from zoho_pipeline.defs.jobs import ALL_JOBS, SYNC_TAGS, zoho_billing_sync_job, 
 from zoho_pipeline.defs.partitions import month_key, monthly_partitions
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
 
-log = logging.getLogger(__name__)
 
 CORE_ENTITIES = ("plans", "customers", "subscriptions")
 BILLING_ENTITIES = ("invoices", "payments")
@@ -88,23 +86,30 @@ def zoho_source_changes_sensor(context: dg.SensorEvaluationContext, source: Sour
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
+def run_failure_event(run, message: str) -> dict:
+    """The alert for a failed run, as the fields of zoho_pipeline.ops.alerts.AlertEvent."""
+    return {"kind": "run_failed", "severity": "error", "title": f"ZOHO sync run failed: {run.job_name}",
+            "summary": message[:2000],
+            "details": {"run_id": run.run_id, "job": run.job_name,
+                        "partition": run.tags.get("dagster/partition") or "",
+                        "trigger": run.tags.get("zoho_trigger") or ""}}
+
+
 @dg.run_failure_sensor(monitored_jobs=ALL_JOBS, default_status=default_sensor_status(),
-                       description="Sends an alert (zoho_pipeline.ops.alerts) when a sync run fails.")
+                       description="Sends an alert (email/webhook, zoho_pipeline.ops.alerts) when a sync run fails.")
 def zoho_run_failure_sensor(context: dg.RunFailureSensorContext):
     run = context.dagster_run
-    message = context.failure_event.message or "run failed"
-    title = f"ZOHO sync run failed: {run.job_name}"
-    details = {"run_id": run.run_id, "job": run.job_name, "error": message[:2000],
-               "partition": run.tags.get("dagster/partition")}
+    event = run_failure_event(run, context.failure_event.message or "run failed")
     try:
-        from zoho_pipeline.ops import alerts
-    except ImportError:
-        context.log.error(f"{title} ({run.run_id}): {message} [no alert module installed]")
+        from zoho_pipeline.ops.alerts import send_alert
+    except ImportError:  # alerts not installed: the log line is the alert
+        context.log.error(f"{event['title']} ({run.run_id}): {event['summary']} [alerts module not available]")
         return
-    try:
-        alerts.send_alert(title=title, message=message, details=details)
-    except TypeError:  # a simpler signature: send_alert(text)
-        alerts.send_alert(f"{title} ({run.run_id}): {message}")
+    outcome = send_alert(event)
+    if outcome.get("errors"):
+        context.log.error(f"alert for run {run.run_id} not delivered: {outcome['errors']}")
+    elif not outcome.get("sent"):
+        context.log.warning(f"{event['title']} ({run.run_id}): {event['summary']} [no alert target configured]")
 
 
 ALL_SENSORS = [zoho_source_changes_sensor, zoho_run_failure_sensor]

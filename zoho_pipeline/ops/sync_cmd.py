@@ -1,0 +1,216 @@
+"""`zoho-pipeline sync`: run the sync job in this process through Dagster, so the run, its metadata and its checks
+land in the instance's history like any scheduled run, then print a per-entity summary.
+
+Exit 0 when every due row synced, 1 when some rows failed or were left due (they are listed), 2 when the run itself
+failed (credentials rejected, source unreachable, a bug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import fields
+
+from zoho_pipeline.sync.report import EntityReport, Failure, RunReport
+from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES
+
+FAILURES_LISTED = 50
+
+
+def _month(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-\d{2}", value):
+        raise argparse.ArgumentTypeError("expected YYYY-MM, e.g. 2025-03")
+    return f"{value}-01"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zoho-pipeline sync",
+        description="Sync the source database to ZOHO Billing now, as a Dagster run (recorded in DAGSTER_HOME).")
+    p.add_argument("--entity", action="append", choices=ENTITY_ORDER, metavar="ENTITY",
+                   help=f"only this entity (repeatable; missing parents are synced too): {', '.join(ENTITY_ORDER)}")
+    p.add_argument("--mode", choices=MODES, default="due",
+                   help="due: new, changed and retry-due rows (default); failed: failed and dead-lettered rows again; "
+                        "all: every row (unchanged rows cost no API call)")
+    p.add_argument("--month", type=_month, metavar="YYYY-MM",
+                   help="only invoices dated and payments completed in this month (its Dagster partition)")
+    p.add_argument("--dry-run", action="store_true", help="map and validate only: show what would be sent")
+    p.add_argument("--json", action="store_true", help="print the merged run report as JSON")
+    return p
+
+
+# --- running the job ---------------------------------------------------------------------------------------------
+
+
+def _instance():
+    import dagster as dg
+
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get(), None
+    return dg.DagsterInstance.ephemeral(), ("note: DAGSTER_HOME is not set, so this run is not kept; set it (make "
+                                            "demo uses .dagster_home) to see the run in `dagster dev`")
+
+
+def run_job(entities, mode: str = "due", month: str | None = None, dry_run: bool = False, instance=None):
+    """Execute zoho_full_sync_job in-process for the assets of `entities`. Returns (ExecuteInProcessResult)."""
+    from zoho_pipeline.definitions import defs
+    from zoho_pipeline.defs.assets import ASSET_OF_ENTITY
+    from zoho_pipeline.defs.jobs import SYNC_TAGS, zoho_full_sync_job
+
+    import dagster as dg
+
+    job = defs.resolve_job_def(zoho_full_sync_job.name)
+    assets = [ASSET_OF_ENTITY[e] for e in ENTITY_ORDER if e in set(entities)]
+    run_config = {"ops": {name: {"config": {"mode": mode, "dry_run": dry_run}} for name in assets}}
+    return job.execute_in_process(
+        run_config=run_config, instance=instance, partition_key=month, raise_on_error=False,
+        asset_selection=[dg.AssetKey(a) for a in assets],
+        tags={**SYNC_TAGS, "zoho_trigger": "cli", **({"zoho_dry_run": "1"} if dry_run else {})})
+
+
+def _entity_report(data: dict) -> EntityReport:
+    names = {f.name for f in fields(EntityReport)}
+    rep = EntityReport(**{k: v for k, v in data.items() if k in names and k != "failures"})
+    rep.failures = [Failure(**f) for f in data.get("failures") or []]
+    return rep
+
+
+def merge_reports(reports: list[tuple[str, dict]], run_id: str) -> RunReport:
+    """One RunReport from the reports the assets stored in their metadata (in run order). Counts add up; each
+    entity's backlog is the one measured last."""
+    merged = RunReport(run_id=run_id)
+    for _asset_entity, data in reports:
+        merged.dry_run = merged.dry_run or data.get("dry_run", False)
+        merged.api_calls += data.get("api_calls") or 0
+        merged.duration_s += data.get("duration_s") or 0.0
+        if data.get("stopped_reason") and not merged.stopped_reason:
+            merged.stopped_reason, merged.stopped_detail = data["stopped_reason"], data.get("stopped_detail")
+        for name, ent in (data.get("entities") or {}).items():
+            rep = _entity_report(ent)
+            into = merged.entity(name)
+            for f in fields(EntityReport):
+                if f.name in ("entity", "failures"):
+                    continue
+                if f.name == "backlog":
+                    into.backlog = rep.backlog
+                else:
+                    setattr(into, f.name, getattr(into, f.name) + getattr(rep, f.name))
+            into.failures.extend(rep.failures)
+    merged.entities = {e: merged.entities[e] for e in ENTITY_ORDER if e in merged.entities}
+    return merged
+
+
+def collect(result) -> tuple[RunReport, list[str], list[tuple[str, bool, str]]]:
+    """(merged report, step errors, check results (name, passed, description)) of an in-process run."""
+    from zoho_pipeline.defs.assets import ENTITY_OF_ASSET
+
+    reports, seen = [], set()
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        key = mat.asset_key.to_user_string()
+        if key in seen or "report" not in mat.metadata:
+            continue
+        seen.add(key)
+        reports.append((ENTITY_OF_ASSET.get(key, key), mat.metadata["report"].value))
+    errors = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = event.step_failure_data.error
+            errors.append(f"{event.step_key}: {(err.message if err else event.message or '').strip()}")
+        elif event.event_type_value == "RUN_FAILURE" and not errors:
+            errors.append((event.message or "run failed").strip())
+    checks = []
+    for ev in result.get_asset_check_evaluations():
+        checks.append((f"{ev.asset_key.to_user_string()}.{ev.check_name}", ev.passed, ev.description or ""))
+    return merge_reports(reports, result.run_id), errors, checks
+
+
+# --- printing ----------------------------------------------------------------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    cells = [headers] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
+
+
+def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str:
+    ents = list(report.entities.values())
+    if report.dry_run:
+        rows = [[e.entity, e.due, e.would_create, e.would_update, e.unchanged, e.invalid,
+                 e.would_create + e.would_update] for e in ents]
+        calls = sum(r[-1] for r in rows)
+        rows.append(["total", *[sum(r[i] for r in rows) for i in range(1, 7)]])
+        out = ["DRY RUN: nothing was sent to ZOHO.",
+               _table(["entity", "due", "would_create", "would_update", "unchanged", "invalid", "est_api_calls"], rows)]
+        if rate_per_minute:
+            out.append(f"Estimated {calls} API calls: about {calls / rate_per_minute:.1f} min at {rate_per_minute}/min "
+                       "(look-ups of ambiguous rows and retries come on top).")
+        return "\n".join(out)
+    rows = [[e.entity, e.due, e.created, e.updated, e.unchanged, e.adopted, e.failed, e.retried, e.backlog,
+             e.api_calls] for e in ents]
+    total = ["total", *[sum(r[i] for r in rows) for i in range(1, 10)]]
+    total[-1] = report.api_calls or total[-1]
+    rows.append(total)
+    out = [_table(["entity", "due", "created", "updated", "unchanged", "adopted", "failed", "retried", "backlog",
+                   "api_calls"], rows)]
+    out.append(f"{report.api_calls} API calls in {report.duration_s:.1f}s")
+    if report.stopped_reason:
+        out.append(f"Run stopped early: {report.stopped_reason}"
+                   + (f" ({report.stopped_detail})" if report.stopped_detail else ""))
+    failures = report.failures
+    if failures:
+        out.append("")
+        out.append(f"Failed rows ({len(failures)}{' shown: first ' + str(FAILURES_LISTED) if len(failures) > FAILURES_LISTED else ''}):")
+        for f in failures[:FAILURES_LISTED]:
+            kind = "dead-lettered" if f.dead_lettered else (f.error_code or "error")
+            out.append(f"  {f.entity:<13} {f.label}  [{kind}] {f.error}")
+        out.append("See `zoho-pipeline status` and `zoho-pipeline logs`; `zoho-pipeline retry` requeues them.")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    entities = args.entity or list(ENTITY_ORDER)
+    instance, note = _instance()
+    if note and not args.json:
+        print(note, file=sys.stderr)
+    try:
+        result = run_job(entities, mode=args.mode, month=args.month, dry_run=args.dry_run, instance=instance)
+    except Exception as exc:  # noqa: BLE001 - config/launch errors (e.g. an unset env var): the run never started
+        print(f"zoho-pipeline sync: the run could not start: {exc}", file=sys.stderr)
+        return 2
+    report, errors, checks = collect(result)
+    code = 2 if (not result.success or errors) else report.exit_code
+    if args.json:
+        data = report.as_dict()
+        data.update(exit_code=code, dagster_run_id=result.run_id, errors=errors,
+                    checks=[{"check": n, "passed": p, "description": d} for n, p, d in checks])
+        print(json.dumps(data, indent=2, default=str))
+        return code
+    from zoho_pipeline.zoho.config import ZohoConfig
+
+    try:
+        rate = ZohoConfig.from_env().requests_per_minute
+    except ValueError:
+        rate = None
+    print(f"Dagster run {result.run_id}" + (f" (month {args.month[:7]})" if args.month else ""))
+    if report.entities:
+        print(format_summary(report, rate))
+    failed_checks = [(n, d) for n, p, d in checks if not p]
+    if checks:
+        print(f"Checks: {len(checks) - len(failed_checks)} passed, {len(failed_checks)} failed"
+              + "".join(f"\n  {n}: {d}" for n, d in failed_checks))
+    if errors:
+        print("\nThe run failed:", file=sys.stderr)
+        for e in errors:
+            print(f"  {e}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
