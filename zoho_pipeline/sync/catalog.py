@@ -25,7 +25,8 @@ VAT_PERCENT = 15.0
 
 
 class Catalog:
-    def __init__(self, engine, client, organization_id: str):
+    def __init__(self, engine, client, organization_id: str, offline: bool = False):
+        self._offline = offline  # dry run: known ids from the state table, placeholders for the rest, no call
         self._engine = engine
         self._client = client
         self._org = organization_id
@@ -47,6 +48,8 @@ class Catalog:
                 value = conn.execute(
                     select(zoho_pipeline_state.c.value).where(zoho_pipeline_state.c.key == state_key)
                 ).scalar()
+            if value is None and self._offline:
+                return f"<{key}>"
             if value is None:
                 value = resolve()
                 self._store(state_key, value)

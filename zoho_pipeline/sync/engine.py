@@ -1,12 +1,39 @@
-"""The engine: find due rows, claim them, sync parents first, call ZOHO, record every outcome. (Being written.)"""
+"""The engine: find due rows, claim them, sync parents first, call ZOHO, record every outcome.
+
+Entities run in dependency order. Within an entity, due rows are read in id order in batches; each batch's
+missing parents are synced first (by their own rules), then its rows go to a bounded pool of workers, each
+of which claims a row, maps it, skips it at zero calls when its payload is unchanged, looks it up when an
+earlier create may have reached ZOHO, creates or updates, and records the outcome with one log row.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
+import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta, timezone
 
-from zoho_pipeline.sync.report import RunReport
-from zoho_pipeline.sync.settings import ENTITY_ORDER, SyncSettings
+from sqlalchemy import select
+
+from zoho_pipeline.sync import claims
+from zoho_pipeline.sync.catalog import Catalog
+from zoho_pipeline.sync.entities import SPECS
+from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, ParentInfo, ParentNotReady, payload_hash
+from zoho_pipeline.sync.progress import Progress
+from zoho_pipeline.sync.report import (
+    STOP_AUTH, STOP_BUDGET, STOP_KILL_SWITCH, STOP_RATE_LIMITED, STOP_REQUESTED, EntityReport, Failure, RunReport,
+)
+from zoho_pipeline.sync.row_client import RowClient
+from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES, SyncSettings
+from zoho_pipeline.zoho.errors import AUTH, BUDGET_EXHAUSTED, PERMANENT, RATE_LIMITED, ZohoError
+
+log = logging.getLogger("zoho_pipeline.sync")
+
+STOPPING_ERRORS = {RATE_LIMITED: STOP_RATE_LIMITED, BUDGET_EXHAUSTED: STOP_BUDGET, AUTH: STOP_AUTH}
 
 
 def run_sync(
@@ -22,4 +49,331 @@ def run_sync(
     run_id: str | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> RunReport:
-    raise NotImplementedError
+    """Sync the due rows of `entities` (parents pulled in as needed). Never raises for a row's failure."""
+    unknown = [e for e in entities if e not in SPECS]
+    if unknown or mode not in MODES:
+        raise ValueError(f"unknown entities {unknown} or mode {mode!r}; entities: {list(SPECS)}, modes: {MODES}")
+    run_id = run_id or uuid.uuid4().hex
+    report = RunReport(run_id=run_id, dry_run=dry_run)
+    if not settings.enabled and not dry_run:
+        report.stopped_reason = STOP_KILL_SWITCH
+        report.stopped_detail = "ENABLE_ZOHO_SYNC is false: no row was read and no call made"
+        log.warning("sync disabled run_id=%s reason=kill_switch", run_id)
+        return report
+    run = _Run(source_engine, client, settings, report, mode, months, ids, dry_run, should_stop)
+    started = time.monotonic()
+    calls_before = getattr(getattr(client, "stats", None), "api_calls", 0)
+    if not dry_run:
+        claims.start_run(source_engine, run_id)
+    beat = _Heartbeat(source_engine, run_id, settings.heartbeat_interval_s) if not dry_run else None
+    status = "failed"
+    try:
+        for name in sorted(entities, key=ENTITY_ORDER.index):
+            if run.stopped:
+                break
+            run.sync_entity(SPECS[name])
+        status = "stopped" if report.stopped_reason else ("partial" if report.exit_code else "succeeded")
+    finally:
+        run.pool.shutdown(wait=True)
+        if beat:
+            beat.stop()
+        report.duration_s = round(time.monotonic() - started, 3)
+        report.api_calls = getattr(getattr(client, "stats", None), "api_calls", 0) - calls_before
+        if not dry_run:
+            try:
+                claims.finish_run(source_engine, run_id, status, report.as_dict())
+            except Exception:  # the source may be the thing that failed; the run's own error is what matters
+                log.exception("could not record the end of run_id=%s", run_id)
+    log.info("sync finished run_id=%s status=%s api_calls=%d duration_s=%.1f stopped=%s", run_id, status,
+             report.api_calls, report.duration_s, report.stopped_reason)
+    return report
+
+
+class _Heartbeat:
+    """Tells other runs that this run's `syncing` claims are alive."""
+
+    def __init__(self, engine, run_id: str, interval_s: float):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(engine, run_id, interval_s), daemon=True,
+                                        name=f"heartbeat-{run_id[:8]}")
+        self._thread.start()
+
+    def _beat(self, engine, run_id, interval_s):
+        while not self._stop.wait(interval_s):
+            try:
+                claims.heartbeat(engine, run_id)
+            except Exception:  # a missed beat only makes our claims look stale sooner
+                log.exception("heartbeat failed run_id=%s", run_id)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class _Run:
+    def __init__(self, engine, client, settings, report, mode, months, ids, dry_run, should_stop):
+        self.engine, self.client, self.settings, self.report = engine, client, settings, report
+        self.mode, self.months, self.ids, self.dry_run = mode, months, ids, dry_run
+        self.should_stop = should_stop or (lambda: False)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, settings.max_workers), thread_name_prefix="zoho-sync")
+        org = getattr(getattr(client, "config", None), "organization_id", "default")
+        self.catalog = Catalog(engine, client, org, offline=dry_run)
+        self._stop_lock = threading.Lock()
+
+    # -- stopping ------------------------------------------------------------------------------------------
+    @property
+    def stopped(self) -> bool:
+        if self.report.stopped_reason is None and self.should_stop():
+            self.stop(STOP_REQUESTED, "the run was asked to stop")
+        return self.report.stopped_reason is not None
+
+    def stop(self, reason: str, detail: str) -> None:
+        with self._stop_lock:
+            if self.report.stopped_reason is None:
+                self.report.stopped_reason, self.report.stopped_detail = reason, detail
+                log.warning("run stopping run_id=%s reason=%s detail=%s", self.report.run_id, reason, detail)
+
+    # -- one entity ----------------------------------------------------------------------------------------
+    def sync_entity(self, spec: EntitySpec) -> None:
+        rep = self.report.entity(spec.name)
+        started = time.monotonic()
+        limited_before = _rate_limited(self.client)
+        ids = None if self.ids is None else self.ids.get(spec.name, [])
+        if self.ids is not None and not ids:
+            return
+        with self.engine.connect() as conn:
+            rep.due += claims.count_due(conn, spec, mode=self.mode, run_id=self.report.run_id,
+                                        stale_after_s=self.settings.run_stale_after_s, months=self.months, ids=ids)
+        progress = Progress(spec.name, rep.due, self.settings.progress_interval_s)
+        self._sweep(spec, rep, self.mode, ids, progress)
+        for _ in range(self.settings.in_run_retry_rounds):
+            if self.stopped or self.dry_run or not self._wait_for_retries(spec, ids):
+                break
+            self._sweep(spec, rep, "due", ids, progress)
+        rep.rate_limited += _rate_limited(self.client) - limited_before
+        rep.duration_s = round(rep.duration_s + time.monotonic() - started, 3)
+        with self.engine.connect() as conn:
+            rep.backlog = claims.count_due(conn, spec, run_id=None, stale_after_s=self.settings.run_stale_after_s,
+                                           months=self.months, ids=ids)
+        progress.done(rep)
+
+    def _sweep(self, spec, rep, mode, ids, progress, *, prerequisite=False) -> None:
+        after = None
+        while not self.stopped:
+            with self.engine.connect() as conn:
+                rows = claims.find_due(
+                    conn, spec, mode=mode, now=claims.utcnow(), run_id=self.report.run_id,
+                    stale_after_s=self.settings.run_stale_after_s, months=None if prerequisite else self.months,
+                    ids=ids, eligible_only=not prerequisite, after_id=after, limit=self.settings.batch_size)
+            if not rows:
+                return
+            after = rows[-1]["id"]
+            parents = self._prepare_parents(spec, rows)
+            futures = [self.pool.submit(self._process, spec, row, parents, rep, prerequisite) for row in rows]
+            for future in futures:
+                future.result()
+                progress.tick(rep)
+
+    def _wait_for_retries(self, spec, ids) -> bool:
+        """Sleep until the earliest retry of this entity when it falls inside the in-run retry window."""
+        with self.engine.connect() as conn:
+            at = claims.next_retry_at(conn, spec, months=self.months, ids=ids)
+        if at is None:
+            return False
+        wait = (at - claims.utcnow()).total_seconds()
+        if wait > self.settings.in_run_retry_window_s:
+            return False
+        deadline = time.monotonic() + max(0.0, wait)
+        while time.monotonic() < deadline:
+            if self.stopped:
+                return False
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        return True
+
+    # -- parents -------------------------------------------------------------------------------------------
+    def _prepare_parents(self, spec, rows) -> dict[tuple[str, str], ParentInfo]:
+        wanted: dict[str, set[str]] = {}
+        for row in rows:
+            for entity, parent_id in spec.parents(row):
+                wanted.setdefault(entity, set()).add(parent_id)
+        infos: dict[tuple[str, str], ParentInfo] = {}
+        for entity in sorted(wanted, key=ENTITY_ORDER.index):
+            parent_spec = SPECS[entity]
+            found = self._parent_infos(parent_spec, wanted[entity])
+            missing = [pid for pid, info in found.items() if not info.zoho_id]
+            if missing and not self.dry_run and not self.stopped:
+                prep = self.report.entity(entity)
+                before = prep.synced
+                self._sweep(parent_spec, prep, "due", missing, Progress(entity, 0, 1e9), prerequisite=True)
+                prep.prerequisites += prep.synced - before
+                found.update(self._parent_infos(parent_spec, missing))
+            infos.update({(entity, pid): info for pid, info in found.items()})
+        return infos
+
+    def _parent_infos(self, spec, ids) -> dict[str, ParentInfo]:
+        ids = list(ids)
+        c = spec.table.c
+        found = {pid: ParentInfo(spec.name, pid, pid, None, None, "does not exist") for pid in ids}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = spec.select().where(c.id.in_(ids[start:start + 500]))
+                for row in conn.execute(query).mappings():
+                    row = dict(row)
+                    found[str(row["id"])] = ParentInfo(
+                        spec.name, str(row["id"]), spec.label(row), row[spec.zoho_id_column],
+                        row["zoho_sync_status"], row["zoho_last_sync_error"], row["zoho_next_attempt_at"])
+        return found
+
+    # -- one row -------------------------------------------------------------------------------------------
+    def _process(self, spec: EntitySpec, row: dict, parents, rep: EntityReport, prerequisite: bool) -> None:
+        if self.stopped:
+            return
+        if self.dry_run:
+            return self._classify(spec, row, parents, rep)
+        run_id = self.report.run_id
+        if not claims.claim(self.engine, spec, row, run_id):
+            rep.skipped += 1
+            return
+        started = time.monotonic()
+        client = RowClient(self.client)
+        ctx = _RowContext(self.catalog, parents, spec)
+        zoho_id = row[spec.zoho_id_column]
+        was_in_doubt = bool(row["zoho_create_in_doubt"])
+        action = "update" if zoho_id else "create"
+        label = spec.label(row)
+
+        def elapsed_ms() -> int:
+            return int((time.monotonic() - started) * 1000)
+
+        try:
+            payload = spec.build(row, ctx)
+            digest = payload_hash(payload)
+            if zoho_id and digest == row["zoho_payload_hash"] and self.mode != "all":
+                claims.log_unchanged(self.engine, spec, row, run_id=run_id, zoho_id=zoho_id, payload_hash=digest)
+                rep.unchanged += 1
+                return
+            if zoho_id:
+                spec.update(client, zoho_id, payload, row, ctx)
+                outcome, counter = "synced", "updated"
+            else:
+                found = spec.lookup(client, payload, row, ctx) if was_in_doubt else None
+                if found:
+                    zoho_id, action, outcome, counter = found, "adopt", "synced", "adopted"
+                    log.info("adopted entity=%s id=%s label=%r zoho_id=%s (an earlier create reached ZOHO)",
+                             spec.name, row["id"], label, found)
+                else:
+                    zoho_id = spec.create(client, payload, row, ctx)
+                    outcome, counter = "synced", "created"
+            claims.record_success(self.engine, spec, row, run_id=run_id, zoho_id=zoho_id, payload_hash=digest,
+                                  action=action, outcome=outcome, api_calls=client.calls, duration_ms=elapsed_ms())
+            setattr(rep, counter, getattr(rep, counter) + 1)
+        except InvalidRow as exc:
+            self._fail(spec, row, rep, action, "invalid", str(exc), None, False, was_in_doubt,
+                       ctx.new_zoho_id, client, elapsed_ms())
+        except ParentNotReady as exc:  # try again just after the parent's own next attempt
+            retry_at = _aware(exc.retry_at) + timedelta(seconds=1) if exc.retry_at else (
+                claims.utcnow() + timedelta(seconds=self.settings.backoff_max_s))
+            self._fail(spec, row, rep, action, "parent_failed", str(exc), retry_at, False, was_in_doubt,
+                       None, client, elapsed_ms())
+        except ZohoError as exc:
+            self._zoho_error(spec, row, rep, action, exc, was_in_doubt, ctx, client, elapsed_ms())
+        except LookupError as exc:  # the catalog could not find what every row needs (e.g. no VAT tax)
+            self._fail(spec, row, rep, action, "setup", str(exc), None, False, was_in_doubt, None, client,
+                       elapsed_ms())
+        except Exception as exc:  # a bug or odd data must fail this row alone, with its reason, and retry
+            log.exception("unexpected error entity=%s id=%s", spec.name, row["id"])
+            retry_at = claims.utcnow() + timedelta(seconds=self._backoff((row["zoho_attempts"] or 0) + 1))
+            self._fail(spec, row, rep, action, "internal", f"{type(exc).__name__}: {exc}", retry_at, True,
+                       was_in_doubt or action == "create", ctx.new_zoho_id, client, elapsed_ms())
+        finally:
+            rep.api_calls += client.calls
+
+    def _zoho_error(self, spec, row, rep, action, exc: ZohoError, was_in_doubt, ctx, client, ms) -> None:
+        if exc.kind in STOPPING_ERRORS:
+            claims.release(self.engine, spec, row, run_id=self.report.run_id)
+            rep.skipped += 1
+            self.stop(STOPPING_ERRORS[exc.kind], str(exc))
+            return
+        in_doubt = was_in_doubt or (action == "create" and exc.may_have_acted)
+        if exc.kind == PERMANENT:
+            self._fail(spec, row, rep, action, exc.error_code, str(exc), None, True, in_doubt, ctx.new_zoho_id,
+                       client, ms)
+            return
+        attempts = (row["zoho_attempts"] or 0) + 1
+        retry_at = claims.utcnow() + timedelta(seconds=self._backoff(attempts))
+        self._fail(spec, row, rep, action, exc.error_code, str(exc), retry_at, True, in_doubt, ctx.new_zoho_id,
+                   client, ms)
+
+    def _fail(self, spec, row, rep, action, code, message, retry_at, count_attempt, in_doubt, zoho_id, client,
+              ms) -> None:
+        outcome = claims.record_failure(
+            self.engine, spec, row, run_id=self.report.run_id, action=action, error_code=code, error=message,
+            retry_at=retry_at, count_attempt=count_attempt, max_attempts=self.settings.max_attempts,
+            in_doubt=in_doubt, zoho_id=zoho_id, api_calls=client.calls, duration_ms=ms)
+        label = spec.label(row)
+        if outcome == "retrying":
+            rep.retried += 1
+        else:
+            rep.failed += 1
+            rep.dead_lettered += outcome == "dead_lettered"
+            rep.failures[:] = [f for f in rep.failures if f.entity_id != str(row["id"])]  # a row fails once
+            rep.failures.append(Failure(spec.name, str(row["id"]), label, code, message,
+                                        dead_lettered=outcome == "dead_lettered"))
+        log.warning("row %s entity=%s id=%s label=%r code=%s error=%s", outcome, spec.name, row["id"], label, code,
+                    message)
+
+    def _backoff(self, attempts: int) -> float:
+        delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** max(0, attempts - 1))
+        return delay * random.uniform(0.75, 1.25)
+
+    # -- dry run -------------------------------------------------------------------------------------------
+    def _classify(self, spec, row, parents, rep) -> None:
+        ctx = _RowContext(self.catalog, parents, spec, dry_run=True)
+        zoho_id = row[spec.zoho_id_column]
+        try:
+            digest = payload_hash(spec.build(row, ctx))
+        except (InvalidRow, ParentNotReady) as exc:
+            rep.invalid += 1
+            rep.failures.append(Failure(spec.name, str(row["id"]), spec.label(row), "invalid", str(exc)))
+            return
+        if not zoho_id:
+            rep.would_create += 1
+        elif digest != row["zoho_payload_hash"] or self.mode == "all":
+            rep.would_update += 1
+        else:
+            rep.unchanged += 1
+
+
+class _RowContext:
+    """What a mapping may ask of the engine: the catalog and its parents' ZOHO ids."""
+
+    def __init__(self, catalog, parents: dict, spec: EntitySpec, dry_run: bool = False):
+        self.catalog, self._parents, self._spec, self._dry_run = catalog, parents, spec, dry_run
+        self.new_zoho_id: str | None = None
+
+    def parent_zoho_id(self, entity: str, source_id) -> str:
+        info = self._parents.get((entity, str(source_id)))
+        if info and info.zoho_id:
+            return info.zoho_id
+        if self._dry_run and info and info.error != "does not exist":
+            return f"<new {entity[:-1]}>"
+        singular = entity[:-1]
+        if info is None or info.error == "does not exist":
+            raise InvalidRow(f"{singular}_id", f"{singular} {source_id} does not exist")
+        if info.status == claims.SYNCING:
+            raise ParentNotReady(f"parent {singular} {info.label} is being synced by another run",
+                                 claims.utcnow() + timedelta(seconds=60))
+        reason = info.error or f"has not synced yet (status {info.status or 'pending'})"
+        raise ParentNotReady(f"parent {singular} {info.label} failed: {reason}", info.next_attempt_at)
+
+    def remember_zoho_id(self, zoho_id: str) -> None:
+        """Called by a mapping right after a create, so a check that then fails the row keeps the id."""
+        self.new_zoho_id = zoho_id
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite gives naive UTC
+
+
+def _rate_limited(client) -> int:
+    return getattr(getattr(client, "stats", None), "rate_limited", 0)

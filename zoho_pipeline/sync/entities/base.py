@@ -23,7 +23,12 @@ class InvalidRow(Exception):
 
 
 class ParentNotReady(Exception):
-    """A parent the row needs has no ZOHO id (it failed, or is being synced by another run)."""
+    """A parent the row needs has no ZOHO id (it failed, or is being synced by another run).
+    `retry_at`: when the parent itself is next tried (None: only when its data changes or on request)."""
+
+    def __init__(self, message: str, retry_at=None):
+        self.retry_at = retry_at
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class ParentInfo:
     zoho_id: str | None
     status: str | None
     error: str | None
+    next_attempt_at: object = None
 
 
 @dataclass(frozen=True)
