@@ -608,3 +608,45 @@ def set_state(engine: sa.Engine, key: str, value: str | None) -> None:
                     conn.execute(s.insert().values(key=key, value=value, updated_at=now))
             except sa.exc.IntegrityError:
                 conn.execute(s.update().where(s.c.key == key).values(value=value, updated_at=now))
+
+
+# --- finding rows by what a person knows ------------------------------------------------------------------------
+
+_NATURAL_KEYS = {
+    "plans": ("zoho_plan_code", "name"),
+    "customers": ("email",),
+    "subscriptions": ("zoho_subscription_id",),
+    "invoices": ("invoice_number", "zoho_billing_invoice_id"),
+    "payments": ("transaction_id", "zoho_payment_id"),
+}
+
+
+def resolve_ids(engine: sa.Engine, entity: str, keys: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """Map what an operator typed (a source id, or an email / invoice number / transaction id / plan code / ZOHO
+    id) to source ids. Returns ({typed key: source id}, [keys not found]). Unique keys only: no guessing."""
+    info = entity_info(entity)
+    t = info.table
+    keys = [str(k).strip() for k in keys if str(k).strip()]
+    found: dict[str, str] = {}
+    by_id = existing_ids(engine, info.name, keys)
+    for k in keys:
+        if k in by_id:
+            found[k] = k
+    rest = [k for k in keys if k not in found]
+    with engine.connect() as conn:
+        for col in _NATURAL_KEYS[info.name]:
+            if not rest:
+                break
+            column = t.c[col]
+            match = (sa.func.lower(column).in_([k.lower() for k in rest]) if col == "email"
+                     else column.in_(rest))
+            rows = conn.execute(sa.select(t.c.id, column.label("key")).where(match)).all()
+            counts: dict[str, list[str]] = {}
+            for r in rows:
+                counts.setdefault(str(r.key).lower() if col == "email" else str(r.key), []).append(str(r.id))
+            for k in list(rest):
+                hits = counts.get(k.lower() if col == "email" else k, [])
+                if len(hits) == 1:
+                    found[k] = hits[0]
+                    rest.remove(k)
+    return found, rest
