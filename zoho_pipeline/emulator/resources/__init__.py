@@ -45,6 +45,8 @@ ROUTES = [
     ("POST", "/invoices", billing.create_invoice),
     ("GET", "/invoices", billing.list_invoices),
     ("GET", "/invoices/{invoice_id}", billing.get_invoice),
+    ("PUT", "/invoices/{invoice_id}", billing.update_invoice),
+    ("DELETE", "/invoices/{invoice_id}", billing.delete_invoice),
     ("POST", "/invoices/{invoice_id}/void", billing.void_invoice),
     ("POST", "/payments", billing.create_payment),
     ("GET", "/payments", billing.list_payments),

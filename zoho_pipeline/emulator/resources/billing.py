@@ -137,6 +137,72 @@ def get_invoice(ctx: Ctx):
     return ok("success", invoice=find_invoice(ctx, ctx.params["invoice_id"]))
 
 
+def update_invoice(ctx: Ctx):
+    """PUT /invoices/{id}: the create body; lines and totals recomputed, balance = total - payments - credits.
+    A void invoice cannot be edited, and the new total may not fall below what is already paid or credited."""
+    invoice = find_invoice(ctx, ctx.params["invoice_id"])
+    if invoice["status"] == "void":
+        raise bad(1020, f"Void invoice {invoice['invoice_number']} cannot be edited.")
+    body = ctx.body
+    paid, credits = D(invoice["payment_made"]), D(invoice["credits_applied"])
+    customer = ctx.store.customers.get(invoice["customer_id"])
+    if body.get("customer_id") not in (None, "") and str(body["customer_id"]) != invoice["customer_id"]:
+        if paid or credits:
+            raise bad(1021, "The customer cannot be changed on an invoice with payments or credits applied.")
+        customer = customers_mod.find(ctx, body["customer_id"])
+    if customer is None:
+        customer = customers_mod.find(ctx, invoice["customer_id"])
+    lines, taxes, sub_total, tax_total = _lines(ctx, body.get("invoice_items"), "invoice_items")
+    date = valid_date(body.get("date") or invoice["date"], "date")
+    due = valid_date(body.get("due_date") or (invoice["due_date"] if not body.get("date") else date), "due_date")
+    if due < date:
+        raise bad(4, "Due date cannot be earlier than the invoice date.")
+    total = sub_total + tax_total
+    if total < paid + credits:
+        raise bad(1022, f"The invoice total ({num(total)}) cannot be less than the amount already paid "
+                        f"or credited ({num(paid + credits)}) on invoice {invoice['invoice_number']}.")
+    number = invoice["invoice_number"]
+    if str(ctx.query.get("ignore_auto_number_generation")).lower() == "true" and text(body, "invoice_number"):
+        number = text(body, "invoice_number")
+        if any(i["invoice_number"] == number and i["invoice_id"] != invoice["invoice_id"]
+               for i in ctx.store.invoices.values()):
+            raise bad(1001, "Invoice number already exists.")
+    now = timestamp()
+    invoice.update(
+        invoice_number=number, date=date, due_date=due, customer_id=customer["customer_id"],
+        customer_name=customer["display_name"], email=customer["email"], invoice_items=lines,
+        sub_total=num(sub_total), tax_total=num(tax_total), total=num(total),
+        taxes=[{"tax_name": k, "tax_amount": num(v)} for k, v in taxes.items()],
+        balance=num(total - paid - credits), updated_time=now, last_modified_time=now)
+    for key in ("reference_number", "notes", "terms", "salesperson_name", "payment_terms_label"):
+        if key in body:
+            invoice[key] = text(body, key)
+    if "payment_terms" in body:
+        invoice["payment_terms"] = int(body.get("payment_terms") or 0)
+    if "custom_fields" in body:
+        invoice["custom_fields"] = custom_fields(body.get("custom_fields"))
+    for payment in ctx.store.payments.values():  # keep the payments' view of this invoice in step
+        for applied in payment["invoices"]:
+            if applied["invoice_id"] == invoice["invoice_id"]:
+                applied.update(invoice_number=number, date=date, invoice_amount=invoice["total"],
+                               balance_amount=invoice["balance"])
+    if invoice["status"] != "draft":
+        invoice["status"] = "sent"
+    _settle(invoice)
+    return ok("Invoice information has been updated.", invoice=invoice)
+
+
+def delete_invoice(ctx: Ctx):
+    """DELETE /invoices/{id}: refused while payments or credits are applied."""
+    invoice = find_invoice(ctx, ctx.params["invoice_id"])
+    if D(invoice["payment_made"]) or D(invoice["credits_applied"]) or any(
+            a["invoice_id"] == invoice["invoice_id"] for p in ctx.store.payments.values() for a in p["invoices"]):
+        raise bad(1023, f"Invoice {invoice['invoice_number']} cannot be deleted as payments or credits "
+                        "have been applied to it.")
+    del ctx.store.invoices[invoice["invoice_id"]]
+    return ok("The invoice has been deleted.")
+
+
 def void_invoice(ctx: Ctx):
     invoice = find_invoice(ctx, ctx.params["invoice_id"])
     if invoice["status"] == "void":
