@@ -8,7 +8,8 @@ from pydantic import Field
 from zoho_pipeline.defs.assets import (ALL_ASSETS, ASSET_OF_ENTITY, PARTITIONED_ASSETS, POOL, UNPARTITIONED_ASSETS,
                                        report_metadata, summary_line)
 from zoho_pipeline.defs.checks import ENTITY_CHECKS, zoho_environment, zoho_matches_source
-from zoho_pipeline.defs.partitions import monthly_partitions
+from zoho_pipeline.defs import source_state
+from zoho_pipeline.defs.partitions import all_months_target, monthly_partitions, partition_target
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
 from zoho_pipeline.sync import queries
 from zoho_pipeline.sync.settings import ENTITY_ORDER
@@ -33,9 +34,8 @@ zoho_billing_sync_job = dg.define_asset_job(
     description="Invoices and payments of one month (or a range of months as one run). Parents missing in ZOHO "
                 "are synced first by the engine.")
 
-# Unpartitioned assets + ONE partitions definition may share a job. Run without a partition it syncs every due
-# row of every entity: what the schedule and `zoho-pipeline sync` launch. With a partition (or a range) the
-# invoices and payments are limited to those months.
+# Unpartitioned assets + ONE partitions definition may share a job. What the schedule and `zoho-pipeline sync`
+# launch, over the range of months holding due invoices and payments (sync_target).
 zoho_full_sync_job = dg.define_asset_job(
     "zoho_full_sync_job", selection=_with_db_checks(ALL_ASSETS), partitions_def=monthly_partitions, tags=SYNC_TAGS,
     description="Every entity in dependency order: plans → customers → subscriptions → invoices → payments.")
@@ -49,6 +49,14 @@ zoho_reconciliation_job = dg.define_asset_job(
     "zoho_reconciliation_job",
     selection=dg.AssetSelection.checks(zoho_environment, zoho_matches_source), tags=SYNC_TAGS,
     description="Credentials, migrations and a sampled comparison of ZOHO with the source (API calls budgeted).")
+
+
+def sync_target(engine, entities=ENTITY_ORDER, mode: str = "due") -> tuple[str | None, dict]:
+    """(partition_key, tags) of one zoho_full_sync_job run syncing every due row of `entities`: the range of months
+    holding due invoices and payments (all months for mode failed/all)."""
+    if mode != "due":
+        return all_months_target()
+    return partition_target(source_state.due_month_keys(engine, entities))
 
 
 class RetryConfig(dg.Config):

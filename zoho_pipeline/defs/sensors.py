@@ -4,20 +4,18 @@ alert when a sync run fails."""
 
 import hashlib
 import json
-from datetime import date
 
 import dagster as dg
 
 from zoho_pipeline.defs import source_state as st
 from zoho_pipeline.defs.automation import KILL_SWITCH_SKIP, default_sensor_status
 from zoho_pipeline.defs.jobs import ALL_JOBS, SYNC_TAGS, zoho_billing_sync_job, zoho_sync_job
-from zoho_pipeline.defs.partitions import month_key, monthly_partitions
+from zoho_pipeline.defs.partitions import partition_target
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
 
 
 CORE_ENTITIES = ("plans", "customers", "subscriptions")
 BILLING_ENTITIES = ("invoices", "payments")
-MAX_MONTH_RUNS = 6  # more changed months than this: one billing run over every due month instead
 
 
 def _changed(before: dict | None, now: dict) -> bool:
@@ -33,33 +31,34 @@ def _digest(marks: dict) -> str:
     return hashlib.sha1(json.dumps(marks, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def plan_requests(engine, previous: dict | None, marks: dict, partition_keys: set[str]) -> list[dg.RunRequest]:
-    """The runs one change of the source needs: the core sync when plans, customers or subscriptions changed; the
-    billing sync for each changed month of invoices or payments. run_key comes from the new cursor, so one
+def plan_requests(engine, previous: dict | None, marks: dict) -> list[dg.RunRequest]:
+    """The runs one change of the source needs: the core sync when plans, customers or subscriptions changed; one
+    billing sync over the months whose invoices or payments changed. run_key comes from the new cursor, so one
     change starts one run even when a tick is evaluated twice."""
     digest = _digest(marks)
     previous = previous or {}
     requests = []
     changed = {e for e in marks if _changed(previous.get(e), marks[e])}
-    if changed & set(CORE_ENTITIES):
+    core = sorted(changed & set(CORE_ENTITIES))
+    if core:
         requests.append(dg.RunRequest(job_name=zoho_sync_job.name, run_key=f"core:{digest}",
-                                      tags={**SYNC_TAGS, "zoho_trigger": "sensor",
-                                            "zoho_changed": ",".join(sorted(changed & set(CORE_ENTITIES)))}))
-    months: set[date] = set()
-    for entity in changed & set(BILLING_ENTITIES):
-        since = (previous.get(entity) or {}).get("max_updated_at")
-        if since and marks[entity]["rows"] == (previous.get(entity) or {}).get("rows") \
-                and marks[entity]["max_updated_at"] == since:
-            since = None  # only more rows came due (retries): look at every due row
-        months |= st.changed_months(engine, entity, since)
-    keys = sorted(month_key(m) for m in months)
-    billing_tags = {**SYNC_TAGS, "zoho_trigger": "sensor"}
-    if keys and (len(keys) > MAX_MONTH_RUNS or not set(keys) <= partition_keys):
-        requests.append(dg.RunRequest(job_name=zoho_billing_sync_job.name, run_key=f"billing:all:{digest}",
-                                      tags={**billing_tags, "zoho_months": f"{keys[0]}..{keys[-1]}"}))
-    else:
-        requests += [dg.RunRequest(job_name=zoho_billing_sync_job.name, partition_key=k,
-                                   run_key=f"billing:{k}:{digest}", tags=billing_tags) for k in keys]
+                                      tags={**SYNC_TAGS, "zoho_trigger": "sensor", "zoho_changed": ",".join(core)}))
+    billing = sorted(changed & set(BILLING_ENTITIES))
+    if billing:
+        since = {}
+        for entity in billing:
+            before = previous.get(entity) or {}
+            moved = marks[entity]["rows"] != before.get("rows") or marks[entity]["max_updated_at"] != before.get(
+                "max_updated_at")
+            # rows changed: only those; only more rows came due (retries): every due row
+            since[entity] = before.get("max_updated_at") if moved else None
+        keys = st.due_month_keys(engine, billing, since)
+        if keys:
+            partition_key, tags = partition_target(keys)
+            requests.append(dg.RunRequest(
+                job_name=zoho_billing_sync_job.name, partition_key=partition_key,
+                run_key=f"billing:{keys[0]}..{keys[-1]}:{digest}",
+                tags={**SYNC_TAGS, **tags, "zoho_trigger": "sensor", "zoho_changed": ",".join(billing)}))
     return requests
 
 
@@ -77,8 +76,7 @@ def zoho_source_changes_sensor(context: dg.SensorEvaluationContext, source: Sour
     previous = json.loads(context.cursor) if context.cursor else None
     if previous is not None and previous == marks:
         return dg.SkipReason("no new or changed rows in the source")
-    partition_keys = set(monthly_partitions.get_partition_keys(dynamic_partitions_store=None))
-    requests = plan_requests(engine, previous, marks, partition_keys)
+    requests = plan_requests(engine, previous, marks)
     cursor = json.dumps(marks, sort_keys=True)
     if not requests:
         return dg.SensorResult(skip_reason=dg.SkipReason("source changed but nothing is due"), cursor=cursor)

@@ -56,6 +56,18 @@ def changed_months(engine, entity: str, since_iso: str | None) -> set[date]:
     return months
 
 
+def due_month_keys(engine, entities=("invoices", "payments"), since: dict | None = None) -> list[str]:
+    """Partition keys of the months holding pending rows of the partitioned entities (changed after
+    since[entity], an ISO time, when given)."""
+    from zoho_pipeline.defs.partitions import month_key
+
+    months = set()
+    for entity in entities:
+        if entity in MONTH_COLUMN:
+            months |= changed_months(engine, entity, (since or {}).get(entity))
+    return sorted(month_key(m) for m in months)
+
+
 def synced_sample(engine, entity: str, n: int) -> list[dict]:
     """Up to n synced rows, most recently synced first, with the fields the reconciliation compares."""
     info = q.entity_info(entity)

@@ -58,17 +58,30 @@ def run_job(entities, mode: str = "due", month: str | None = None, dry_run: bool
     """Execute zoho_full_sync_job in-process for the assets of `entities`. Returns (ExecuteInProcessResult)."""
     from zoho_pipeline.definitions import defs
     from zoho_pipeline.defs.assets import ASSET_OF_ENTITY
-    from zoho_pipeline.defs.jobs import SYNC_TAGS, zoho_full_sync_job
+    from zoho_pipeline.defs.jobs import SYNC_TAGS, sync_target, zoho_full_sync_job
 
     import dagster as dg
 
     job = defs.resolve_job_def(zoho_full_sync_job.name)
-    assets = [ASSET_OF_ENTITY[e] for e in ENTITY_ORDER if e in set(entities)]
-    run_config = {"ops": {name: {"config": {"mode": mode, "dry_run": dry_run}} for name in assets}}
+    assets = {dg.AssetKey(ASSET_OF_ENTITY[e]) for e in entities}
+    # the selected assets and their database checks (not the API-spending reconciliation)
+    checks = {k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in assets}
+    job = job.get_subset(asset_selection=assets, asset_check_selection=checks)
+    run_config = {"ops": {key.to_python_identifier(): {"config": {"mode": mode, "dry_run": dry_run}}
+                          for key in assets}}
+    partition_key, range_tags = (month, {}) if month else sync_target(_source_engine(), entities, mode)
     return job.execute_in_process(
-        run_config=run_config, instance=instance, partition_key=month, raise_on_error=False,
-        asset_selection=[dg.AssetKey(a) for a in assets],
-        tags={**SYNC_TAGS, "zoho_trigger": "cli", **({"zoho_dry_run": "1"} if dry_run else {})})
+        run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False,
+        tags={**SYNC_TAGS, **range_tags, "zoho_trigger": "cli", **({"zoho_dry_run": "1"} if dry_run else {})})
+
+
+def _source_engine():
+    from zoho_pipeline.defs.resources import SourceDatabaseResource
+
+    url = os.environ.get("SOURCE_DATABASE_URL")
+    if not url:
+        raise RuntimeError("SOURCE_DATABASE_URL is not set (a SQLAlchemy URL of the provider's database)")
+    return SourceDatabaseResource(url=url).engine()
 
 
 def _entity_report(data: dict) -> EntityReport:
