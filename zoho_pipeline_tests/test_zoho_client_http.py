@@ -84,7 +84,10 @@ class Stub:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -431,3 +434,18 @@ def test_secrets_never_in_logs_reprs_or_errors(stub, caplog):
         for text in texts:
             assert secret not in text
     assert "429" in caplog.text and "refresh" in caplog.text
+
+
+def test_broken_token_store_degrades_to_local_refresh(stub):
+    class Broken:
+        def load(self, key):
+            raise RuntimeError("db down")
+
+        save = acquire_refresh_lock = release_refresh_lock = lambda self, *a: (_ for _ in ()).throw(
+            RuntimeError("db down"))
+
+    stub.on("GET", "/customers", ("json", 200, {"code": 0}))
+    client = ZohoClient(config_for(stub.url), token_store=Broken())
+    client.get("/customers")
+    client.get("/customers")
+    assert stub.minted == 1

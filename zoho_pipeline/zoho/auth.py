@@ -165,18 +165,34 @@ class TokenProvider:
                 and token.valid_for(self.now()) > self.config.refresh_margin_s)
 
     def _load_usable(self) -> CachedToken | None:
-        token = self.store.load(self.key)
+        try:
+            token = self.store.load(self.key)
+        except Exception as exc:  # noqa: BLE001 - a broken cache must not stop the API calls
+            log.warning("zoho token: token store unavailable on load (%s)", type(exc).__name__)
+            return None
         return token if self._usable(token) else None
+
+    def _try_lock(self) -> bool:
+        try:
+            return bool(self.store.acquire_refresh_lock(self.key, self.owner, self.LOCK_TTL_S))
+        except Exception as exc:  # noqa: BLE001 - refresh under the in-process lock only
+            log.warning("zoho token: token store unavailable for the refresh lock (%s); refreshing anyway",
+                        type(exc).__name__)
+            return True
 
     def _refresh_across_processes(self) -> CachedToken:
         deadline = time.monotonic() + self.config.token_lock_wait_s
         while True:
-            if self.store.acquire_refresh_lock(self.key, self.owner, self.LOCK_TTL_S):
+            if self._try_lock():
                 try:
                     token = self._load_usable()  # another process may have refreshed meanwhile
                     if token is None:
                         token = self._mint()
-                        self.store.save(self.key, token)
+                        try:
+                            self.store.save(self.key, token)
+                        except Exception as exc:  # noqa: BLE001
+                            log.warning("zoho token: could not save the token to the store (%s)",
+                                        type(exc).__name__)
                     return token
                 finally:
                     try:
@@ -191,9 +207,8 @@ class TokenProvider:
                 if token is not None:
                     log.info("zoho token: using the token refreshed by another process")
                     return token
-                if self.store.acquire_refresh_lock(self.key, self.owner, self.LOCK_TTL_S):
-                    self.store.release_refresh_lock(self.key, self.owner)
-                    break  # the other process gave up (or died): try to refresh ourselves
+                if self._try_lock():
+                    break  # the other process gave up (or died): we hold the lock now, refresh ourselves  # the other process gave up (or died): try to refresh ourselves
             else:
                 raise ZohoError(kind=RETRYABLE, message="timed out waiting for another process to refresh "
                                 "the ZOHO access token", method="POST", path="/oauth/v2/token")
