@@ -201,7 +201,9 @@ class _Run:
             parent_spec = SPECS[entity]
             found = self._parent_infos(parent_spec, wanted[entity])
             missing = [pid for pid, info in found.items() if not info.zoho_id]
-            if missing and not self.dry_run and not self.stopped:
+            if missing and self.dry_run:
+                found.update(self._dry_parents(parent_spec, missing))
+            elif missing and not self.stopped:
                 prep = self.report.entity(entity)
                 before = prep.synced
                 self._sweep(parent_spec, prep, "due", missing, Progress(entity, 0, 1e9), prerequisite=True)
@@ -209,6 +211,21 @@ class _Run:
                 found.update(self._parent_infos(parent_spec, missing))
             infos.update({(entity, pid): info for pid, info in found.items()})
         return infos
+
+    def _dry_parents(self, spec, ids) -> dict[str, ParentInfo]:
+        """Dry run: a missing parent that would itself be refused makes its children count as invalid too."""
+        with self.engine.connect() as conn:
+            parent_rows = [dict(r) for r in conn.execute(spec.select().where(spec.table.c.id.in_(ids))).mappings()]
+        grandparents = self._prepare_parents(spec, parent_rows)
+        verdicts = {}
+        for row in parent_rows:
+            error, status = None, "pending"
+            try:
+                spec.build(row, _RowContext(self.catalog, grandparents, spec, dry_run=True))
+            except (InvalidRow, ParentNotReady) as exc:
+                error, status = f"would fail: {exc}", "failed"
+            verdicts[str(row["id"])] = ParentInfo(spec.name, str(row["id"]), spec.label(row), None, status, error)
+        return verdicts
 
     def _parent_infos(self, spec, ids) -> dict[str, ParentInfo]:
         ids = list(ids)
@@ -355,7 +372,7 @@ class _RowContext:
         info = self._parents.get((entity, str(source_id)))
         if info and info.zoho_id:
             return info.zoho_id
-        if self._dry_run and info and info.error != "does not exist":
+        if self._dry_run and info and info.error is None:
             return f"<new {entity[:-1]}>"
         singular = entity[:-1]
         if info is None or info.error == "does not exist":
