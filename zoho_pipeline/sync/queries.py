@@ -153,8 +153,9 @@ def label_expr(entity: str, table: sa.Table | None = None) -> sa.ColumnElement:
     if name == "customers":
         return _txt(c.first_name) + lit(" ") + _txt(c.last_name) + lit(" <") + _txt(c.email) + lit(">")
     if name == "subscriptions":
-        pkg = sa.select(T.service_packages.c.name).where(T.service_packages.c.id == c.package_id)
-        email = sa.select(T.customers.c.email).where(T.customers.c.id == c.customer_id)
+        p, cu = T.service_packages.alias("label_pkg"), T.customers.alias("label_cust")  # never auto-correlated
+        pkg = sa.select(p.c.name).where(p.c.id == c.package_id).correlate(t)
+        email = sa.select(cu.c.email).where(cu.c.id == c.customer_id).correlate(t)
         return _txt(pkg.scalar_subquery()) + lit(" for ") + _txt(email.scalar_subquery())
     if name == "invoices":
         return _txt(c.invoice_number)
