@@ -4,6 +4,7 @@ the schedules and the checks."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -42,9 +43,21 @@ def demo_db(url: str, customers: int = DEMO_CUSTOMERS) -> str:
     return url
 
 
+# One in-memory instance kept for the whole module: Dagster keeps weak references to the instance a sensor or
+# schedule context was built with, and a later run fails once that instance is gone.
+_KEPT_INSTANCE = dg.DagsterInstance.ephemeral()
+
+
+@contextlib.contextmanager
+def _instance():
+    yield _KEPT_INSTANCE
+
+
 def materialize(assets, resources, instance=None, checks=(), **kw):
-    return dg.materialize([*assets, *checks], resources=resources, instance=instance or dg.DagsterInstance.ephemeral(),
-                          raise_on_error=False, **kw)
+    instance = instance or dg.DagsterInstance.ephemeral()
+    result = dg.materialize([*assets, *checks], resources=resources, instance=instance, raise_on_error=False, **kw)
+    result.keep_instance = instance  # the result holds its instance weakly
+    return result
 
 
 def metadata_by_asset(result) -> dict[str, dict]:
@@ -107,9 +120,14 @@ def test_schedules_and_sensors_stopped_unless_production(monkeypatch):
 # --- assets ------------------------------------------------------------------------------------------------------
 
 
-def _sync_everything(url, zoho_config, instance=None, **zoho):
+def _sync_everything(url, zoho_config, instance=None, checks=(), **zoho):
+    """Every asset over the months holding due invoices and payments: what the schedule launches."""
+    from zoho_pipeline.defs.jobs import sync_target
+
     resources = make_resources(url, zoho_config, **zoho)
-    return materialize(ALL_ASSETS, resources, instance=instance)
+    partition_key, tags = sync_target(resources["source"].engine())
+    return materialize(ALL_ASSETS, resources, instance=instance, checks=checks, partition_key=partition_key,
+                       tags=tags)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -139,8 +157,13 @@ def test_partitioned_backfill_of_three_months_is_one_run_limited_to_them(sqlite_
             inv.c.invoice_type != "recurring", inv.c.status != "draft")).scalars())
     months = sorted({date(d.year, d.month, 1) for d in dates})
     assert len(months) >= 4, months
-    first, last = months[0], months[2]
-    end = date(last.year + (last.month == 12), last.month % 12 + 1, 1)
+
+    def add_months(d, n):
+        y, m = divmod(d.month - 1 + n, 12)
+        return date(d.year + y, m + 1, 1)
+
+    first, last = months[0], add_months(months[0], 2)
+    end = add_months(first, 3)
     resources = make_resources(url, zoho_config)
     tags = {"dagster/asset_partition_range_start": first.isoformat(),
             "dagster/asset_partition_range_end": last.isoformat()}
@@ -148,7 +171,7 @@ def test_partitioned_backfill_of_three_months_is_one_run_limited_to_them(sqlite_
     assert result.success
     partitions = sorted({ev.partition for ev in result.get_asset_materialization_events()
                          if ev.asset_key == dg.AssetKey("zoho_invoices")})
-    assert partitions == [m.isoformat() for m in months[:3]]
+    assert partitions == [add_months(first, i).isoformat() for i in range(3)]
     with engine.connect() as conn:
         rows = conn.execute(sa.select(inv.c.invoice_date, inv.c.zoho_sync_status, inv.c.zoho_billing_invoice_id)
                             .where(inv.c.invoice_type != "recurring", inv.c.status != "draft")).all()
@@ -199,7 +222,7 @@ def test_sensor_requests_one_run_per_change(sqlite_url, emulator, zoho_config):
     url = demo_db(sqlite_url)
     resources = make_resources(url, zoho_config)
     assert _sync_everything(url, zoho_config).success
-    with dg.instance_for_test() as instance:
+    with _instance() as instance:
         first = zoho_source_changes_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         cursor = first.cursor if isinstance(first, dg.SensorResult) else None
         # after a full sync only the deliberately bad demo rows remain due; the cursor is set either way
@@ -223,16 +246,17 @@ def test_sensor_requests_the_changed_invoice_month(sqlite_url, emulator, zoho_co
     url = demo_db(sqlite_url)
     assert _sync_everything(url, zoho_config).success
     resources = make_resources(url, zoho_config)
-    with dg.instance_for_test() as instance:
+    with _instance() as instance:
         cursor = zoho_source_changes_sensor(dg.build_sensor_context(instance=instance, resources=resources)).cursor
         engine = sa.create_engine(url)
         inv = T.customer_invoices
         with engine.begin() as conn:
             row = conn.execute(sa.select(inv.c.id, inv.c.invoice_date).where(
                 inv.c.zoho_sync_status == "synced").limit(1)).one()
+            newest = max(json.loads(cursor)["invoices"]["max_updated_at"], datetime.now(timezone.utc).isoformat())
             conn.execute(inv.update().where(inv.c.id == row.id).values(
-                updated_at=datetime.now(timezone.utc) + timedelta(seconds=1), due_date=row.invoice_date +
-                timedelta(days=45)))
+                updated_at=datetime.fromisoformat(newest) + timedelta(seconds=1),
+                due_date=row.invoice_date + timedelta(days=45)))
         engine.dispose()
         result = zoho_source_changes_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
                                                                     resources=resources))
@@ -244,7 +268,7 @@ def test_sensor_requests_the_changed_invoice_month(sqlite_url, emulator, zoho_co
 def test_sensor_and_schedule_skip_when_the_kill_switch_is_off(sqlite_url, emulator, zoho_config):
     url = demo_db(sqlite_url)
     resources = make_resources(url, zoho_config, enabled=False)
-    with dg.instance_for_test() as instance:
+    with _instance() as instance:
         assert isinstance(zoho_source_changes_sensor(dg.build_sensor_context(instance=instance,
                                                                              resources=resources)), dg.SkipReason)
         sched = zoho_sync_schedule(dg.build_schedule_context(instance=instance, resources=resources))
@@ -261,13 +285,16 @@ def test_kill_switch_from_the_environment(monkeypatch):
 
 
 def test_schedule_requests_a_tagged_full_sync(sqlite_url, zoho_config):
-    resources = make_resources(sqlite_url, zoho_config)
-    with dg.instance_for_test() as instance:
+    resources = make_resources(demo_db(sqlite_url), zoho_config)
+    with _instance() as instance:
         ctx = dg.build_schedule_context(instance=instance, resources=resources,
                                         scheduled_execution_time=datetime(2025, 3, 1, 12, 5, tzinfo=timezone.utc))
         req = zoho_sync_schedule(ctx)
     assert isinstance(req, dg.RunRequest)
     assert req.tags["zoho_sync"] == "1"
+    # the demo has due invoices in several months: one run over their range
+    assert req.partition_key is None and req.tags["dagster/asset_partition_range_start"] < req.tags[
+        "dagster/asset_partition_range_end"]
     assert zoho_sync_schedule.job_name == "zoho_full_sync_job"
     assert zoho_sync_schedule.cron_schedule == "*/5 * * * *"
 
@@ -278,7 +305,7 @@ def test_schedule_requests_a_tagged_full_sync(sqlite_url, zoho_config):
 def test_checks_pass_when_synced_and_point_at_corrupted_rows(sqlite_url, emulator, zoho_config):
     url = demo_db(sqlite_url)
     resources = make_resources(url, zoho_config)
-    result = materialize(ALL_ASSETS, resources, checks=ENTITY_CHECKS)
+    result = _sync_everything(url, zoho_config, checks=ENTITY_CHECKS)
     assert result.success
     checks = checks_by_name(result)
     assert len(checks) == 4 * len(ALL_ASSETS)
@@ -287,17 +314,17 @@ def test_checks_pass_when_synced_and_point_at_corrupted_rows(sqlite_url, emulato
             assert ev.passed, name
 
     engine = sa.create_engine(url)
-    c = T.customers
+    c = T.customers.c
     with engine.begin() as conn:
         synced = conn.execute(sa.select(c.id).where(c.zoho_sync_status == "synced").limit(2)).scalars().all()
-        conn.execute(c.update().where(c.id == synced[0]).values(zoho_billing_customer_id=None))
-        conn.execute(c.update().where(c.id == synced[1]).values(
+        conn.execute(T.customers.update().where(c.id == synced[0]).values(zoho_billing_customer_id=None))
+        conn.execute(T.customers.update().where(c.id == synced[1]).values(
             zoho_sync_status="syncing", zoho_claimed_by="dead-run",
             zoho_claimed_at=datetime.now(timezone.utc) - timedelta(hours=2)))
     engine.dispose()
     customer_checks = [ch for ch in ENTITY_CHECKS if next(iter(ch.check_keys)).asset_key == dg.AssetKey("zoho_customers")]
-    after = checks_by_name(dg.materialize(customer_checks, resources=resources, instance=dg.DagsterInstance.ephemeral(),
-                                          raise_on_error=False, selection=dg.AssetSelection.checks(*customer_checks)))
+    after = checks_by_name(materialize([], resources, checks=customer_checks,
+                                       selection=dg.AssetSelection.checks(*customer_checks)))
     missing = after["zoho_customers.synced_rows_have_zoho_id"]
     stuck = after["zoho_customers.no_stuck_syncing"]
     assert not missing.passed and not stuck.passed
@@ -312,9 +339,8 @@ def test_environment_and_reconciliation_checks(sqlite_url, emulator, zoho_config
     url = demo_db(sqlite_url)
     resources = make_resources(url, zoho_config)
     assert _sync_everything(url, zoho_config).success
-    result = dg.materialize([zoho_environment, zoho_matches_source], resources=resources,
-                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-                            selection=dg.AssetSelection.checks(zoho_environment, zoho_matches_source))
+    result = materialize([], resources, checks=[zoho_environment, zoho_matches_source],
+                         selection=dg.AssetSelection.checks(zoho_environment, zoho_matches_source))
     checks = checks_by_name(result)
     assert checks["zoho_customers.api_reachable"].passed
     assert checks["zoho_payments.migrations_at_head"].passed

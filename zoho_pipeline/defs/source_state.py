@@ -68,11 +68,14 @@ def due_month_keys(engine, entities=("invoices", "payments"), since: dict | None
     return sorted(month_key(m) for m in months)
 
 
+COMPARED_COLUMNS = {"customers": ("email",), "invoices": ("total_amount", "status"), "payments": ("amount",)}
+
+
 def synced_sample(engine, entity: str, n: int) -> list[dict]:
     """Up to n synced rows, most recently synced first, with the fields the reconciliation compares."""
     info = q.entity_info(entity)
     c = info.table.c
-    extra = {"customers": [c.email], "invoices": [c.total_amount, c.status], "payments": [c.amount]}.get(entity, [])
+    extra = [c[name] for name in COMPARED_COLUMNS.get(entity, ())]
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(c.id, q.label_expr(entity, info.table).label("label"), info.zoho_id.label("zoho_id"), *extra)
