@@ -59,6 +59,7 @@ def run_job(entities, mode: str = "due", month: str | None = None, dry_run: bool
     from zoho_pipeline.definitions import defs
     from zoho_pipeline.defs.assets import ASSET_OF_ENTITY
     from zoho_pipeline.defs.jobs import SYNC_TAGS, sync_target, zoho_full_sync_job
+    from zoho_pipeline.defs.resources import resources_from_env
 
     import dagster as dg
 
@@ -72,6 +73,7 @@ def run_job(entities, mode: str = "due", month: str | None = None, dry_run: bool
     partition_key, range_tags = (month, {}) if month else sync_target(_source_engine(), entities, mode)
     return job.execute_in_process(
         run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False,
+        resources=resources_from_env(),  # this process's environment now, not when definitions were first imported
         tags={**SYNC_TAGS, **range_tags, "zoho_trigger": "cli", **({"zoho_dry_run": "1"} if dry_run else {})})
 
 
