@@ -104,7 +104,8 @@ def test_reconcile_command_exit_codes(synced, zoho_config, emulator, sqlite_url,
     env = {"ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"], "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
            "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
            "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
-           "ZOHO_API_BASE_URL": f"{emulator.url}/billing/v1", "ZOHO_ACCOUNTS_URL": emulator.url}
+           "ZOHO_API_BASE_URL": f"{emulator.url}/billing/v1", "ZOHO_ACCOUNTS_URL": emulator.url,
+           "ZOHO_RATE_LIMIT_PER_MINUTE": "100000", "ZOHO_DAILY_BUDGET": "10000000"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert reconcile_cmd.main([]) == 0

@@ -55,8 +55,10 @@ def main(argv: list[str]) -> int:
         if args.row:
             found, missing = Q.resolve_ids(engine, entity, [args.row])
             row_id = found.get(args.row.strip(), args.row.strip())
-        lines = Q.recent_logs(engine, entity=entity, outcome=args.status, since=args.since, limit=args.limit,
+        lines = Q.recent_logs(engine, entity=entity, outcome=args.status, since=args.since, limit=args.limit + 1,
                               offset=args.offset, entity_id=row_id, run_id=args.run)
+        has_more = len(lines) > args.limit
+        lines = lines[:args.limit]
     finally:
         engine.dispose()
     if args.json:
@@ -69,6 +71,6 @@ def main(argv: list[str]) -> int:
         ["time", "entity", "row", "action", "outcome", "code", "error", "attempt", "run"],
         [[x["time"], x["entity"], x["label"], x["action"], x["outcome"], x["error_code"] or "", x["error"] or "",
           x["attempt"] or "", x["run_id"] or ""] for x in lines]))
-    more = f" · next page: --offset {args.offset + args.limit}" if len(lines) == args.limit else ""
+    more = f" · next page: --offset {args.offset + args.limit}" if has_more else ""
     print(f"\n{len(lines)} line(s), offset {args.offset}{more}")
     return 0
