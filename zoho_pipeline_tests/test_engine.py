@@ -236,3 +236,20 @@ def test_two_runs_at_once_never_claim_the_same_row(pg_url, zoho_config, emulator
     emails = Counter(c["email"] for c in emulator.store.customers.values())
     assert max(emails.values()) == 1
     engine.dispose()
+
+
+def test_fixing_a_failed_parent_lets_its_waiting_children_sync_in_the_same_run(source, client, emulator):
+    engine, _ = source
+    bad = rows(engine, T.customers, ~T.customers.c.email.contains("@"))[0]
+    run_sync(engine, client, FAST)
+    waiting = rows(engine, T.payment_transactions, T.payment_transactions.c.customer_id == bad["id"],
+                   T.payment_transactions.c.status == "completed")
+    assert waiting and all(r["zoho_error_code"] == "parent_failed" for r in waiting)
+    with engine.begin() as conn:
+        conn.execute(T.customers.update().where(T.customers.c.id == bad["id"]).values(
+            email="fixed.address@example.co.za", updated_at=datetime.now(timezone.utc) + timedelta(seconds=1)))
+    report = run_sync(engine, client, FAST)
+    assert report.entities["customers"].created == 1
+    for row in rows(engine, T.payment_transactions, T.payment_transactions.c.customer_id == bad["id"],
+                    T.payment_transactions.c.status == "completed"):
+        assert row["zoho_sync_status"] == "synced", row["zoho_last_sync_error"]

@@ -188,6 +188,20 @@ def record_success(engine, spec: EntitySpec, row: dict, *, run_id: str, zoho_id:
             zoho_next_attempt_at=None, zoho_create_in_doubt=False, zoho_dead_lettered=False))
         _log(conn, spec, row, run_id=run_id, action=action, outcome=outcome, zoho_id=zoho_id,
              attempt=(row["zoho_attempts"] or 0) + 1, api_calls=api_calls, duration_ms=duration_ms)
+        if row["zoho_sync_status"] in (FAILED, RETRYING):
+            _wake_children(conn, spec, row)
+
+
+def _wake_children(conn, spec: EntitySpec, row: dict) -> None:
+    """A parent that failed before has now synced: children waiting on it are due at once, not in an hour."""
+    from zoho_pipeline.sync.entities import SPECS  # the registry imports this module's users, not the reverse
+
+    for child_name, column in spec.children:
+        child = SPECS[child_name].table
+        conn.execute(child.update().where(
+            child.c[column] == row["id"], child.c.zoho_error_code == "parent_failed",
+            child.c.zoho_sync_status == FAILED,
+        ).values(zoho_next_attempt_at=utcnow()))
 
 
 def record_failure(engine, spec: EntitySpec, row: dict, *, run_id: str, action: str, error_code: str, error: str,

@@ -109,4 +109,5 @@ SPEC = EntitySpec(
     create=create,
     update=update,
     lookup=lookup,
+    children=(("subscriptions", "customer_id"), ("invoices", "customer_id"), ("payments", "customer_id")),
 )

@@ -135,5 +135,6 @@ SPEC = EntitySpec(
     create=create,
     update=update,
     lookup=lookup,
+    children=(("payments", "invoice_id"),),
     month_column="invoice_date",
 )

@@ -80,4 +80,5 @@ SPEC = EntitySpec(
     create=create,
     update=update,
     lookup=lookup,
+    children=(("subscriptions", "package_id"),),
 )
