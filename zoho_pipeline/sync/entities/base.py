@@ -79,17 +79,19 @@ def payload_hash(payload: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def public(payload: dict) -> dict:
-    """The payload without the engine-private keys (leading underscore) that steer lifecycle actions."""
-    return {k: v for k, v in payload.items() if not k.startswith("_")}
+def public(payload: dict, drop: tuple[str, ...] = ()) -> dict:
+    """The payload without the private keys (leading underscore) that steer lifecycle actions, nor `drop`."""
+    return {k: v for k, v in payload.items() if not k.startswith("_") and k not in drop}
 
 
 def no_parents(row: Mapping) -> list[tuple[str, str]]:
     return []
 
 
-def first_match(items, predicate) -> str | None:
-    for item in items:
-        if predicate(item):
-            return item
+def find_by_reference(client, path: str, key: str, id_field: str, ref_field: str, ref: str,
+                      params: dict | None = None) -> str | None:
+    """The id of the listed entity whose `ref_field` equals `ref` exactly (ZOHO's filters may match loosely)."""
+    for found in client.iter_list(path, key, params=params):
+        if found.get(ref_field) == ref:
+            return str(found[id_field])
     return None

@@ -85,14 +85,11 @@ def update(client, zoho_id, payload, row, ctx) -> None:
 def lookup(client, payload, row, ctx) -> str | None:
     """Ours is the customer with this email whose provider-id field holds our id (emails may repeat in case)."""
     for found in client.iter_list("/customers", "customers", params={"email": payload["email"]}):
-        fields = found.get("custom_fields") or []
-        if any(f.get("label") == PROVIDER_ID_FIELD and str(f.get("value")) == str(row["id"]) for f in fields):
+        fields = found.get("custom_fields")
+        if not fields:  # list items may omit custom fields: read the entity
+            fields = client.get(f"/customers/{found['customer_id']}")["customer"].get("custom_fields")
+        if any(f.get("label") == PROVIDER_ID_FIELD and str(f.get("value")) == str(row["id"]) for f in fields or []):
             return str(found["customer_id"])
-        if not fields and "customer_id" in found:  # list items may omit custom fields: read the entity
-            full = client.get(f"/customers/{found['customer_id']}")["customer"]
-            for f in full.get("custom_fields") or []:
-                if f.get("label") == PROVIDER_ID_FIELD and str(f.get("value")) == str(row["id"]):
-                    return str(found["customer_id"])
     return None
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from sqlalchemy import and_, or_, select
 
 from zoho_pipeline.source.tables import Garbled, customer_invoices as t
-from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, money, vat
+from zoho_pipeline.sync.entities.base import (
+    EntitySpec, InvalidRow, find_by_reference, money, public, vat,
+)
 
 MANUAL_TYPES = ("installation", "pro_rata", "equipment", "adjustment")
 NOT_PUSHED_STATUSES = ("draft", "cancelled")
@@ -96,7 +98,7 @@ def _check_total(invoice: dict, payload: dict) -> None:
 def create(client, payload, row, ctx) -> str:
     if payload["_void"]:
         raise InvalidRow("status", "a cancelled invoice is not created in ZOHO")
-    body = {k: v for k, v in payload.items() if not k.startswith("_")}
+    body = public(payload)
     invoice = client.post("/invoices", json=body)["invoice"]
     ctx.remember_zoho_id(str(invoice["invoice_id"]))  # kept even if the check below fails the row
     _check_total(invoice, payload)
@@ -107,16 +109,13 @@ def update(client, zoho_id, payload, row, ctx) -> None:
     if payload["_void"]:
         client.post(f"/invoices/{zoho_id}/void")
         return
-    body = {k: v for k, v in payload.items() if not k.startswith("_")}
+    body = public(payload)
     _check_total(client.put(f"/invoices/{zoho_id}", json=body)["invoice"], payload)
 
 
 def lookup(client, payload, row, ctx) -> str | None:
-    ref = payload["reference_number"]
-    for found in client.iter_list("/invoices", "invoices", params={"customer_id": payload["customer_id"]}):
-        if found.get("reference_number") == ref:
-            return str(found["invoice_id"])
-    return None
+    return find_by_reference(client, "/invoices", "invoices", "invoice_id", "reference_number",
+                             payload["reference_number"], params={"customer_id": payload["customer_id"]})
 
 
 SPEC = EntitySpec(

@@ -13,7 +13,7 @@ from sqlalchemy import and_, func, or_, select
 
 from zoho_pipeline.source.tables import customer_invoices as invoices
 from zoho_pipeline.source.tables import payment_transactions as t
-from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, money
+from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, find_by_reference, money
 from zoho_pipeline.sync.entities.invoices import MANUAL_TYPES
 
 # provider method → ZOHO payment_mode (docs/architecture.md keeps the same table)
@@ -113,11 +113,8 @@ def update(client, zoho_id, payload, row, ctx) -> None:
 
 
 def lookup(client, payload, row, ctx) -> str | None:
-    ref = payload["reference_number"]
-    for found in client.iter_list("/payments", "payments", params={"customer_id": payload["customer_id"]}):
-        if found.get("reference_number") == ref:
-            return str(found["payment_id"])
-    return None
+    return find_by_reference(client, "/payments", "payments", "payment_id", "reference_number",
+                             payload["reference_number"], params={"customer_id": payload["customer_id"]})
 
 
 SPEC = EntitySpec(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from zoho_pipeline.source.tables import service_packages as t
-from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, money, no_parents
+from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, money, no_parents, public
 from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
 
 
@@ -44,7 +44,7 @@ def _set_active(client, code: str, active: bool) -> None:
 
 
 def create(client, payload, row, ctx) -> str:
-    body = {k: v for k, v in payload.items() if not k.startswith("_")}
+    body = public(payload)
     client.post("/plans", json=body)
     if not payload["_active"]:
         _set_active(client, payload["plan_code"], False)
@@ -52,7 +52,7 @@ def create(client, payload, row, ctx) -> str:
 
 
 def update(client, zoho_id, payload, row, ctx) -> None:
-    body = {k: v for k, v in payload.items() if not k.startswith("_") and k != "plan_code"}
+    body = public(payload, drop=("plan_code",))
     client.put(f"/plans/{zoho_id}", json=body)
     _set_active(client, zoho_id, payload["_active"])
 

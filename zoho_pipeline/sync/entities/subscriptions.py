@@ -10,7 +10,7 @@ from sqlalchemy import literal, or_, select
 
 from zoho_pipeline.source.tables import customer_services as t
 from zoho_pipeline.source.tables import customers, service_packages
-from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, money
+from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, find_by_reference, money, public
 
 LIVE_STATUSES = ("active", "suspended")  # ZOHO keeps a suspended service's subscription live
 
@@ -60,7 +60,7 @@ def build(row, ctx) -> dict:
 def create(client, payload, row, ctx) -> str:
     if payload["_cancelled"]:
         raise InvalidRow("status", f"a {row['status']} service is not created in ZOHO")
-    body = {k: v for k, v in payload.items() if not k.startswith("_")}
+    body = public(payload)
     return str(client.post("/subscriptions", json=body)["subscription"]["subscription_id"])
 
 
@@ -70,17 +70,15 @@ def update(client, zoho_id, payload, row, ctx) -> None:
         if current.get("status") not in ("cancelled", "expired"):
             client.post(f"/subscriptions/{zoho_id}/cancel", params={"cancel_at_end": "false"})
         return
-    body = {k: v for k, v in payload.items() if not k.startswith("_") and k not in ("customer_id", "starts_at")}
+    body = public(payload, drop=("customer_id", "starts_at"))
     body["end_of_term"] = False
     client.put(f"/subscriptions/{zoho_id}", json=body)
 
 
 def lookup(client, payload, row, ctx) -> str | None:
-    ref = payload["reference_id"]
-    for found in client.iter_list("/subscriptions", "subscriptions", params={"reference_contains": ref}):
-        if found.get("reference_id") == ref:  # contains-match: insist on equality
-            return str(found["subscription_id"])
-    return None
+    ref = payload["reference_id"]  # reference_contains matches substrings: find_by_reference insists on equality
+    return find_by_reference(client, "/subscriptions", "subscriptions", "subscription_id", "reference_id", ref,
+                             params={"reference_contains": ref})
 
 
 SPEC = EntitySpec(
