@@ -25,6 +25,7 @@ def env(monkeypatch, tmp_path, emulator, zoho_config):
     monkeypatch.setenv("ZOHO_RATE_LIMIT_PER_MINUTE", "100000")
     monkeypatch.setenv("ZOHO_DAILY_BUDGET", "10000000")
     monkeypatch.setenv("ZOHO_SYNC_BACKOFF_BASE_S", "0.01")
+    monkeypatch.setenv("ZOHO_SYNC_IN_RUN_RETRY_WINDOW_S", "0")
     return tmp_path
 
 

@@ -69,7 +69,9 @@ def run_job(entities, mode: str = "due", month: str | None = None, dry_run: bool
     checks = {k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in assets}
     job = job.get_subset(asset_selection=assets, asset_check_selection=checks)
     run_config = {"ops": {key.to_python_identifier(): {"config": {"mode": mode, "dry_run": dry_run}}
-                          for key in assets}}
+                          for key in assets},
+                  # the summary is the output; the full event log is in the run (dagster dev)
+                  "loggers": {"console": {"config": {"log_level": os.environ.get("ZOHO_SYNC_LOG_LEVEL", "WARNING")}}}}
     partition_key, range_tags = (month, {}) if month else sync_target(_source_engine(), entities, mode)
     return job.execute_in_process(
         run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False,
