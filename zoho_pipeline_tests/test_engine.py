@@ -253,3 +253,14 @@ def test_fixing_a_failed_parent_lets_its_waiting_children_sync_in_the_same_run(s
     for row in rows(engine, T.payment_transactions, T.payment_transactions.c.customer_id == bad["id"],
                     T.payment_transactions.c.status == "completed"):
         assert row["zoho_sync_status"] == "synced", row["zoho_last_sync_error"]
+
+
+def test_dry_run_estimate_matches_the_calls_of_the_real_run(source, client, emulator):
+    engine, _ = source
+    dry = run_sync(engine, client, FAST, dry_run=True)
+    real = run_sync(engine, client, FAST)
+    assert dry.estimated_calls > 0
+    # within 2 %: the estimate counts creates, updates, look-ups of rows in doubt and the one-off catalog calls
+    assert abs(real.api_calls - dry.estimated_calls) <= max(3, real.api_calls // 50), (real.api_calls,
+                                                                                        dry.estimated_calls)
+    assert dry.estimated_minutes(100) == round(dry.estimated_calls / 100, 1)

@@ -73,6 +73,8 @@ def run_sync(
                 break
             run.sync_entity(SPECS[name])
         status = "stopped" if report.stopped_reason else ("partial" if report.exit_code else "succeeded")
+        if dry_run:
+            report.setup_calls = run.catalog.setup_calls()
     finally:
         run.pool.shutdown(wait=True)
         if beat:
@@ -353,10 +355,13 @@ class _Run:
             rep.invalid += 1
             rep.failures.append(Failure(spec.name, str(row["id"]), spec.label(row), "invalid", str(exc)))
             return
+        lookup = 1 if row["zoho_create_in_doubt"] and not zoho_id else 0
         if not zoho_id:
             rep.would_create += 1
+            rep.estimated_calls += 1 + lookup
         elif digest != row["zoho_payload_hash"] or self.mode == "all":
             rep.would_update += 1
+            rep.estimated_calls += 1
         else:
             rep.unchanged += 1
 

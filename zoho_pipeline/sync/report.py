@@ -38,6 +38,7 @@ class EntityReport:
     would_create: int = 0  # dry run
     would_update: int = 0  # dry run
     invalid: int = 0  # dry run: rows our validation rejects
+    estimated_calls: int = 0  # dry run: API calls the real run would make (creates, updates, look-ups)
     api_calls: int = 0
     rate_limited: int = 0
     duration_s: float = 0.0
@@ -69,6 +70,7 @@ class RunReport:
     stopped_detail: str | None = None
     api_calls: int = 0
     duration_s: float = 0.0
+    setup_calls: int = 0  # dry run: one-off calls for the VAT tax and products not yet known
 
     def entity(self, name: str) -> EntityReport:
         return self.entities.setdefault(name, EntityReport(entity=name))
@@ -76,6 +78,14 @@ class RunReport:
     @property
     def failures(self) -> list[Failure]:
         return [f for rep in self.entities.values() for f in rep.failures]
+
+    @property
+    def estimated_calls(self) -> int:
+        return self.setup_calls + sum(rep.estimated_calls for rep in self.entities.values())
+
+    def estimated_minutes(self, requests_per_minute: int) -> float:
+        """How long the real run would take at the paced rate: ZOHO's limit, not our speed, is the bound."""
+        return round(self.estimated_calls / max(1, requests_per_minute), 1)
 
     @property
     def exit_code(self) -> int:
@@ -95,5 +105,6 @@ class RunReport:
             "api_calls": self.api_calls,
             "duration_s": self.duration_s,
             "exit_code": self.exit_code,
+            "estimated_calls": self.estimated_calls,
             "entities": {name: rep.as_dict() for name, rep in self.entities.items()},
         }
