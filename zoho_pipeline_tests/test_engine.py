@@ -84,7 +84,8 @@ def test_full_sync_puts_every_eligible_row_in_zoho_once(source, client, emulator
     recurring = {r["invoice_number"] for r in rows(engine, T.customer_invoices,
                                                      T.customer_invoices.c.invoice_type == "recurring")}
     assert recurring and not recurring & set(numbers)
-    synced_invoices = rows(engine, T.customer_invoices, T.customer_invoices.c.zoho_sync_status == "synced")
+    synced_invoices = rows(engine, T.customer_invoices, T.customer_invoices.c.zoho_sync_status == "synced",
+                           T.customer_invoices.c.total_amount > 0)  # credit adjustments: credit notes, below
     assert synced_invoices
     for row in synced_invoices:
         inv = store.invoices[row["zoho_billing_invoice_id"]]
@@ -152,7 +153,8 @@ def test_dropped_creates_are_adopted_never_duplicated(source, client, emulator):
     assert emulator.stats()["dropped"] > 0 and total["adopted"] > 0
     store = emulator.store
     for collection, key in (("customers", "email"), ("subscriptions", "reference_id"),
-                            ("invoices", "reference_number"), ("payments", "reference_number")):
+                            ("invoices", "reference_number"), ("creditnotes", "reference_number"),
+                            ("payments", "reference_number")):
         seen = Counter(e[key] for e in getattr(store, collection).values())
         assert max(seen.values()) == 1, f"duplicate {collection} in ZOHO"
     for table in T.BUSINESS_TABLES[1:]:
@@ -264,3 +266,19 @@ def test_dry_run_estimate_matches_the_calls_of_the_real_run(source, client, emul
     assert abs(real.api_calls - dry.estimated_calls) <= max(3, real.api_calls // 50), (real.api_calls,
                                                                                         dry.estimated_calls)
     assert dry.estimated_minutes(100) == round(dry.estimated_calls / 100, 1)
+
+
+def test_credit_adjustments_become_credit_notes_once(source, client, emulator):
+    engine, _ = source
+    run_sync(engine, client, FAST)
+    credits = rows(engine, T.customer_invoices, T.customer_invoices.c.invoice_type == "adjustment",
+                   T.customer_invoices.c.total_amount < 0, T.customer_invoices.c.zoho_sync_status == "synced")
+    assert credits, "the demo data holds credit adjustments"
+    notes = emulator.store.creditnotes
+    assert len(notes) == len(credits)
+    for row in credits:
+        note = notes[row["zoho_billing_invoice_id"]]
+        assert note["reference_number"] == row["invoice_number"]
+        assert Decimal(str(note["total"])) == -row["total_amount"]
+    assert not any(i["reference_number"] in {r["invoice_number"] for r in credits}
+                   for i in emulator.store.invoices.values())

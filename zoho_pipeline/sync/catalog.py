@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 
 from zoho_pipeline.source.tables import zoho_pipeline_state
+from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
 
 # product key → (ZOHO product name, description)
 PRODUCTS = {
@@ -22,6 +23,8 @@ PRODUCTS = {
     "adjustment": ("Adjustments", "Account adjustments"),
 }
 VAT_PERCENT = 15.0
+# addon code → name: credit-note lines in ZOHO must name a plan or addon code
+ADDONS = {"isp-account-credit": "Account credit"}
 
 
 class Catalog:
@@ -30,19 +33,22 @@ class Catalog:
         self._engine = engine
         self._client = client
         self._org = organization_id
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # an addon's resolution asks for the product and tax
         self._cache: dict[str, str] = {}
         self.missing: set[str] = set()  # offline: what a real run would still have to find or create
 
     def setup_calls(self) -> int:
         """Calls a real run spends on what is missing: a tax list read; a product list read and a create each."""
-        return sum(1 if key.startswith("tax:") else 2 for key in self.missing)
+        return sum(1 if key.startswith("tax:") else 2 for key in self.missing)  # an addon: a read and a create
 
     def tax_id(self) -> str:
         return self._get("tax:vat", self._find_vat)
 
     def product_id(self, key: str) -> str:
         return self._get(f"product:{key}", lambda: self._find_or_create_product(key))
+
+    def addon_code(self, code: str) -> str:
+        return self._get(f"addon:{code}", lambda: self._find_or_create_addon(code))
 
     def _get(self, key: str, resolve) -> str:
         with self._lock:
@@ -86,3 +92,15 @@ class Catalog:
                 return str(product["product_id"])
         created = self._client.post("/products", json={"name": name, "description": description})
         return str(created["product"]["product_id"])
+
+    def _find_or_create_addon(self, code: str) -> str:
+        try:
+            return str(self._client.get(f"/addons/{code}")["addon"]["addon_code"])
+        except ZohoError as exc:
+            if exc.kind != PERMANENT:
+                raise
+        self._client.post("/addons", json={
+            "addon_code": code, "name": ADDONS[code], "product_id": self.product_id("services"),
+            "type": "one_time", "pricing_scheme": "unit", "unit_name": "credit", "price_brackets": [{"price": 0}],
+            "tax_id": self.tax_id()})
+        return code

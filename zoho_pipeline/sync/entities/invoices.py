@@ -1,9 +1,10 @@
-"""Manual invoices (installation, pro_rata, equipment, adjustment) → ZOHO invoices.
+"""Manual invoices (installation, pro_rata, equipment, adjustment) → ZOHO invoices; credits → credit notes.
 
 Lines come from `line_items` (one fallback line from the totals when it is null or empty), VAT per line.
 ZOHO's total must equal `total_amount` to the cent: we compute it the way ZOHO does before calling and refuse
 the row when it would differ, so a wrong invoice never reaches finance. Recurring invoices are never pushed:
-ZOHO raises its own from the subscription.
+ZOHO raises its own from the subscription. An adjustment with a negative total (a credit for an outage, say)
+becomes a ZOHO credit note on the 'Account credit' addon, found again by the same reference number.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from zoho_pipeline.sync.entities.base import (
 
 MANUAL_TYPES = ("installation", "pro_rata", "equipment", "adjustment")
 NOT_PUSHED_STATUSES = ("draft", "cancelled")
+INVOICE, CREDIT_NOTE = "invoice", "creditnote"  # ZOHO's names: paths /invoices, /creditnotes; keys invoice_id, …
+CREDIT_ADDON = "isp-account-credit"
 
 
 def label(row) -> str:
@@ -27,15 +30,14 @@ def parents(row) -> list[tuple[str, str]]:
     return [("customers", str(row["customer_id"]))]
 
 
-def _lines(row, product_id: str, tax_id: str) -> list[dict]:
+def _lines(row) -> list[tuple[str, object, object]]:
+    """(description, quantity, unit price) per line, validated; one line from the subtotal when there are none."""
     items = row["line_items"]
     if isinstance(items, Garbled):
         raise InvalidRow("line_items", f"is not valid JSON: {str(items)[:60]!r}")
     if items in (None, [], {}):
-        subtotal = money(row["subtotal"], "subtotal")
         name = row["invoice_type"].replace("_", "-").capitalize() + " charge"
-        return [{"product_id": product_id, "name": name, "description": row["invoice_number"],
-                 "price": float(subtotal), "quantity": 1, "tax_id": tax_id}]
+        return [(name, money(1, "quantity"), money(row["subtotal"], "subtotal"))]
     if not isinstance(items, list):
         raise InvalidRow("line_items", f"is a JSON {type(items).__name__}, not a list of line items")
     lines = []
@@ -50,71 +52,90 @@ def _lines(row, product_id: str, tax_id: str) -> list[dict]:
             raise InvalidRow(f"line_items[{n}].quantity", f"must be positive (is {quantity})")
         price = money(item.get("unit_price"), f"line_items[{n}].unit_price")
         if item.get("amount") is not None:
-            amount = money(item["amount"], f"line_items[{n}].amount")
-            if amount != money(quantity * price, "amount"):
-                raise InvalidRow(f"line_items[{n}].amount", f"is {amount} but quantity × unit_price is "
-                                 f"{money(quantity * price, 'amount')}")
-        lines.append({"product_id": product_id, "name": description[:100], "description": description,
-                      "price": float(price), "quantity": float(quantity), "tax_id": tax_id})
+            amount, expected = money(item["amount"], f"line_items[{n}].amount"), money(quantity * price, "amount")
+            if amount != expected:
+                raise InvalidRow(f"line_items[{n}].amount", f"is {amount} but quantity × unit_price is {expected}")
+        lines.append((description, quantity, price))
     return lines
 
 
-def zoho_total(lines: list[dict]):
+def zoho_total(lines) -> object:
     """What ZOHO computes: each line rounded, VAT per line rounded, then summed."""
-    item_totals = [money(money(line["price"], "price") * money(line["quantity"], "quantity"), "amount")
-                   for line in lines]
+    item_totals = [money(quantity * price, "amount") for _, quantity, price in lines]
     return sum(item_totals) + sum(vat(amount) for amount in item_totals)
 
 
 def build(row, ctx) -> dict:
+    """An invoice; or, for an adjustment that credits the customer (negative total), a credit note."""
     if row["invoice_type"] not in MANUAL_TYPES:
         raise InvalidRow("invoice_type", f"{row['invoice_type']!r} invoices are raised by ZOHO itself")
-    subtotal = money(row["subtotal"], "subtotal")
     total = money(row["total_amount"], "total_amount")
-    if subtotal <= 0 or total <= 0:
-        raise InvalidRow("total_amount", f"is R {total}: a ZOHO invoice must be positive (use a credit note)")
-    lines = _lines(row, ctx.catalog.product_id(row["invoice_type"]), ctx.catalog.tax_id())
-    expected = zoho_total(lines)
+    credit = row["invoice_type"] == "adjustment" and total < 0
+    lines = _lines(row)
+    if credit:
+        if any(price > 0 for _, _, price in lines):
+            raise InvalidRow("line_items", "a credit adjustment mixes charges and credits: split it in two")
+        lines = [(d, q, -p) for d, q, p in lines]
+    elif total <= 0 or money(row["subtotal"], "subtotal") <= 0:
+        raise InvalidRow("total_amount", f"is R {total}: a ZOHO invoice must be positive")
+    expected = -zoho_total(lines) if credit else zoho_total(lines)
     if expected != total:
         raise InvalidRow("total_amount", f"is R {total} but ZOHO would total the lines to R {expected} "
-                         f"(subtotal R {subtotal}, vat_amount R {money(row['vat_amount'], 'vat_amount')})")
-    return {
+                         f"(subtotal R {money(row['subtotal'], 'subtotal')}, "
+                         f"vat_amount R {money(row['vat_amount'], 'vat_amount')})")
+    tax_id = ctx.catalog.tax_id()
+    payload = {
         "customer_id": ctx.parent_zoho_id("customers", row["customer_id"]),
         "date": row["invoice_date"].isoformat(),
-        "due_date": row["due_date"].isoformat(),
         "reference_number": row["invoice_number"],
-        "invoice_items": lines,
-        "_total": str(total),
+        "_kind": CREDIT_NOTE if credit else INVOICE,
+        "_total": str(abs(total)),
         "_void": row["status"] == "cancelled",
     }
+    if credit:
+        code = ctx.catalog.addon_code(CREDIT_ADDON)
+        payload["creditnote_items"] = [
+            {"code": code, "description": d, "quantity": float(q), "price": float(p), "tax_id": tax_id}
+            for d, q, p in lines]
+    else:
+        product_id = ctx.catalog.product_id(row["invoice_type"])
+        payload["due_date"] = row["due_date"].isoformat()
+        payload["invoice_items"] = [
+            {"product_id": product_id, "name": d[:100], "description": d, "price": float(p), "quantity": float(q),
+             "tax_id": tax_id} for d, q, p in lines]
+    return payload
 
 
-def _check_total(invoice: dict, payload: dict) -> None:
-    if money(invoice.get("total"), "total") != money(payload["_total"], "total_amount"):
-        raise InvalidRow("total_amount", f"ZOHO totalled invoice {invoice.get('invoice_id')} to R "
-                         f"{invoice.get('total')} but total_amount is R {payload['_total']}")
+def _check_total(document: dict, payload: dict) -> None:
+    if money(document.get("total"), "total") != money(payload["_total"], "total_amount"):
+        raise InvalidRow("total_amount", f"ZOHO totalled {payload['_kind']} {document.get(payload['_kind'] + '_id')}"
+                         f" to R {document.get('total')} but the source says R {payload['_total']}")
 
 
 def create(client, payload, row, ctx) -> str:
+    kind = payload["_kind"]
     if payload["_void"]:
         raise InvalidRow("status", "a cancelled invoice is not created in ZOHO")
-    body = public(payload)
-    invoice = client.post("/invoices", json=body)["invoice"]
-    ctx.remember_zoho_id(str(invoice["invoice_id"]))  # kept even if the check below fails the row
-    _check_total(invoice, payload)
-    return str(invoice["invoice_id"])
+    document = client.post(f"/{kind}s", json=public(payload))[kind]
+    ctx.remember_zoho_id(str(document[f"{kind}_id"]))  # kept even if the check below fails the row
+    _check_total(document, payload)
+    return str(document[f"{kind}_id"])
 
 
 def update(client, zoho_id, payload, row, ctx) -> None:
+    kind = payload["_kind"]
     if payload["_void"]:
-        client.post(f"/invoices/{zoho_id}/void")
-        return
-    body = public(payload)
-    _check_total(client.put(f"/invoices/{zoho_id}", json=body)["invoice"], payload)
+        client.post(f"/{kind}s/{zoho_id}/void")
+    elif kind == CREDIT_NOTE:
+        raise InvalidRow("line_items", f"credit note {zoho_id} is already in ZOHO, whose API cannot edit credit "
+                         "notes: void it in ZOHO, clear zoho_billing_invoice_id and retry the row")
+    else:
+        _check_total(client.put(f"/invoices/{zoho_id}", json=public(payload))["invoice"], payload)
 
 
 def lookup(client, payload, row, ctx) -> str | None:
-    return find_by_reference(client, "/invoices", "invoices", "invoice_id", "reference_number",
+    kind = payload["_kind"]
+    return find_by_reference(client, f"/{kind}s", f"{kind}s", f"{kind}_id", "reference_number",
                              payload["reference_number"], params={"customer_id": payload["customer_id"]})
 
 

@@ -56,7 +56,9 @@ def label(row) -> str:
 
 
 def _applies_to_invoice(row) -> bool:
-    return row["invoice_id"] is not None and row.get("invoice_type") in MANUAL_TYPES
+    """A pushed manual invoice; not a recurring one (ZOHO's own), nor a credit adjustment (a credit note)."""
+    return (row["invoice_id"] is not None and row.get("invoice_type") in MANUAL_TYPES
+            and (row.get("invoice_total") or 0) > 0)
 
 
 def parents(row) -> list[tuple[str, str]]:
