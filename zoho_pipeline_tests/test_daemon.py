@@ -100,11 +100,7 @@ def test_sensor_launched_run_syncs_a_new_customer(tmp_path, make_pg_database, em
         start("grpc", [str(BIN / "dagster"), "api", "grpc", "-m", "zoho_pipeline.definitions", "-h", "127.0.0.1",
                        "-p", str(grpc_port)])
         _wait_port(grpc_port, procs["grpc"], "code server")
-        start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)])
-        start("webserver", [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1",
-                            "-p", str(web_port)])
-        _wait_port(web_port, procs["webserver"], "webserver")
-
+        # Inserted before the daemon starts, so its first sensor tick sees it instead of the one 60 s later.
         customer_id = str(uuid.uuid4())
         now = datetime.now(timezone.utc)
         engine = sa.create_engine(source_url)
@@ -113,6 +109,11 @@ def test_sensor_launched_run_syncs_a_new_customer(tmp_path, make_pg_database, em
                 id=customer_id, email=f"daemon-{customer_id[:8]}@example.co.za", first_name="Sipho",
                 last_name="Daemon", account_type="residential", country="ZA", status="active",
                 created_at=now, updated_at=now))
+
+        start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)])
+        start("webserver", [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1",
+                            "-p", str(web_port)])
+        _wait_port(web_port, procs["webserver"], "webserver")
 
         deadline = time.monotonic() + DEADLINE_S
         succeeded = None
