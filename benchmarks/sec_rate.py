@@ -1,0 +1,109 @@
+"""2. Rate-limit utilisation: the emulator at L requests/minute with latency ± jitter, N new customers.
+
+The emulator enforces ZOHO's rules (sliding one-minute window, a lockout after a breach, the in-flight cap);
+ZOHO_RATE_LIMIT_PER_MINUTE is set to the same L, as an operator would. Reported: requests per minute achieved
+÷ L over the whole run, and over the steady state (after the first window, whose burst a fresh sliding window
+allows), the 429s the emulator sent, and the wall time against the ideal N ÷ L.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from bench_common import EmulatorProc, api_requests, customers_database, make_client, metric, source_database
+from zoho_pipeline.source.admin import make_engine
+from zoho_pipeline.sync.engine import run_sync
+from zoho_pipeline.sync.settings import SyncSettings
+from zoho_pipeline.zoho.limiter import RateLimiter
+
+SECTION = "2 rate"
+
+
+def _timed_session():
+    """A session like the client's own, recording when each response arrived."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+    session.mount("http://", adapter)
+    stamps, lock = [], threading.Lock()
+
+    def hook(resp, *args, **kwargs):
+        if "/billing/v1/" in resp.url:
+            with lock:
+                stamps.append((time.monotonic(), resp.status_code))
+    session.hooks["response"].append(hook)
+    return session, stamps
+
+
+def run(args) -> tuple[list[dict], dict]:
+    rows, raw = [], {}
+    for fraction in args.rate_client_fractions:
+        for window in args.rate_windows:
+            r, d = run_one(args, fraction, window)
+            rows += r
+            raw[f"client_at_{fraction:g}L_window_{window:g}s"] = d
+    return rows, raw
+
+
+def run_one(args, fraction: float, window_s: float) -> tuple[list[dict], dict]:
+    """`fraction`: ZOHO_RATE_LIMIT_PER_MINUTE as a fraction of the emulator's limit (1 = the operator sets the
+    real limit). `window_s`: the client limiter's sliding window (60 = production)."""
+    n, limit = args.rate_rows, args.rate_limit
+    client_limit = max(1, int(limit * fraction))
+    tag = "" if (fraction == 1 and window_s == 60) else f" [client {client_limit}/min, window {window_s:g}s]"
+    raw = dict(rows=n, limit_per_minute=limit, client_limit_per_minute=client_limit, client_window_s=window_s,
+               latency_ms=args.rate_latency_ms, jitter_ms=args.rate_jitter_ms,
+               workers=args.rate_workers, emulator_lockout_s=args.rate_lockout_s)
+    emu_settings = dict(rate_limit_per_minute=limit, daily_limit=100_000_000, max_concurrency=args.rate_concurrency,
+                        lockout_seconds=args.rate_lockout_s, latency_ms=args.rate_latency_ms,
+                        jitter_ms=args.rate_jitter_ms, seed=11)
+    with EmulatorProc(**emu_settings) as emu, source_database(args.rate_db) as url:
+        customers_database(url, n)
+        engine = make_engine(url)
+        session, stamps = _timed_session()
+        limiter = None
+        if window_s != 60:
+            RateLimiter.reset_registry()
+            limiter = RateLimiter(client_limit, 100_000_000, None, "10234695", window_s=window_s)
+        client = make_client(engine, emu.url, session=session, requests_per_minute=client_limit,
+                             daily_budget=100_000_000)
+        if limiter is not None:
+            client.limiter = limiter
+        started = time.monotonic()
+        report = run_sync(engine, client, SyncSettings(max_workers=args.rate_workers), entities=["customers"])
+        wall = time.monotonic() - started
+        stats = emu.stats()
+        client.close()
+        session.close()
+        engine.dispose()
+    rep = report.entities["customers"]
+    calls = api_requests(stats)
+    n429 = int(stats.get("by_status", {}).get("429", 0))
+    raw.update(created=rep.created, failed=rep.failed, backlog=rep.backlog, api_calls=report.api_calls,
+               emulator_requests=calls, emulator_429=n429, client_429=client.stats.rate_limited,
+               client_waited_s=round(client.stats.waited_s, 1), wall_s=round(wall, 2),
+               stopped=report.stopped_reason)
+    achieved = calls / (wall / 60.0)
+    ideal_s = n / limit * 60.0
+    # steady state: responses after the first minute, over the time they span
+    t0 = min(t for t, _ in stamps) if stamps else started
+    later = sorted(t for t, _ in stamps if t >= t0 + 60.0)
+    steady = (len(later) - 1) / ((later[-1] - later[0]) / 60.0) if len(later) > 10 and later[-1] > later[0] else None
+    raw.update(achieved_per_minute=round(achieved, 1), steady_per_minute=round(steady, 1) if steady else None,
+               ideal_wall_s=round(ideal_s, 1))
+    burst_note = "" if n > limit else " (N ≤ L: the run fits in the first window's burst, so this is not rate-bound)"
+    rows = [
+        metric(SECTION, f"achieved req/min ÷ limit ({n} rows at {limit}/min){tag}", round(achieved / limit, 3), "ratio",
+               0.97, ">=", note=f"{achieved:.0f}/min over {wall:.0f}s{burst_note}"),
+        metric(SECTION, f"steady-state req/min ÷ limit (after the first window){tag}",
+               round(steady / limit, 3) if steady else None, "ratio", 0.97 if steady else None, ">=",
+               note=f"{steady:.0f}/min" if steady else "run shorter than one window"),
+        metric(SECTION, f"429s received{tag}", n429, "", 0, "==",
+               note=f"emulator lockout {args.rate_lockout_s:g}s per breach"),
+        metric(SECTION, f"wall time ÷ ideal (rows ÷ limit){tag}", round(wall / ideal_s, 3), "ratio",
+               note=f"{wall:.1f}s vs {ideal_s:.1f}s; created {rep.created}/{n}"),
+    ]
+    return rows, raw
