@@ -259,31 +259,25 @@ def test_a_dagster_run_and_the_cli_leak_no_secret(sqlite_url, emu, deployed_env,
     from zoho_pipeline.ops.sync_cmd import run_job
 
     caplog.set_level(logging.DEBUG)
-    create_demo(sqlite_url, customers=20, seed=9)
+    create_demo(sqlite_url, customers=12, seed=9)
     deployed_env(sqlite_url)
     with dg.instance_for_test() as instance:
+        # through faults, so retries, look-ups and failures reach the logs and the metadata too
+        emu.set_faults(fail_rate=0.2, drop_rate=0.1)
         result = run_job(list(ENTITY_ORDER), instance=instance)
-        assert result.success
-        mats = result.get_asset_materialization_events()
-        assert mats, "the run materialized the assets"
-        # a second run through faults, so retries and failures reach the metadata too
-        emu.set_faults(fail_rate=0.3, drop_rate=0.1)
-        with make_engine(sqlite_url).begin() as conn:
-            conn.execute(T.customers.update().values(updated_at=dt_later()))
-        faulty = run_job(list(ENTITY_ORDER), mode="all", instance=instance)
         emu.set_faults(fail_rate=0.0, drop_rate=0.0)
+        assert result.get_asset_materialization_events(), "the run materialized the assets"
+        assert emu.stats()["failed_injected"] > 0
         secrets = secrets_of(emu)
-        seen = sum(scan_instance(instance, r.run_id, secrets, "dagster") for r in (result, faulty))
-        assert seen > 20
-        for r in (result, faulty):
-            for ev in r.get_asset_materialization_events():
-                meta = ev.event_specific_data.materialization.metadata
-                assert_clean(repr({k: v.value for k, v in meta.items()}), secrets, "materialization metadata")
+        assert scan_instance(instance, result.run_id, secrets, "dagster") > 20
+        for ev in result.get_asset_materialization_events():
+            meta = ev.event_specific_data.materialization.metadata
+            assert_clean(repr({k: v.value for k, v in meta.items()}), secrets, "materialization metadata")
 
     # the CLI, as an operator runs it (DAGSTER_HOME set: the run is kept in that instance)
     capsys.readouterr()
     outputs = {}
-    for argv in (["sync"], ["sync", "--json"], ["status"], ["status", "--json"], ["logs"], ["logs", "--json"],
+    for argv in (["sync", "--json"], ["status"], ["status", "--json"], ["logs"], ["logs", "--json"],
                  ["logs", "--status", "failed"], ["health"], ["alert", "--dry-run"]):
         try:
             code = cli.main(argv)
@@ -291,7 +285,7 @@ def test_a_dagster_run_and_the_cli_leak_no_secret(sqlite_url, emu, deployed_env,
             code = exc.code
         out = capsys.readouterr()
         outputs[" ".join(argv)] = (code, out.out + out.err)
-    assert outputs["sync"][0] in (0, 1), outputs["sync"]
+    assert outputs["sync --json"][0] in (0, 1), outputs["sync --json"]
     assert "customers" in outputs["status"][1]
     secrets = secrets_of(emu)
     for argv, (_code, text) in outputs.items():
