@@ -353,34 +353,70 @@ def test_alerts_carry_no_secret_even_when_an_error_message_does(emu, capsys, mon
 # --- the token cache locked away from a read-only role (Postgres) ----------------------------------------------------
 
 
-def test_a_read_only_role_on_the_business_tables_cannot_read_the_token_cache(pg_url, emu):
-    create_demo(pg_url, customers=5, seed=1)
-    engine = make_engine(pg_url)
-    role = f"zp_readonly_{uuid.uuid4().hex[:8]}"
-    try:
-        with ZohoClient(zoho_config(emu), token_store=DbTokenStore(engine)) as c:
-            c.get("/customers")  # a token in the cache
-        assert list(emu.store.tokens)[0] in token_cache(engine)
-        business = ", ".join(t.name for t in T.BUSINESS_TABLES)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'CREATE ROLE "{role}" NOLOGIN'))
-            conn.execute(sa.text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
-            conn.execute(sa.text(f'GRANT SELECT ON {business} TO "{role}"'))
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'SET ROLE "{role}"'))
-            assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar_one() == 5
-            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
-                conn.execute(sa.text("SELECT access_token FROM zoho_oauth_tokens"))
-            conn.rollback()
-            conn.execute(sa.text("RESET ROLE"))
-            conn.rollback()
-    finally:
-        with engine.begin() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
-            if exists:
+def _drop_roles(engine, *roles):
+    with engine.begin() as conn:
+        for role in roles:
+            if conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
                 conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
                 conn.execute(sa.text(f'DROP ROLE "{role}"'))
-        engine.dispose()
+
+
+def test_the_documented_roles_sync_as_zoho_sync_and_keep_the_token_cache_from_readers(pg_url, emu):
+    """docs/deployment.md §6 on a real Postgres: the pipeline syncs as the least-privileged `zoho_sync` role the
+    guide grants, and a reporting role granted every table, then the guide's REVOKE, cannot read the token cache
+    (while it still reads the sync log). A role with SELECT on the business tables only cannot read it either."""
+    create_demo(pg_url, customers=8, seed=1)
+    admin_engine = make_engine(pg_url)
+    tag = uuid.uuid4().hex[:8]
+    sync_role, ro_role, biz_role = f"zp_sync_{tag}", f"zp_reporting_{tag}", f"zp_biz_{tag}"
+    business = ", ".join(t.name for t in T.BUSINESS_TABLES)
+    pipeline = ", ".join(t.name for t in T.PIPELINE_TABLES)
+    sync_engine = None
+    try:
+        with admin_engine.begin() as conn:
+            # §6, the pipeline's role
+            conn.execute(sa.text(f'CREATE ROLE "{sync_role}" LOGIN'))
+            conn.execute(sa.text(f'GRANT SELECT ON {business} TO "{sync_role}"'))
+            for table in T.BUSINESS_TABLES:
+                cols = ", ".join(c.name for c in table.c if c.name.startswith("zoho_"))
+                conn.execute(sa.text(f'GRANT UPDATE ({cols}) ON {table.name} TO "{sync_role}"'))
+            conn.execute(sa.text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {pipeline} TO "{sync_role}"'))
+            conn.execute(sa.text(f'GRANT USAGE, SELECT ON SEQUENCE zoho_sync_logs_id_seq TO "{sync_role}"'))
+            # §6, a reporting role that was given everything, then the guide's revokes
+            conn.execute(sa.text(f'CREATE ROLE "{ro_role}" NOLOGIN'))
+            conn.execute(sa.text(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{ro_role}"'))
+            conn.execute(sa.text("REVOKE ALL ON zoho_oauth_tokens FROM PUBLIC"))
+            conn.execute(sa.text(f'REVOKE ALL ON zoho_oauth_tokens FROM "{ro_role}"'))
+            # a role with SELECT on the business tables only
+            conn.execute(sa.text(f'CREATE ROLE "{biz_role}" NOLOGIN'))
+            conn.execute(sa.text(f'GRANT SELECT ON {business} TO "{biz_role}"'))
+
+        sync_url = sa.engine.make_url(pg_url).set(username=sync_role, password=None)
+        sync_engine = make_engine(sync_url)
+        with ZohoClient(zoho_config(emu), token_store=DbTokenStore(sync_engine),
+                        usage_store=DbUsageStore(sync_engine)) as c:
+            report = run_sync(sync_engine, c, FAST)
+        assert report.stopped_reason is None
+        assert report.entities["customers"].created > 0
+        errors = [f.error for rep in report.entities.values() for f in rep.failures]
+        assert not [e for e in errors if "permission denied" in e.lower()], errors
+        token = list(emu.store.tokens)[0]
+        assert token in token_cache(admin_engine), "the zoho_sync role wrote the token cache"
+
+        for role in (ro_role, biz_role):
+            with admin_engine.connect() as conn:
+                conn.execute(sa.text(f'SET ROLE "{role}"'))
+                assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar_one() == 8
+                if role == ro_role:
+                    assert conn.execute(sa.text("SELECT count(*) FROM zoho_sync_logs")).scalar_one() > 0
+                with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                    conn.execute(sa.text("SELECT access_token FROM zoho_oauth_tokens"))
+                conn.rollback()
+    finally:
+        if sync_engine is not None:
+            sync_engine.dispose()
+        _drop_roles(admin_engine, sync_role, ro_role, biz_role)
+        admin_engine.dispose()
 
 
 def test_the_deployment_guide_says_how_to_lock_the_token_cache_away():
