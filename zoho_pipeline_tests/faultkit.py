@@ -250,6 +250,7 @@ def _zoho_index(store) -> dict[str, dict[str, list[dict]]]:
         plans = [dict(p) for p in store.plans.values()]
         subscriptions = [dict(s) for s in store.subscriptions.values()]
         invoices = [dict(i) for i in store.invoices.values()]
+        invoices += [dict(n) for n in store.creditnotes.values()]  # credit adjustments become credit notes
         payments = [dict(p) for p in store.payments.values()]
     index: dict[str, dict[str, list[dict]]] = {n: defaultdict(list) for n in ENTITY_ORDER}
     for c in customers:
@@ -260,7 +261,7 @@ def _zoho_index(store) -> dict[str, dict[str, list[dict]]]:
     for s in subscriptions:
         index["subscriptions"][str(s.get("reference_id") or f"<no ref {s['subscription_id']}>")].append(s)
     for i in invoices:
-        index["invoices"][str(i.get("reference_number") or f"<no ref {i['invoice_id']}>")].append(i)
+        index["invoices"][str(i.get("reference_number") or f"<no ref {zoho_id('invoices', i)}>")].append(i)
     for p in payments:
         index["payments"][str(p.get("reference_number") or f"<no ref {p['payment_id']}>")].append(p)
     return index
@@ -268,6 +269,13 @@ def _zoho_index(store) -> dict[str, dict[str, list[dict]]]:
 
 ZOHO_ID_KEY = {"plans": "plan_code", "customers": "customer_id", "subscriptions": "subscription_id",
                "invoices": "invoice_id", "payments": "payment_id"}
+
+
+def zoho_id(entity: str, found: dict) -> str:
+    """The entity's ZOHO id (a source invoice may be a ZOHO invoice or, for a credit, a credit note)."""
+    if entity == "invoices" and "invoice_id" not in found:
+        return str(found["creditnote_id"])
+    return str(found[ZOHO_ID_KEY[entity]])
 
 
 def _reference(entity: str, row: dict) -> str:
@@ -297,7 +305,7 @@ def _mismatch(entity: str, row: dict, found: dict, zoho_ids: dict) -> str | None
     elif entity == "invoices":
         if found.get("reference_number") != row["invoice_number"]:
             return f"reference_number {found.get('reference_number')!r}"
-        if found.get("status") != "void" and _money(found.get("total")) != _money(row["total_amount"]):
+        if found.get("status") != "void" and _money(found.get("total")) != abs(_money(row["total_amount"])):
             return f"total {found.get('total')} != {row['total_amount']}"
     elif entity == "payments":
         if found.get("reference_number") != row["transaction_id"]:
@@ -342,14 +350,13 @@ def verify(engine, store) -> Verdict:
     zoho_ids = {name: {str(r["id"]): r[SPECS[name].zoho_id_column] for r in tables[name]} for name in ENTITY_ORDER}
     for name in ENTITY_ORDER:
         spec = SPECS[name]
-        key = ZOHO_ID_KEY[name]
         recorded = {str(r[spec.zoho_id_column]) for r in tables[name] if r[spec.zoho_id_column]}
-        by_id = {str(e[key]): e for entities in index[name].values() for e in entities}
+        by_id = {zoho_id(name, e): e for entities in index[name].values() for e in entities}
         verdict.zoho_entities += len(by_id)
         for ref, entities in index[name].items():
             if len(entities) > 1:
                 verdict.duplicates += len(entities) - 1
-                verdict.problems.append(f"duplicate {name} {ref!r}: {[e[key] for e in entities]}")
+                verdict.problems.append(f"duplicate {name} {ref!r}: {[zoho_id(name, e) for e in entities]}")
         for zid in sorted(set(by_id) - recorded):
             verdict.orphans += 1
             verdict.problems.append(f"orphan {name} {zid} (no source row records it)")
