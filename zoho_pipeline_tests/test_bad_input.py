@@ -150,9 +150,14 @@ def build_cases(demo_rows) -> dict[str, Case]:
                                                                     installation_address=None))
 
     # --- invoices
-    add("invoice_negative", T.customer_invoices,
-        invoice(zoe["id"], [item("Credit: service outage", 1, "-100.00")], invoice_type="adjustment"),
+    add("invoice_negative_installation", T.customer_invoices,
+        invoice(zoe["id"], [item("Fibre installation", 1, "-1499.00")], invoice_type="installation"),
         "total_amount")
+    add("credit_adjustment", T.customer_invoices,  # a negative adjustment is a credit: a ZOHO credit note
+        invoice(zoe["id"], [item("Krediet: onderbreking — Zoë's diens", 1, "-100.00")], invoice_type="adjustment"))
+    add("credit_mixed_with_charge", T.customer_invoices,
+        invoice(zoe["id"], [item("Credit: outage", 1, "-300.00"), item("Late fee", 1, "100.00")],
+                invoice_type="adjustment"), "line_items")
     add("invoice_zero", T.customer_invoices,
         invoice(zoe["id"], [item("Goodwill adjustment", 1, "0.00")], invoice_type="adjustment"), "total_amount")
     good = [item("Wi-Fi 6 router", 1, "1299.00")]
@@ -331,9 +336,17 @@ def test_every_bad_row_fails_alone_naming_its_field_and_the_rest_syncs(db_url, e
                                      cases["payment_unapplied_future"].row["id"])["zoho_payment_id"]]
         assert ahead["date"] >= TODAY.isoformat()
 
+        # a credit adjustment is a credit note for the positive amount, its line named exactly
+        note = store.creditnotes[fetch(engine, T.customer_invoices,
+                                       cases["credit_adjustment"].row["id"])["zoho_billing_invoice_id"]]
+        assert Decimal(str(note["total"])) == -cases["credit_adjustment"].row["total_amount"] == Decimal("115.00")
+        assert note["reference_number"] == cases["credit_adjustment"].row["invoice_number"]
+        assert note["creditnote_items"][0]["description"] == "Krediet: onderbreking — Zoë's diens"
+
         # nothing that failed reached ZOHO
         refs = {c.row.get("invoice_number") or c.row.get("transaction_id") for c in cases.values() if c.field}
         assert not refs & {i["reference_number"] for i in store.invoices.values()}
+        assert not refs & {i["reference_number"] for i in store.creditnotes.values()}
         assert not refs & {p["reference_number"] for p in store.payments.values()}
         emails = {c.row["email"] for c in cases.values() if c.field and c.table is T.customers}
         assert not emails & {c["email"] for c in store.customers.values()}

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from zoho_pipeline.emulator.server import EmulatorConfig, start_emulator
 from zoho_pipeline.source.tables import Garbled
+from zoho_pipeline.sync import catalog
 from zoho_pipeline.sync.catalog import PRODUCTS
 from zoho_pipeline.sync.entities import customers, invoices, payments, plans, subscriptions
 from zoho_pipeline.sync.entities.base import InvalidRow
@@ -65,6 +66,13 @@ class World:
         self.client.post("/plans", json={"plan_code": self.plan_code, "name": "Fibre 50/50", "recurring_price": 699,
                                          "interval": 1, "interval_unit": "months",
                                          "product_id": self.products["services"], "tax_id": self.tax_id})
+        self.addons = {}
+        for code, name in getattr(catalog, "ADDONS", {}).items():  # credit-note lines name an addon
+            self.client.post("/addons", json={
+                "addon_code": code, "name": name, "product_id": self.products["services"], "type": "one_time",
+                "pricing_scheme": "unit", "unit_name": "credit", "price_brackets": [{"price": 0}],
+                "tax_id": self.tax_id})
+            self.addons[code] = code
         self.customer_id = self.new_customer()
         self.invoice_id = None  # set per payment example
 
@@ -93,6 +101,9 @@ class StubCatalog:
 
     def product_id(self, key: str) -> str:
         return self.world.products[key]
+
+    def addon_code(self, code: str) -> str:
+        return self.world.addons[code]
 
 
 class StubCtx:
@@ -309,10 +320,13 @@ def test_any_invoice_row_is_accepted_with_zohos_total_equal_or_refused_before_a_
     assume(_json_amounts_in_range(row["line_items"]))  # the opposite: test_invoice_line_with_huge_* below
     payload, result = check(world, invoices.SPEC, row)
     if payload is not None:
-        invoice = world.handle.store.invoices[result]
-        assert Decimal(str(invoice["total"])) == row["total_amount"]
-        assert invoice["reference_number"] == row["invoice_number"]
-        assert invoice["date"] == row["invoice_date"].isoformat()
+        credit = payload.get("_kind") == "creditnote"  # a negative adjustment: a credit note for the amount
+        event("credit note" if credit else "invoice")
+        document = (world.handle.store.creditnotes if credit else world.handle.store.invoices)[result]
+        assert Decimal(str(document["total"])) == abs(row["total_amount"])
+        assert (row["total_amount"] < 0) == credit
+        assert document["reference_number"] == row["invoice_number"]
+        assert document["date"] == row["invoice_date"].isoformat()
 
 
 def _json_amounts_in_range(items) -> bool:
