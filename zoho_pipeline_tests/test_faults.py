@@ -7,6 +7,10 @@ emulator's store): every scenario must end with 0 duplicates, 0 lost rows and 0 
 (see faultkit's docstring for the exact rules). A summary table is printed at the end of the module and written
 to bench-results/faults.txt.
 
+Engine findings are kept as strict xfails at the end (each names the file and the mechanism): an outage burns
+attempts (no run-level stop; parents re-attempted by every child batch), and adopting after an ambiguous create
+neither sends a change made meanwhile nor finds a customer whose email changed meanwhile.
+
 Sizes: ZOHO_FAULT_CUSTOMERS (default 100 customers, ~800 rows) for `make test`; the soak test (ZOHO_SOAK=1)
 uses ZOHO_SOAK_CUSTOMERS (default 3000).
 """
@@ -238,9 +242,9 @@ def _start_child(url: str, emulator_url: str) -> tuple[subprocess.Popen, str]:
 @pytest.mark.parametrize("seed", [11, 22, 33])
 def test_sigkill_mid_run(world, seed):
     rng = random.Random(seed)
-    h = world.emulator(latency_ms=8, seed=seed)
+    h = world.emulator(latency_ms=30, seed=seed)  # the child needs well over the longest kill delay
     proc, dead_run = _start_child(world.url, h.url)
-    time.sleep(rng.uniform(0.3, 3.0))
+    time.sleep(rng.uniform(0.3, 2.5))
     killed = proc.poll() is None
     if killed:
         os.kill(proc.pid, signal.SIGKILL)
