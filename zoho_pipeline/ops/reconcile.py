@@ -18,7 +18,8 @@ Per entity:
    for at most `sample` rows per entity (random): `mismatch` differences name the field, the source value and ZOHO's.
    - customers: email (case-insensitive), first name, last name
    - subscriptions: plan code, price (excl. VAT), status (active/suspended ↔ live-like; cancelled ↔ cancelled-like)
-   - invoices: total (incl. VAT), paid status (source paid ↔ ZOHO paid; cancelled ↔ void)
+   - invoices: total (incl. VAT), paid status (source paid ↔ ZOHO paid; cancelled ↔ void); a credit adjustment
+     (negative total) is a ZOHO credit note: its total is compared with the amount credited
    - payments: amount, the invoice it is applied to
    - plans: name, recurring price
    - `synced_without_id`: a row marked synced with no ZOHO id at all (from the source alone, no call).
@@ -53,8 +54,10 @@ ZOHO = {
     "invoices": ("/invoices", "invoices", "/invoices/{}", "invoice", "invoice_id"),
     "payments": ("/payments", "payments", "/payments/{}", "payment", "payment_id"),
 }
+# a credit adjustment (negative total) is a ZOHO credit note: listed and fetched with the invoices
+CREDIT_NOTES = ("/creditnotes", "creditnotes", "/creditnotes/{}", "creditnote", "creditnote_id")
 LIST_FILTERS = {"plans": "PlanStatus.All", "customers": "Status.All", "subscriptions": "SubscriptionStatus.All",
-                "invoices": "Status.All"}
+                "invoices": "Status.All", "/creditnotes": "Status.All"}
 LIVE_LIKE = {"live", "trial", "future", "non_renewing", "unpaid", "dunning", "past_due"}
 ENDED_LIKE = {"cancelled", "expired", "cancelled_from_dunning", "non_renewing", "trial_expired"}
 KINDS = ("missing_in_zoho", "duplicate_in_zoho", "unlinked_in_zoho", "unknown_in_zoho", "mismatch",
@@ -168,7 +171,7 @@ def _source_rows(engine, entity: str) -> list[dict]:
         j = t.outerjoin(p, p.c.id == c.package_id)
         cols += [c.status, c.monthly_price, p.c.zoho_plan_code.label("plan_code"), sa.cast(c.id, sa.String).label("ref")]
     elif entity == "invoices":
-        cols += [c.status, c.total_amount, c.invoice_number.label("ref")]
+        cols += [c.status, c.total_amount, c.invoice_type, c.invoice_number.label("ref")]
     else:
         i = T.customer_invoices
         j = t.outerjoin(i, i.c.id == c.invoice_id)
@@ -209,25 +212,39 @@ def _reference(entity: str, item: dict) -> str | None:
     return item.get("reference_number") or None
 
 
-def _list_all(client, entity: str, budget: _Budget) -> list[dict]:
-    path, key, *_ = ZOHO[entity]
+def _is_credit(row: dict) -> bool:
+    total = _money(row.get("total_amount"))
+    return row.get("invoice_type") == "adjustment" and total is not None and total < 0
+
+
+def _list_one(client, entity: str, spec: tuple, budget: _Budget) -> list[dict]:
+    path, key, _, _, id_field = spec
     params = {"per_page": PER_PAGE}
-    if entity in LIST_FILTERS:
-        params["filter_by"] = LIST_FILTERS[entity]
+    flt = LIST_FILTERS.get(path if spec is CREDIT_NOTES else entity)
+    if flt:
+        params["filter_by"] = flt
     items, page = [], 1
     while True:
         budget.spend()
         body = client.get(path, params={**params, "page": page})
-        items += body.get(key) or []
+        for item in body.get(key) or []:
+            items.append({**item, "_zid": str(item.get(id_field)), "_credit": spec is CREDIT_NOTES})
         if not (body.get("page_context") or {}).get("has_more_page"):
             return items
         page += 1
 
 
-def _get(client, entity: str, zoho_id: str, budget: _Budget) -> dict | None:
+def _list_all(client, entity: str, budget: _Budget) -> list[dict]:
+    items = _list_one(client, entity, ZOHO[entity], budget)
+    if entity == "invoices":
+        items += _list_one(client, entity, CREDIT_NOTES, budget)
+    return items
+
+
+def _get(client, entity: str, zoho_id: str, budget: _Budget, row: dict | None = None) -> dict | None:
     from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
 
-    _, _, one, key, _ = ZOHO[entity]
+    _, _, one, key, _ = CREDIT_NOTES if entity == "invoices" and row and _is_credit(row) else ZOHO[entity]
     budget.spend()
     try:
         return client.get(one.format(zoho_id)).get(key) or {}
@@ -279,6 +296,11 @@ def compare(entity: str, row: dict, remote: dict) -> list[tuple[str, Any, Any, s
             out.append(("status", src, status, "the service is live, the subscription is not"))
         elif src == "cancelled" and status not in ENDED_LIKE:
             out.append(("status", src, status, "the service is cancelled, the subscription is not"))
+    elif entity == "invoices" and _is_credit(row):  # a credit note: positive in ZOHO
+        eq_money("total", -_money(row.get("total_amount")), remote.get("total"), "credit note, incl. VAT")
+        status = (remote.get("status") or "").lower()
+        if (row.get("status") == "cancelled") != (status == "void"):
+            out.append(("status", row.get("status"), status, "cancelled in the source ↔ void credit note in ZOHO"))
     elif entity == "invoices":
         eq_money("total", row.get("total_amount"), remote.get("total"), "incl. VAT")
         src = row.get("status")
@@ -326,10 +348,10 @@ def reconcile_entity(engine, client, entity: str, *, sample: int | None = None, 
         if list_zoho:
             items = _list_all(client, entity, budget)
             res.zoho_listed = len(items)
-            id_field = ZOHO[entity][4]
+            listed_ids = {i["_zid"] for i in items}
             refs: dict[str, list[dict]] = {}
             for item in items:
-                zid = str(item.get(id_field))
+                zid = item["_zid"]
                 listed[zid] = item
                 ref = _reference(entity, item)
                 row = by_zoho_id.get(zid)
@@ -345,7 +367,7 @@ def reconcile_entity(engine, client, entity: str, *, sample: int | None = None, 
                     res.differences.append(Difference(
                         entity, "unknown_in_zoho", _zoho_label(entity, item), None, zid,
                         detail=f"no source row has {'reference ' + repr(ref) if ref else 'its reference'}"))
-                elif owner["zoho_id"] and str(owner["zoho_id"]) in {str(i.get(id_field)) for i in items}:
+                elif owner["zoho_id"] and str(owner["zoho_id"]) in listed_ids:
                     pass  # reported once below as a duplicate of the linked one
                 else:
                     res.differences.append(Difference(
@@ -356,7 +378,7 @@ def reconcile_entity(engine, client, entity: str, *, sample: int | None = None, 
             for ref, group in refs.items():
                 if len(group) > 1 and entity != "plans":
                     owner = by_ref.get(ref)
-                    ids = [str(i.get(id_field)) for i in group]
+                    ids = [i["_zid"] for i in group]
                     res.differences.append(Difference(
                         entity, "duplicate_in_zoho", owner["label"] if owner else _zoho_label(entity, group[0]),
                         str(owner["id"]) if owner else None, ", ".join(ids),
@@ -373,8 +395,9 @@ def reconcile_entity(engine, client, entity: str, *, sample: int | None = None, 
         for r in candidates:
             zid = str(r["zoho_id"])
             remote = listed.get(zid)
-            if remote is None or not all(k in remote for k in NEEDS[entity]):
-                remote = _get(client, entity, zid, budget)
+            needs = ("total", "status") if entity == "invoices" and _is_credit(r) else NEEDS[entity]
+            if remote is None or not all(k in remote for k in needs):
+                remote = _get(client, entity, zid, budget, r)
                 if remote is None:
                     res.differences.append(Difference(entity, "missing_in_zoho", r["label"], str(r["id"]), zid,
                                                       detail="GET by id: ZOHO does not know it"))
