@@ -60,14 +60,20 @@ class EntitySpec:
     label_sql: Callable[[], object] | None = None  # SQL expression of the label, for read-side queries
 
 
+MAX_AMOUNT = Decimal("9999999999.99")  # numeric(12,2): anything larger is not a real amount
+
+
 def money(value, field: str) -> Decimal:
+    """A two-decimal amount, or InvalidRow naming the field (bools, NaN, huge JSON numbers included)."""
     try:
+        if isinstance(value, bool):
+            raise TypeError
         amount = Decimal(str(value))
+        if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+            raise ValueError
+        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
     except (InvalidOperation, TypeError, ValueError):
         raise InvalidRow(field, f"{value!r} is not an amount") from None
-    if not amount.is_finite():
-        raise InvalidRow(field, f"{value!r} is not an amount")
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def vat(amount: Decimal) -> Decimal:

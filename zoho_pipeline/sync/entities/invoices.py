@@ -83,6 +83,8 @@ def build(row, ctx) -> dict:
         raise InvalidRow("total_amount", f"is R {total} but ZOHO would total the lines to R {expected} "
                          f"(subtotal R {money(row['subtotal'], 'subtotal')}, "
                          f"vat_amount R {money(row['vat_amount'], 'vat_amount')})")
+    if row["due_date"] < row["invoice_date"]:
+        raise InvalidRow("due_date", f"{row['due_date']} is before the invoice date {row['invoice_date']}")
     tax_id = ctx.catalog.tax_id()
     payload = {
         "customer_id": ctx.parent_zoho_id("customers", row["customer_id"]),
