@@ -327,18 +327,6 @@ def test_any_invoice_row_is_accepted_with_zohos_total_equal_or_refused_before_a_
         assert document["date"] == row["invoice_date"].isoformat()
 
 
-def _json_amounts_in_range(items) -> bool:
-    """No number in the line items beyond what Decimal quantizes to the cent (28 digits)."""
-    if not isinstance(items, list):
-        return True
-    for item in items:
-        if isinstance(item, dict):
-            for value in item.values():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
-                        and abs(value) not in (float("inf"),) and abs(value) >= 10**25:
-                    return False
-    return True
-
 
 @st.composite
 def payment_rows(draw):
