@@ -196,8 +196,6 @@ def test_rejected_credentials_fail_with_messages_holding_no_secret(sqlite_url, e
         engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="defs/resources.py: ZohoBillingResource is a pydantic model whose repr/str "
-                                       "print client_secret and refresh_token (fields lack repr=False)")
 def test_the_dagster_resource_does_not_print_its_secrets():
     from zoho_pipeline.defs.resources import ZohoBillingResource
 

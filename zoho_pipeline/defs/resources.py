@@ -38,8 +38,8 @@ class ZohoBillingResource(dg.ConfigurableResource):
     """ZOHO Billing (or the emulator): where it is, the credentials, how hard we may call it, and the engine's knobs."""
 
     client_id: str
-    client_secret: str
-    refresh_token: str
+    client_secret: str = Field(repr=False, description="ZOHO_CLIENT_SECRET (bind with dg.EnvVar)")
+    refresh_token: str = Field(repr=False, description="ZOHO_REFRESH_TOKEN (bind with dg.EnvVar)")
     organization_id: str
     region: str = "com"
     api_base_url: str | None = None
