@@ -258,7 +258,7 @@ def index_lines(raw: dict) -> list[str]:
         if not isinstance(data, dict) or "entities" not in data:
             continue
         for name, r in data["entities"].items():
-            lines = [ln.strip() for ln in r["plan"] if "Index" in ln or "Execution Time" in ln or "Buffers" in ln]
+            lines = [ln.strip() for ln in r["plan"] if "Index" in ln or "Execution Time" in ln or "Seq Scan" in ln]
             out.append(f"  [{int(size):,} customers] {name}:")
             out += [f"      {ln}" for ln in lines[:6]]
     return out

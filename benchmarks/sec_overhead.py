@@ -77,8 +77,9 @@ def engine_run(url: str, emulator_url: str, n: int, workers: int) -> dict:
 
 
 def run(args) -> tuple[list[dict], dict]:
+    """Alternating rounds (raw, client, engine per backend) on a shared, noisy machine: best of each."""
     n, n_raw = args.overhead_rows, args.overhead_raw_rows
-    rows, raw = [], {}
+    rows, raw = [], {"rounds": []}
     backends = ["sqlite"]
     if args.postgres:
         problem = pg_available()
@@ -88,27 +89,36 @@ def run(args) -> tuple[list[dict], dict]:
             backends.append("postgres")
     with EmulatorProc(**UNLIMITED) as emu:
         raw_loop(emu.url, min(200, n_raw), start=30_000_000)  # warm-up: connections, emulator code paths
-        raw["raw_rps"] = raw_loop(emu.url, n_raw)
-        with source_database("sqlite") as url:
-            customers_database(url, 0)
-            engine = make_engine(url)
-            raw["client_rps"] = client_loop(engine, emu.url, n_raw)
-            engine.dispose()
-        for backend in backends:
+        for k in range(max(1, args.overhead_rounds)):
             emu.reset()
-            with source_database(backend) as url:
-                result = engine_run(url, emu.url, n, args.workers)
-            result["emulator_api_requests"] = api_requests(emu.stats())
-            raw[f"engine_{backend}"] = result
-            if result["created"] != n:
-                logging.warning("overhead: only %d of %d rows created on %s", result["created"], n, backend)
-    rows.append(metric(SECTION, "raw requests loop", round(raw["raw_rps"], 1), "req/s"))
+            rnd = {"raw_rps": raw_loop(emu.url, n_raw, start=10_000_000 + k * n_raw)}
+            with source_database("sqlite") as url:
+                customers_database(url, 0)
+                engine = make_engine(url)
+                rnd["client_rps"] = client_loop(engine, emu.url, n_raw, start=20_000_000 + k * n_raw)
+                engine.dispose()
+            for backend in backends:
+                emu.reset()
+                with source_database(backend) as url:
+                    result = engine_run(url, emu.url, n, args.workers)
+                result["emulator_api_requests"] = api_requests(emu.stats())
+                rnd[f"engine_{backend}"] = result
+                if result["created"] != n:
+                    logging.warning("overhead: only %d of %d rows created on %s", result["created"], n, backend)
+            raw["rounds"].append(rnd)
+    best = lambda key: max(r[key] for r in raw["rounds"])  # noqa: E731
+    raw["raw_rps"], raw["client_rps"] = best("raw_rps"), best("client_rps")
+    for backend in backends:
+        raw[f"engine_{backend}"] = max((r[f"engine_{backend}"] for r in raw["rounds"]), key=lambda e: e["rows_per_s"])
+    rounds = len(raw["rounds"])
+    rows.append(metric(SECTION, "raw requests loop (POST /customers)", round(raw["raw_rps"], 1), "req/s",
+                       note=f"best of {rounds}: " + ", ".join(f"{r['raw_rps']:.0f}" for r in raw["rounds"])))
     rows.append(metric(SECTION, "ZohoClient loop ÷ raw", round(raw["client_rps"] / raw["raw_rps"], 3), "ratio",
                        note=f"{raw['client_rps']:.1f} req/s"))
     for backend in backends:
         e = raw[f"engine_{backend}"]
         rows.append(metric(SECTION, f"engine rows/s ({backend}, {args.workers} workers)", round(e["rows_per_s"], 1),
-                           "rows/s", note=f"{e['created']} rows in {e['duration_s']:.1f}s"))
+                           "rows/s", note=f"best of {rounds}: {e['created']} rows in {e['duration_s']:.1f}s"))
         rows.append(metric(SECTION, f"engine ÷ raw ({backend})", round(e["rows_per_s"] / raw["raw_rps"], 3), "ratio",
                            0.80, ">="))
     return rows, raw
