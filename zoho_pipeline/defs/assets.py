@@ -9,7 +9,7 @@ from pydantic import Field
 
 from zoho_pipeline.defs.partitions import monthly_partitions, partition_months
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
-from zoho_pipeline.sync.report import STOP_AUTH, STOP_KILL_SWITCH, EntityReport, RunReport
+from zoho_pipeline.sync.report import STOP_AUTH, STOP_KILL_SWITCH, STOP_UNREACHABLE, EntityReport, RunReport
 from zoho_pipeline.sync.settings import MODES
 
 GROUP = "zoho_billing"
@@ -78,6 +78,21 @@ def report_metadata(report: RunReport, entity: str) -> dict:
     return meta
 
 
+def raise_if_unworkable(report: RunReport, entity: str) -> None:
+    """Fail the Dagster run (and so alert) when ZOHO could not be worked with at all; row failures never do."""
+    detail = report.stopped_detail or report.stopped_reason
+    if report.stopped_reason == STOP_AUTH:
+        raise dg.Failure(
+            description=f"ZOHO rejected the credentials or organization: {detail}. Check ZOHO_CLIENT_ID / "
+                        "ZOHO_CLIENT_SECRET / ZOHO_REFRESH_TOKEN / ZOHO_ORGANIZATION_ID.",
+            metadata=report_metadata(report, entity))
+    if report.stopped_reason == STOP_UNREACHABLE:
+        raise dg.Failure(
+            description=f"ZOHO could not be reached: {detail}. No row was charged an attempt; the next run "
+                        "continues. Check ZOHO's status page, the network and ZOHO_REGION / ZOHO_API_BASE_URL.",
+            metadata=report_metadata(report, entity))
+
+
 def summary_line(report: RunReport, entity: str) -> str:
     rep = report.entities.get(entity) or EntityReport(entity=entity)
     if report.stopped_reason == STOP_KILL_SWITCH:
@@ -109,11 +124,7 @@ def sync_entity(context, entity: str, source: SourceDatabaseResource, zoho: Zoho
         report = run_sync(engine, client, settings, entities=[entity], mode=mode, months=months, ids=ids,
                           dry_run=dry_run, run_id=f"{context.run_id}:{entity}", should_stop=_stopper(context))
     line = summary_line(report, entity)
-    if report.stopped_reason == STOP_AUTH:
-        raise dg.Failure(
-            description=f"ZOHO rejected the credentials or organization: {report.stopped_detail or 'auth error'}. "
-                        "Check ZOHO_CLIENT_ID / ZOHO_CLIENT_SECRET / ZOHO_REFRESH_TOKEN / ZOHO_ORGANIZATION_ID.",
-            metadata=report_metadata(report, entity))
+    raise_if_unworkable(report, entity)
     if report.stopped_reason == STOP_KILL_SWITCH:
         context.log.warning(line)
     else:

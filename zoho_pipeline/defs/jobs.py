@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from zoho_pipeline.defs.assets import (ALL_ASSETS, ASSET_OF_ENTITY, PARTITIONED_ASSETS, POOL, UNPARTITIONED_ASSETS,
-                                       report_metadata, summary_line)
+                                       raise_if_unworkable, report_metadata, summary_line)
 from zoho_pipeline.defs.checks import ENTITY_CHECKS, zoho_environment, zoho_matches_source
 from zoho_pipeline.defs import source_state
 from zoho_pipeline.defs.partitions import all_months_target, monthly_partitions, partition_target
@@ -87,8 +87,7 @@ def zoho_retry_op(context: dg.OpExecutionContext, config: RetryConfig, source: S
     meta = report_metadata(report, config.entity)
     meta["summary"] = dg.MetadataValue.text(summary_line(report, config.entity))
     yield dg.AssetMaterialization(asset_key=ASSET_OF_ENTITY[config.entity], metadata=meta)
-    if report.stopped_reason == "auth":
-        raise dg.Failure(description=f"ZOHO rejected the credentials: {report.stopped_detail}")
+    raise_if_unworkable(report, config.entity)
 
 
 @dg.job(tags=SYNC_TAGS, description="Requeue failed rows (by id, or all failed of an entity) and sync them now.")

@@ -124,6 +124,7 @@ customers = Table(
     Column("status", Text, nullable=False, default="active"),
     *_timestamps(),
     *_sync_columns("zoho_billing_customer_id"),
+    Column("zoho_lookup_key", Text),  # the email the create in doubt carried (migration 0003)
 )
 
 customer_services = Table(

@@ -158,6 +158,12 @@ def claim(engine, spec: EntitySpec, row: dict, run_id: str) -> bool:
         return result.rowcount == 1
 
 
+def note_intent(engine, spec: EntitySpec, row: dict, *, run_id: str, lookup_key: str) -> None:
+    """Before a create: the reference the look-up will need if the answer is lost (customers: the email)."""
+    with engine.begin() as conn:
+        conn.execute(spec.table.update().where(_owned(spec, row, run_id)).values(zoho_lookup_key=lookup_key))
+
+
 def _source_version(spec: EntitySpec, row: dict):
     """The version this attempt covered: the row's updated_at if it did not move while we worked, else NULL so
     the row stays due and its newer data is sent next."""

@@ -25,7 +25,8 @@ from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, ParentInfo, ParentNotReady, payload_hash
 from zoho_pipeline.sync.progress import Progress
 from zoho_pipeline.sync.report import (
-    STOP_AUTH, STOP_BUDGET, STOP_KILL_SWITCH, STOP_RATE_LIMITED, STOP_REQUESTED, EntityReport, Failure, RunReport,
+    STOP_AUTH, STOP_BUDGET, STOP_KILL_SWITCH, STOP_RATE_LIMITED, STOP_REQUESTED, STOP_UNREACHABLE, EntityReport,
+    Failure, RunReport,
 )
 from zoho_pipeline.sync.row_client import RowClient
 from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES, SyncSettings
@@ -121,6 +122,7 @@ class _Run:
         org = getattr(getattr(client, "config", None), "organization_id", "default")
         self.catalog = Catalog(engine, client, org, offline=dry_run)
         self._stop_lock = threading.Lock()
+        self.attempted: set[tuple[str, str]] = set()  # rows this run has claimed (set.add is atomic in CPython)
 
     # -- stopping ------------------------------------------------------------------------------------------
     @property
@@ -202,7 +204,9 @@ class _Run:
         for entity in sorted(wanted, key=ENTITY_ORDER.index):
             parent_spec = SPECS[entity]
             found = self._parent_infos(parent_spec, wanted[entity])
-            missing = [pid for pid, info in found.items() if not info.zoho_id]
+            # a parent this run already tried (and failed) waits for its own retry, not one per child batch
+            missing = [pid for pid, info in found.items()
+                       if not info.zoho_id and (entity, pid) not in self.attempted]
             if missing and self.dry_run:
                 found.update(self._dry_parents(parent_spec, missing))
             elif missing and not self.stopped:
@@ -253,6 +257,7 @@ class _Run:
         if not claims.claim(self.engine, spec, row, run_id):
             rep.skipped += 1
             return
+        self.attempted.add((spec.name, str(row["id"])))
         started = time.monotonic()
         client = RowClient(self.client)
         ctx = _RowContext(self.catalog, parents, spec)
@@ -277,10 +282,14 @@ class _Run:
             else:
                 found = spec.lookup(client, payload, row, ctx) if was_in_doubt else None
                 if found:
-                    zoho_id, action, outcome, counter = found, "adopt", "synced", "adopted"
                     log.info("adopted entity=%s id=%s label=%r zoho_id=%s (an earlier create reached ZOHO)",
                              spec.name, row["id"], label, found)
+                    zoho_id, action, outcome, counter = found, "adopt", "synced", "adopted"
+                    ctx.adopted = True  # what the lost create carried may be older than the row: send it now
+                    spec.update(client, zoho_id, payload, row, ctx)
                 else:
+                    if spec.lookup_key:
+                        claims.note_intent(self.engine, spec, row, run_id=run_id, lookup_key=spec.lookup_key(payload))
                     zoho_id = spec.create(client, payload, row, ctx)
                     outcome, counter = "synced", "created"
             claims.record_success(self.engine, spec, row, run_id=run_id, zoho_id=zoho_id, payload_hash=digest,
@@ -308,10 +317,10 @@ class _Run:
             rep.api_calls += client.calls
 
     def _zoho_error(self, spec, row, rep, action, exc: ZohoError, was_in_doubt, ctx, client, ms) -> None:
-        if exc.kind in STOPPING_ERRORS:
+        if exc.kind in STOPPING_ERRORS or exc.unreachable:  # the whole organization is blocked: stop, charge no row
             claims.release(self.engine, spec, row, run_id=self.report.run_id)
             rep.skipped += 1
-            self.stop(STOPPING_ERRORS[exc.kind], str(exc))
+            self.stop(STOP_UNREACHABLE if exc.unreachable else STOPPING_ERRORS[exc.kind], str(exc))
             return
         in_doubt = was_in_doubt or (action == "create" and exc.may_have_acted)
         if exc.kind == PERMANENT:
@@ -372,6 +381,7 @@ class _RowContext:
     def __init__(self, catalog, parents: dict, spec: EntitySpec, dry_run: bool = False):
         self.catalog, self._parents, self._spec, self._dry_run = catalog, parents, spec, dry_run
         self.new_zoho_id: str | None = None
+        self.adopted = False  # the entity was found after a create in doubt, and is being brought up to date
 
     def parent_zoho_id(self, entity: str, source_id) -> str:
         info = self._parents.get((entity, str(source_id)))

@@ -9,6 +9,7 @@ STOP_RATE_LIMITED = "rate_limited"  # ZOHO kept answering 429 past the longest w
 STOP_BUDGET = "budget_exhausted"  # the organization's daily API budget is spent
 STOP_KILL_SWITCH = "kill_switch"  # ENABLE_ZOHO_SYNC=false
 STOP_AUTH = "auth"  # credentials or organization rejected: every call would fail
+STOP_UNREACHABLE = "unreachable"  # no connection to ZOHO could be made: every call would fail
 STOP_REQUESTED = "stop_requested"  # the caller asked the run to stop (Dagster run termination)
 
 
@@ -90,7 +91,7 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         """0: every due row synced; 1: some rows failed (or were left due); 2: the run itself could not work."""
-        if self.stopped_reason in (STOP_AUTH,):
+        if self.stopped_reason in (STOP_AUTH, STOP_UNREACHABLE):
             return 2
         if self.stopped_reason or any(r.failed or r.retried or r.dead_lettered for r in self.entities.values()):
             return 1

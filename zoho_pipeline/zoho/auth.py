@@ -21,7 +21,7 @@ from typing import Callable, Protocol, runtime_checkable
 import requests
 
 from .envelope import decode_body
-from .errors import AUTH, RATE_LIMITED, RETRYABLE, ZohoError
+from .errors import AUTH, RATE_LIMITED, RETRYABLE, ZohoError, never_sent
 from .redact import redact, short
 
 log = logging.getLogger("zoho_pipeline.zoho")
@@ -225,7 +225,7 @@ class TokenProvider:
                                      timeout=(cfg.connect_timeout_s, cfg.read_timeout_s))
         except requests.RequestException as exc:
             raise ZohoError(kind=RETRYABLE, message=f"token refresh failed: {type(exc).__name__}",
-                            method="POST", path=path) from None
+                            method="POST", path=path, unreachable=never_sent(exc)) from None
         body = decode_body(resp.content)
         if isinstance(body, dict) and body.get("access_token"):
             try:

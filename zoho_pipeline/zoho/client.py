@@ -12,12 +12,11 @@ from typing import Any, Iterator
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from .auth import TokenProvider, TokenStore
 from .config import ZohoConfig
 from .envelope import WRITE_METHODS, decode_body, parse_envelope
-from .errors import AMBIGUOUS, AUTH, RATE_LIMITED, RETRYABLE, ZohoError
+from .errors import AMBIGUOUS, AUTH, RATE_LIMITED, RETRYABLE, ZohoError, never_sent
 from .limiter import RateLimiter, UsageStore
 from .redact import redact
 
@@ -54,23 +53,6 @@ class ClientStats:
 
     def __repr__(self):
         return f"ClientStats({self.snapshot()})"
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """True when the connection could not be established, so nothing reached ZOHO."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    seen, stack = set(), [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, (NewConnectionError, ConnectTimeoutError)):
-            return True
-        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])
-        stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
-    return False
 
 
 def _retry_after(resp: requests.Response) -> float | None:
@@ -196,12 +178,12 @@ class ZohoClient:
                                             headers=headers, timeout=self._timeout)
             except requests.RequestException as exc:
                 what = type(exc).__name__
-                if _never_sent(exc):
+                if never_sent(exc):
                     if retries < cfg.max_retries:
                         retries += 1
                         self._retry(method, path, f"connection failed ({what})", retries)
                         continue
-                    raise error(RETRYABLE, f"could not connect to ZOHO ({what})") from None
+                    raise error(RETRYABLE, f"could not connect to ZOHO ({what})", unreachable=True) from None
                 if method not in WRITE_METHODS:
                     if retries < cfg.max_retries:
                         retries += 1

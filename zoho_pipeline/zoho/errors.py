@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
 RETRYABLE = "retryable"
 AMBIGUOUS = "ambiguous"
 PERMANENT = "permanent"
@@ -29,6 +32,7 @@ class ZohoError(Exception):
     method: str | None = None
     path: str | None = None  # path only: never a query string that could carry a token
     retry_after_s: float | None = None
+    unreachable: bool = False  # no connection could be made at all (ZOHO down, DNS, network): nothing was sent
 
     def __post_init__(self):
         super().__init__(str(self))
@@ -49,3 +53,20 @@ class ZohoError(Exception):
         status = f"HTTP {self.http_status}" if self.http_status else "no response"
         code = f", code {self.code}" if self.code not in (None, 0) else ""
         return f"{where}{self.message} ({status}{code})"
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when the connection could not be established, so nothing reached ZOHO."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    seen, stack = set(), [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, (NewConnectionError, ConnectTimeoutError)):
+            return True
+        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])
+        stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
+    return False

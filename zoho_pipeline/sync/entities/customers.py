@@ -83,13 +83,17 @@ def update(client, zoho_id, payload, row, ctx) -> None:
 
 
 def lookup(client, payload, row, ctx) -> str | None:
-    """Ours is the customer with this email whose provider-id field holds our id (emails may repeat in case)."""
-    for found in client.iter_list("/customers", "customers", params={"email": payload["email"]}):
-        fields = found.get("custom_fields")
-        if not fields:  # list items may omit custom fields: read the entity
-            fields = client.get(f"/customers/{found['customer_id']}")["customer"].get("custom_fields")
-        if any(f.get("label") == PROVIDER_ID_FIELD and str(f.get("value")) == str(row["id"]) for f in fields or []):
-            return str(found["customer_id"])
+    """Ours is the customer whose provider-id field holds our id, searched by the email the create in doubt
+    carried (recorded with its intent) and by today's email; other customers may share the email in any case."""
+    emails = dict.fromkeys(e for e in (row.get("zoho_lookup_key"), payload["email"]) if e)
+    for email in emails:
+        for found in client.iter_list("/customers", "customers", params={"email": email}):
+            fields = found.get("custom_fields")
+            if not fields:  # list items may omit custom fields: read the entity
+                fields = client.get(f"/customers/{found['customer_id']}")["customer"].get("custom_fields")
+            if any(f.get("label") == PROVIDER_ID_FIELD and str(f.get("value")) == str(row["id"])
+                   for f in fields or []):
+                return str(found["customer_id"])
     return None
 
 
@@ -106,5 +110,6 @@ SPEC = EntitySpec(
     create=create,
     update=update,
     lookup=lookup,
+    lookup_key=lambda payload: payload["email"],
     children=(("subscriptions", "customer_id"), ("invoices", "customer_id"), ("payments", "customer_id")),
 )

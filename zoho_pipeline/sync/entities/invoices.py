@@ -128,6 +128,8 @@ def update(client, zoho_id, payload, row, ctx) -> None:
     kind = payload["_kind"]
     if payload["_void"]:
         client.post(f"/{kind}s/{zoho_id}/void")
+    elif kind == CREDIT_NOTE and ctx.adopted:
+        return  # found after a create in doubt: it carries what was sent, and ZOHO cannot edit it anyway
     elif kind == CREDIT_NOTE:
         raise InvalidRow("line_items", f"credit note {zoho_id} is already in ZOHO, whose API cannot edit credit "
                          "notes: void it in ZOHO, clear zoho_billing_invoice_id and retry the row")
