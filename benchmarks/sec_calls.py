@@ -71,7 +71,8 @@ def _change(engine, k) -> dict[str, list[str]]:
             price = conn.execute(sa.select(t.c.monthly_price).where(t.c.id == i)).scalar()
         _touch(engine, specs["subscriptions"], [i], monthly_price=price + 1)
     t = specs["invoices"].table
-    ids = changed["invoices"] = _synced_ids(engine, specs["invoices"], k, t.c.status.in_(("sent", "overdue")))
+    ids = changed["invoices"] = _synced_ids(engine, specs["invoices"], k,
+                                           sa.and_(t.c.status.in_(("sent", "overdue")), t.c.total_amount > 0))
     for i in ids:
         with engine.connect() as conn:
             due = conn.execute(sa.select(t.c.due_date).where(t.c.id == i)).scalar()
@@ -131,7 +132,7 @@ def run(args) -> tuple[list[dict], dict]:
         # naive, same rows, fresh emulator state
         emu.reset()
         nclient = make_client(engine, emu.url)
-        naive = NaiveSync(nclient)
+        naive = NaiveSync(engine, nclient)
         raw["naive_catalog_calls"] = naive.warm()
         raw["naive_new"] = {name: naive.push(name, snapshot[name]) for name in ENTITY_ORDER}
         raw["naive_unchanged"] = {name: naive.push(name, snapshot[name]) for name in ENTITY_ORDER}
