@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from zoho_pipeline.source.tables import metadata
 from zoho_pipeline.sync.stores import DbUsageStore
 from zoho_pipeline.zoho.errors import ZohoError
-from zoho_pipeline.zoho.limiter import MemoryUsageStore, RateLimiter
+from zoho_pipeline.zoho.limiter import WINDOW_S, MemoryUsageStore, RateLimiter
 
 DAY0 = 1_700_000_000.0  # a wall-clock instant (UTC 2023-11-14)
 
@@ -55,17 +55,18 @@ def test_window_is_strict_and_fully_used():
     # never more than 5 in any 60 s window
     for i, t in enumerate(sends):
         assert sum(1 for u in sends if t - 60 < u <= t) <= 5, i
-    # and the allowance is used: sends 0-4 at once, 5-9 exactly 60 s later, ...
+    # and the allowance is used: sends 0-4 at once, 5-9 exactly one window (60 s + the arrival margin) later
+    assert WINDOW_S == 61.0
     assert sends[:5] == [1000.0] * 5
-    assert sends[5:10] == [1060.0] * 5
-    assert sends[20] == 1240.0
+    assert sends[5:10] == [1000.0 + WINDOW_S] * 5
+    assert sends[20] == 1000.0 + 4 * WINDOW_S
 
 
 def test_acquire_returns_waited_seconds():
     lim, c = make(per_minute=1)
     assert lim.acquire() == 0
     c.advance(20)
-    assert lim.acquire() == pytest.approx(40)
+    assert lim.acquire() == pytest.approx(WINDOW_S - 20)
 
 
 def test_pause_until_blocks_everyone_and_max_wait():
