@@ -262,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
             with emu.store.lock:
                 status, out = handler(ctx)
                 if write:
-                    emu.store.save()
+                    emu.store.mark_dirty()
             return status, out, {}, drop
         except ApiError as exc:
             return exc.status, exc.body(), exc.headers, False
@@ -310,6 +310,7 @@ class EmulatorHandle:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+        self.store.close()
 
     def __enter__(self):
         return self

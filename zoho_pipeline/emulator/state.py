@@ -17,6 +17,7 @@ COLLECTIONS = ("products", "plans", "addons", "customers", "subscriptions", "inv
                "refunds", "taxes")
 FIRST_ID = 187955000000050001
 VAT_TAX_ID = "187955000000000435"
+SAVE_INTERVAL_S = 0.2  # a process killed with SIGKILL loses at most this much of the state file
 
 
 def timestamp(t: float | None = None) -> str:
@@ -36,6 +37,14 @@ class Store:
         self.wipe()
         if state_file and os.path.exists(state_file):
             self.load()
+        # writes mark the store dirty; a saver thread writes the file at most every SAVE_INTERVAL_S, and close()
+        # writes the rest, so a big store is not re-serialised on every request
+        self._dirty = False
+        self._closed = threading.Event()
+        self._saver = None
+        if state_file:
+            self._saver = threading.Thread(target=self._save_loop, daemon=True, name="emulator-state-saver")
+            self._saver.start()
 
     def wipe(self) -> None:
         with self.lock:
@@ -69,6 +78,26 @@ class Store:
             data = {name: getattr(self, name) for name in COLLECTIONS}
             data.update(next_id=self.next_id, seq=self.seq, tokens=self.tokens, mints=self.mints)
             return data
+
+    def mark_dirty(self) -> None:
+        self._dirty = True
+
+    def flush(self) -> None:
+        with self.lock:
+            if self._dirty:
+                self._dirty = False
+                self.save()
+
+    def close(self) -> None:
+        """Stop the saver and write what is pending."""
+        self._closed.set()
+        if self._saver is not None:
+            self._saver.join(timeout=5)
+        self.flush()
+
+    def _save_loop(self) -> None:
+        while not self._closed.wait(SAVE_INTERVAL_S):
+            self.flush()
 
     def save(self) -> None:
         if not self.state_file:

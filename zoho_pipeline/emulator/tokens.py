@@ -35,7 +35,7 @@ def mint(store, config, params: dict, api_domain: str) -> tuple[int, dict, bool]
         # forget long-dead tokens so the store does not grow without bound
         for old in [k for k, v in store.tokens.items() if v["expires_at"] < now - 86400]:
             del store.tokens[old]
-        store.save()
+        store.mark_dirty()
     return 200, {"access_token": token, "expires_in": lifetime, "api_domain": api_domain,
                  "token_type": "Bearer"}, True
 
