@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         dagster_home = os.environ.get("DAGSTER_HOME")
         if dagster_home:
             Path(dagster_home).mkdir(parents=True, exist_ok=True)
+            instance_yaml = Path(dagster_home) / "dagster.yaml"
+            if not instance_yaml.exists():  # the embedded default: SQLite storage in DAGSTER_HOME, no telemetry
+                instance_yaml.write_text("# the demo's Dagster instance: SQLite storage in this folder\n"
+                                         "telemetry:\n  enabled: false\n")
         print(f"ZOHO Billing emulator on {url} ({RATE_PER_MINUTE} requests/min, {DAILY_LIMIT} a day; "
               f"the pipeline paces itself at {PACE_PER_MINUTE}/min)\n")
         print("$ zoho-pipeline sync")
