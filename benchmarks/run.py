@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rate-db", choices=("sqlite", "postgres"), default="sqlite")
     g.add_argument("--rate-client-fractions", type=_floats, default=[1.0],
                    help="ZOHO_RATE_LIMIT_PER_MINUTE as fractions of the limit, e.g. 1,0.98 (one run each)")
-    g.add_argument("--rate-windows", type=_floats, default=[60.0],
-                   help="client limiter windows in seconds, e.g. 60,60.5 (60 = production; others: experiment)")
+    g.add_argument("--rate-windows", type=_floats, default=[],
+                   help="client limiter windows in seconds, e.g. 60,61 (default: the shipped limiter's; others: "
+                        "an experiment through an explicit RateLimiter)")
     g = p.add_argument_group("3 overhead")
     g.add_argument("--overhead-rows", type=int, default=5000)
     g.add_argument("--overhead-raw-rows", type=int, default=2000)

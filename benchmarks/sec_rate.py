@@ -18,7 +18,10 @@ from bench_common import EmulatorProc, api_requests, customers_database, make_cl
 from zoho_pipeline.source.admin import make_engine
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.settings import SyncSettings
+from zoho_pipeline.zoho import limiter as limiter_mod
 from zoho_pipeline.zoho.limiter import RateLimiter
+
+PRODUCTION_WINDOW_S = float(getattr(limiter_mod, "WINDOW_S", 60.0))
 
 SECTION = "2 rate"
 
@@ -41,7 +44,7 @@ def _timed_session():
 def run(args) -> tuple[list[dict], dict]:
     rows, raw = [], {}
     for fraction in args.rate_client_fractions:
-        for window in args.rate_windows:
+        for window in (args.rate_windows or [PRODUCTION_WINDOW_S]):
             r, d = run_one(args, fraction, window)
             rows += r
             raw[f"client_at_{fraction:g}L_window_{window:g}s"] = d
@@ -50,11 +53,13 @@ def run(args) -> tuple[list[dict], dict]:
 
 def run_one(args, fraction: float, window_s: float) -> tuple[list[dict], dict]:
     """`fraction`: ZOHO_RATE_LIMIT_PER_MINUTE as a fraction of the emulator's limit (1 = the operator sets the
-    real limit). `window_s`: the client limiter's sliding window (60 = production)."""
+    real limit). `window_s`: the client limiter's sliding window (PRODUCTION_WINDOW_S: the shipped default)."""
     n, limit = args.rate_rows, args.rate_limit
     client_limit = max(1, int(limit * fraction))
-    tag = "" if (fraction == 1 and window_s == 60) else f" [client {client_limit}/min, window {window_s:g}s]"
+    production = window_s == PRODUCTION_WINDOW_S
+    tag = "" if (fraction == 1 and production) else f" [client {client_limit}/min, window {window_s:g}s]"
     raw = dict(rows=n, limit_per_minute=limit, client_limit_per_minute=client_limit, client_window_s=window_s,
+               production_window=production,
                latency_ms=args.rate_latency_ms, jitter_ms=args.rate_jitter_ms,
                workers=args.rate_workers, emulator_lockout_s=args.rate_lockout_s)
     emu_settings = dict(rate_limit_per_minute=limit, daily_limit=100_000_000, max_concurrency=args.rate_concurrency,
@@ -65,7 +70,7 @@ def run_one(args, fraction: float, window_s: float) -> tuple[list[dict], dict]:
         engine = make_engine(url)
         session, stamps = _timed_session()
         limiter = None
-        if window_s != 60:
+        if not production:
             RateLimiter.reset_registry()
             limiter = RateLimiter(client_limit, 100_000_000, None, "10234695", window_s=window_s)
         client = make_client(engine, emu.url, session=session, requests_per_minute=client_limit,
