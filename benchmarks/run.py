@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backfill-customers", type=int, default=60)
     g.add_argument("--backfill-rate", type=int, default=120, help="emulator and client requests/minute")
     g.add_argument("--backfill-latency-ms", type=float, default=100)
-    g.add_argument("--backfill-client-fraction", type=float, default=0.95,
+    g.add_argument("--backfill-client-fraction", type=float, default=1.0,
                    help="ZOHO_RATE_LIMIT_PER_MINUTE the client uses, as a fraction of the emulator's limit")
     return p
 

@@ -48,8 +48,8 @@ def estimate_backfill(report, requests_per_minute: int, *, latency_s: float = 0.
 
 def run(args) -> tuple[list[dict], dict]:
     zoho_limit, latency = args.backfill_rate, args.backfill_latency_ms
-    # the operator's ZOHO_RATE_LIMIT_PER_MINUTE, a margin under ZOHO's limit (section 2: pacing at exactly the
-    # limit draws 429s and a lockout); the estimates use it, as the CLI does
+    # the operator's ZOHO_RATE_LIMIT_PER_MINUTE (--backfill-client-fraction of ZOHO's limit); the estimates use it,
+    # as the CLI does
     limit = max(1, int(zoho_limit * args.backfill_client_fraction))
     raw = dict(customers=args.backfill_customers, zoho_limit_per_minute=zoho_limit, client_limit_per_minute=limit,
                latency_ms=latency)
