@@ -20,6 +20,9 @@ from zoho_pipeline.source.admin import create_demo, make_engine
 from zoho_pipeline.sync.catalog import PRODUCTS
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.settings import SyncSettings
+from zoho_pipeline.zoho import limiter as limiter_mod
+
+WINDOW_S = float(getattr(limiter_mod, "WINDOW_S", 60.0))  # the client limiter's sliding window
 
 SECTION = "6 backfill"
 
@@ -40,7 +43,7 @@ def estimate_backfill(report, requests_per_minute: int, *, latency_s: float = 0.
     windows = (calls - 1) // limit if calls else 0
     tail = calls - windows * limit
     latency_rate = workers / latency_s if latency_s > 0 else math.inf  # calls per second the pool can carry
-    window_s = windows * 60.0 + (tail / latency_rate if latency_rate != math.inf else 0.0)
+    window_s = windows * WINDOW_S + (tail / latency_rate if latency_rate != math.inf else 0.0)
     latency_s_total = calls / latency_rate if latency_rate != math.inf else 0.0
     return dict(rows=rows, setup_calls=setup, calls=calls, simple_s=round(simple_s, 1),
                 windowed_s=round(max(window_s, latency_s_total), 1))
