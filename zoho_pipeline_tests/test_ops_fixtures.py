@@ -44,8 +44,10 @@ def _insert(engine, table, **values) -> str:
     for key in ("zoho_last_synced_at", "zoho_claimed_at", "zoho_next_attempt_at", "zoho_source_version"):
         if isinstance(values.get(key), datetime):
             values[key] = ts(engine, values[key])
-    if values.get("zoho_sync_status") == "synced":
+    if values.get("zoho_sync_status") in ("synced", "failed", "retrying"):
+        # the version the engine's last attempt covered (claims.record_success / record_failure write it)
         values.setdefault("zoho_source_version", values["updated_at"])
+    if values.get("zoho_sync_status") == "synced":
         values.setdefault("zoho_last_synced_at", values["updated_at"])
     with engine.begin() as conn:
         conn.execute(table.insert().values(**values))

@@ -36,19 +36,30 @@ def test_status_counts_only_eligible_and_null_is_pending(world):
 
 def test_due_count_and_backlog_age(world):
     engine, ids = world
-    # due: sipho (never synced), lerato (failed, no next attempt), aisha (syncing is dirty);
-    # naledi waits for her next attempt; pieter is dead-lettered; synced rows are clean
-    assert Q.due_count(engine, "customers") == 3
+    # the engine's rule (sync.claims.due_filter): due are sipho (never synced) and aisha (syncing, her run died);
+    # lerato failed permanently and waits until her data changes or she is requeued; naledi waits for her next
+    # attempt; pieter is dead-lettered; synced rows are clean
+    assert Q.due_count(engine, "customers") == 2
     age = Q.oldest_due_age_s(engine, "customers")
     assert 3500 < age < 3700  # the rows were changed an hour ago
     assert Q.oldest_due_age_s(engine, "plans") is None
-    # a synced row changed after its sync becomes due
+    # a synced row changed after its sync becomes due, and so does a permanently failed row whose data changed
     from zoho_pipeline_tests.test_ops_fixtures import ts
 
     with engine.begin() as conn:
         conn.execute(T.customers.update().where(T.customers.c.id == ids["thandi"])
                      .values(updated_at=ts(engine, now())))
+    assert Q.due_count(engine, "customers") == 3
+    with engine.begin() as conn:
+        conn.execute(T.customers.update().where(T.customers.c.id == ids["lerato"])
+                     .values(updated_at=ts(engine, now())))
     assert Q.due_count(engine, "customers") == 4
+    # the same count the engine's own find-work query gives
+    from zoho_pipeline.sync import claims
+    from zoho_pipeline.sync.entities import SPECS
+
+    with engine.connect() as conn:
+        assert claims.count_due(conn, SPECS["customers"]) == 4
 
 
 def test_stuck_rows_claim_timeout_and_dead_heartbeat(world):

@@ -1,7 +1,7 @@
-"""What the sensor and the reconciliation check read from the source beyond `zoho_pipeline.sync.queries`: change
-watermarks per entity, the months of changed invoices and payments, and samples of synced rows. Built on the
-entity registry of sync.queries (table, ZOHO id column, eligible rows, labels), so there is one definition of
-each entity."""
+"""What the sensor and the schedule read from the source beyond `zoho_pipeline.sync.queries`: change watermarks
+per entity and the months holding due invoices and payments. Built on the entity registry of sync.queries (the
+engine's EntitySpecs) and on the engine's due rule (sync.claims.due_filter), so there is one definition of each
+entity and of "due"."""
 
 from __future__ import annotations
 
@@ -9,18 +9,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync import queries as q
-
-# The date that places a row of a partitioned entity in its month.
-MONTH_COLUMN = {"invoices": "invoice_date", "payments": "completed_at"}
-
-
-def _pending_where(info):
-    """Dirty, eligible, not dead-lettered (the due predicate without the next-attempt time)."""
-    c = info.table.c
-    return sa.and_(T.dirty_predicate(info.table), info.where_eligible(),
-                   sa.or_(c.zoho_dead_lettered.is_(None), c.zoho_dead_lettered.is_(False)))
 
 
 def watermarks(engine) -> dict[str, dict]:
@@ -38,13 +27,14 @@ def watermarks(engine) -> dict[str, dict]:
     return out
 
 
-def changed_months(engine, entity: str, since_iso: str | None) -> set[date]:
-    """First days of the months of the pending rows of a partitioned entity changed after `since_iso` (all of them
-    when None). A row without its month date (a payment not completed) belongs to no month."""
+def changed_months(engine, entity: str, since_iso: str | None, *, stale_after_s: float | None = None) -> set[date]:
+    """First days of the months of the due rows (the engine's rule, sync.queries.due_count) of a partitioned entity
+    changed after `since_iso` (all of them when None). A row without its month date (a payment not completed)
+    belongs to no month."""
     info = q.entity_info(entity)
     c = info.table.c
-    month_col = c[MONTH_COLUMN[entity]]
-    cond = [_pending_where(info), month_col.is_not(None)]
+    month_col = c[info.spec.month_column]
+    cond = [q.due_where(info, q.now_utc(), stale_after_s), month_col.is_not(None)]
     if since_iso:
         cond.append(c.updated_at > q.db_time(engine, datetime.fromisoformat(since_iso)))
     with engine.connect() as conn:
@@ -56,15 +46,16 @@ def changed_months(engine, entity: str, since_iso: str | None) -> set[date]:
     return months
 
 
-def due_month_keys(engine, entities=("invoices", "payments"), since: dict | None = None) -> list[str]:
-    """Partition keys of the months holding pending rows of the partitioned entities (changed after
-    since[entity], an ISO time, when given)."""
+def due_month_keys(engine, entities=("invoices", "payments"), since: dict | None = None, *,
+                   stale_after_s: float | None = None) -> list[str]:
+    """Partition keys of the months holding due rows of the partitioned entities (changed after since[entity], an
+    ISO time, when given)."""
     from zoho_pipeline.defs.partitions import month_key
 
     months = set()
     for entity in entities:
-        if entity in MONTH_COLUMN:
-            months |= changed_months(engine, entity, (since or {}).get(entity))
+        if q.entity_info(entity).spec.month_column:
+            months |= changed_months(engine, entity, (since or {}).get(entity), stale_after_s=stale_after_s)
     return sorted(month_key(m) for m in months)
 
 

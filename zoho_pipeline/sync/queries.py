@@ -12,7 +12,8 @@ Vocabulary
   only those.
 - status: `zoho_sync_status`; NULL counts as `pending`. `dead_lettered` rows (failed, no automatic retry) are
   counted apart from `failed`, so the statuses of one entity add up to its `total`.
-- due: rows the engine would pick up now (dirty, not dead-lettered, next attempt not in the future).
+- due: rows the engine would pick up now; the engine's own rule, sync.claims.due_filter (never synced, changed
+  since the last sync, failed/retrying with the next attempt due, claimed by a dead run).
 - label: the row as a person knows it: customers "First Last <email>", subscriptions "<package> for <email>",
   invoices their invoice number, payments their gateway transaction id, plans the package name.
 """
@@ -20,16 +21,17 @@ Vocabulary
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable
 
 import sqlalchemy as sa
 
 from zoho_pipeline.source import tables as T
-from zoho_pipeline.sync.settings import ENTITY_ORDER
+from zoho_pipeline.sync import claims
+from zoho_pipeline.sync.entities import SPECS
+from zoho_pipeline.sync.entities.base import EntitySpec
+from zoho_pipeline.sync.settings import ENTITY_ORDER, SyncSettings
 
 STATUSES = ("pending", "syncing", "synced", "failed", "retrying")
 COUNT_KEYS = (*STATUSES, "dead_lettered", "total")
@@ -64,65 +66,32 @@ def entity_aliases(entity: str) -> tuple[str, ...]:
 
 # --- entity registry ---------------------------------------------------------------------------------------------
 
-_FALLBACK = {
-    # entity: (table, ZOHO id column, eligible(table) where-clause)
-    "plans": (T.service_packages, "zoho_plan_code",
-              lambda t: sa.or_(t.c.is_active.is_(True), t.c.zoho_plan_code.is_not(None))),
-    "customers": (T.customers, "zoho_billing_customer_id", lambda t: sa.true()),
-    "subscriptions": (T.customer_services, "zoho_subscription_id",
-                      lambda t: sa.or_(t.c.status.in_(("active", "suspended")),
-                                       t.c.zoho_subscription_id.is_not(None))),
-    "invoices": (T.customer_invoices, "zoho_billing_invoice_id",
-                 lambda t: sa.and_(t.c.invoice_type != "recurring", t.c.status != "draft")),
-    "payments": (T.payment_transactions, "zoho_payment_id", lambda t: t.c.status == "completed"),
-}
-
 
 @dataclass(frozen=True)
 class EntityInfo:
+    """An entity as the read side sees it: the engine's own EntitySpec (sync.entities.SPECS), one definition."""
     name: str
-    table: sa.Table
-    zoho_id_column: str
-    eligible: Callable[[sa.Table], Any]
-    from_specs: bool  # True when taken from sync.entities.SPECS (the engine's own definition)
+    spec: EntitySpec
+
+    @property
+    def table(self) -> sa.Table:
+        return self.spec.table
+
+    @property
+    def zoho_id_column(self) -> str:
+        return self.spec.zoho_id_column
 
     @property
     def zoho_id(self) -> sa.Column:
         return self.table.c[self.zoho_id_column]
 
     def where_eligible(self):
-        return self.eligible(self.table)
-
-
-_specs_lock = threading.Lock()
-_specs_cache: dict | None = None
-
-
-def _specs() -> dict:
-    """sync.entities.SPECS when importable (the engine's definition wins); {} while it is not there."""
-    global _specs_cache
-    if _specs_cache is not None:
-        return _specs_cache
-    with _specs_lock:
-        try:
-            from zoho_pipeline.sync.entities import SPECS  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 - not written yet or broken: fall back, try again next time
-            return {}
-        _specs_cache = dict(SPECS)
-        return _specs_cache
+        return self.spec.eligible(self.table)
 
 
 def entity_info(entity: str) -> EntityInfo:
     name = entity_name(entity)
-    spec = _specs().get(name)
-    table, id_col, eligible = _FALLBACK[name]
-    if spec is not None:
-        if getattr(spec, "table", None) is not None:
-            table = spec.table
-        id_col = getattr(spec, "zoho_id_column", None) or id_col
-        eligible = getattr(spec, "eligible", None) or eligible
-        return EntityInfo(name, table, id_col, eligible, True)
-    return EntityInfo(name, table, id_col, eligible, False)
+    return EntityInfo(name, SPECS[name])
 
 
 def entities(selected: str | Iterable[str] | None = None) -> list[str]:
@@ -231,10 +200,6 @@ def _dead(c):
     return c.zoho_dead_lettered.is_(True)
 
 
-def _not_dead(c):
-    return sa.or_(c.zoho_dead_lettered.is_(None), c.zoho_dead_lettered.is_(False))
-
-
 def status_counts(engine: sa.Engine, selected: str | Iterable[str] | None = None) -> dict[str, dict[str, int]]:
     """{entity: {pending, syncing, synced, failed, retrying, dead_lettered, total}} over eligible rows.
 
@@ -268,41 +233,51 @@ def totals(counts: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
     return out
 
 
-def _due_where(engine, info: EntityInfo, now: datetime):
-    c = info.table.c
+def _stale_after_s(stale_after_s: float | None) -> float:
+    return SyncSettings.from_env().run_stale_after_s if stale_after_s is None else stale_after_s
+
+
+def due_where(info: EntityInfo, now: datetime, stale_after_s: float | None = None):
+    """The engine's own due rule (sync.claims) over the eligible rows: one definition of "due"."""
     return sa.and_(
-        T.dirty_predicate(info.table),
-        info.where_eligible(),
-        _not_dead(c),
-        sa.or_(c.zoho_next_attempt_at.is_(None), c.zoho_next_attempt_at <= db_time(engine, now)),
+        claims.due_filter(info.spec, mode="due", now=aware(now), run_id=None,
+                          stale_after_s=_stale_after_s(stale_after_s)),
+        claims.scope_filter(info.spec),
     )
 
 
-def due_count(engine: sa.Engine, entity: str, now: datetime | None = None) -> int:
-    """Rows the engine would pick up now: never synced, changed since their last sync, or failed with their next
-    attempt due (dead-lettered rows wait for an operator: `zoho-pipeline retry`)."""
-    info = entity_info(entity)
+def due_count(engine: sa.Engine, entity: str, now: datetime | None = None, *,
+              stale_after_s: float | None = None) -> int:
+    """Rows the engine would pick up now (sync.claims.due_filter): never synced, changed since their last sync,
+    failed or retrying with their next attempt due, or claimed by a run that died. A permanently failed or
+    dead-lettered row waits until its data changes or an operator requeues it (`zoho-pipeline retry`).
+    `stale_after_s`: a run's heartbeat age that makes it dead (default SyncSettings.run_stale_after_s)."""
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(info.table)
-                                .where(_due_where(engine, info, now or now_utc()))).scalar_one())
+        return claims.count_due(conn, entity_info(entity).spec, now=aware(now or now_utc()),
+                                stale_after_s=_stale_after_s(stale_after_s))
 
 
-def oldest_due_age_s(engine: sa.Engine, entity: str, now: datetime | None = None) -> float | None:
+def oldest_due_age_s(engine: sa.Engine, entity: str, now: datetime | None = None, *,
+                     stale_after_s: float | None = None) -> float | None:
     """Seconds since the oldest due row last changed in the source (how far ZOHO lags); None when nothing is due."""
     now = now or now_utc()
     info = entity_info(entity)
     t = info.table
     with engine.connect() as conn:
-        oldest = conn.execute(sa.select(sa.func.min(t.c.updated_at)).where(_due_where(engine, info, now))).scalar()
+        oldest = conn.execute(sa.select(sa.func.min(t.c.updated_at))
+                              .where(due_where(info, now, stale_after_s))).scalar()
     if oldest is None:
         return None
     return max(0.0, (now - aware(oldest)).total_seconds())
 
 
-def backlog(engine: sa.Engine, selected=None, now: datetime | None = None) -> dict[str, dict]:
+def backlog(engine: sa.Engine, selected=None, now: datetime | None = None, *,
+            stale_after_s: float | None = None) -> dict[str, dict]:
     """{entity: {due, oldest_due_age_s}}."""
     now = now or now_utc()
-    return {e: {"due": due_count(engine, e, now), "oldest_due_age_s": oldest_due_age_s(engine, e, now)}
+    stale = _stale_after_s(stale_after_s)
+    return {e: {"due": due_count(engine, e, now, stale_after_s=stale),
+                "oldest_due_age_s": oldest_due_age_s(engine, e, now, stale_after_s=stale)}
             for e in entities(selected)}
 
 
