@@ -1,7 +1,7 @@
 """Asset checks. Per entity (database reads only, cheap, run after every sync): no stuck claims, failures under a
 threshold, every synced row has its ZOHO id, backlog age. Across entities (call ZOHO or read migrations; run by
 the daily reconciliation job): the API is reachable with these credentials, migrations are at head, and ZOHO
-matches the source on a sample within an API budget.
+matches the source within an API budget (the operator's reconciliation, zoho_pipeline.ops.reconcile).
 
 Every failing check carries a table of the rows concerned (ids and labels) in its metadata."""
 
@@ -9,7 +9,6 @@ Every failing check carries a table of the rows concerned (ids and labels) in it
 import os
 import dagster as dg
 
-from zoho_pipeline.defs import source_state as st
 from zoho_pipeline.defs.assets import ALL_ASSETS, ENTITY_OF_ASSET, POOL
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
 from zoho_pipeline.sync import queries
@@ -153,77 +152,48 @@ def zoho_environment(context: dg.AssetCheckExecutionContext, source: SourceDatab
 
 DIFF_SCHEMA = dg.TableSchema(columns=[
     dg.TableColumn("entity_id", "string"), dg.TableColumn("label", "string"), dg.TableColumn("zoho_id", "string"),
-    dg.TableColumn("problem", "string"),
+    dg.TableColumn("kind", "string"), dg.TableColumn("field", "string"), dg.TableColumn("source", "string"),
+    dg.TableColumn("zoho", "string"), dg.TableColumn("problem", "string"),
 ])
-
-# entity → (GET path for one id, envelope key, list path, list key)
-ZOHO_PATHS = {
-    "plans": ("/plans/{}", "plan", "/plans", "plans"),
-    "customers": ("/customers/{}", "customer", "/customers", "customers"),
-    "subscriptions": ("/subscriptions/{}", "subscription", "/subscriptions", "subscriptions"),
-    "invoices": ("/invoices/{}", "invoice", "/invoices", "invoices"),
-    "payments": ("/payments/{}", "payment", "/payments", "payments"),
-}
-COUNT_PAGES = 3  # list pages (200 rows each) a count may spend before it is reported as not verified
+DIFFS_SHOWN = 50
+LIST_PAGES = 3  # ZOHO list pages (200 rows each) an entity's share may spend listing; beyond, sampled GETs only
 
 
-def _money(value) -> float:
-    try:
-        return round(float(value), 2)
-    except (TypeError, ValueError):
-        return float("nan")
+def _text(value) -> str:
+    return "" if value is None else str(value)
 
 
-def compare_row(entity: str, row: dict, remote: dict) -> str | None:
-    """What differs between a synced source row and its ZOHO record, or None."""
-    if entity == "customers" and (remote.get("email") or "").lower() != (row.get("email") or "").lower():
-        return f"email differs: ZOHO {remote.get('email')!r}"
-    if entity == "invoices":
-        if _money(remote.get("total")) != _money(row.get("total_amount")):
-            return f"total differs: source {_money(row.get('total_amount'))}, ZOHO {_money(remote.get('total'))}"
-        src_paid, zoho_paid = row.get("status") == "paid", (remote.get("status") or "").lower() == "paid"
-        if src_paid != zoho_paid:
-            return f"paid status differs: source {row.get('status')}, ZOHO {remote.get('status')}"
-    if entity == "payments" and _money(remote.get("amount")) != _money(row.get("amount")):
-        return f"amount differs: source {_money(row.get('amount'))}, ZOHO {_money(remote.get('amount'))}"
-    return None
+def differences_table(differences) -> dg.MetadataValue:
+    """ops.reconcile differences as a table pointing at the source rows and ZOHO ids concerned."""
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({"entity_id": _text(d.source_id), "label": _text(d.label), "zoho_id": _text(d.zoho_id),
+                                 "kind": d.kind, "field": _text(d.field), "source": _text(d.source_value)[:200],
+                                 "zoho": _text(d.zoho_value)[:200], "problem": _text(d.detail)[:300]})
+                 for d in differences[:DIFFS_SHOWN]],
+        schema=DIFF_SCHEMA)
 
 
-def reconcile_entity(engine, client, entity: str, budget: int) -> dict:
-    """Count synced rows against ZOHO's list (when it fits the budget), then fetch a sample of synced rows by id."""
-    from zoho_pipeline.zoho.errors import ZohoError
+def reconcile_within(engine, client, entity: str, budget: int):
+    """ops.reconcile of one entity within `budget` API calls: ZOHO is listed (counts, missing, unknown, duplicates)
+    when the synced rows fit in LIST_PAGES list pages of the budget, else synced rows are compared by GET on a
+    sample the budget pays for."""
+    from zoho_pipeline.ops.reconcile import PER_PAGE, reconcile
 
-    one, key, list_path, list_key = ZOHO_PATHS[entity]
-    start = client.stats.api_calls
-    source_count = st.synced_count(engine, entity)
-    zoho_count, diffs = None, []
-    if source_count <= COUNT_PAGES * 200 and budget > COUNT_PAGES:
-        zoho_count = sum(1 for _ in client.iter_list(list_path, list_key))
-    remaining = budget - (client.stats.api_calls - start)
-    sample = st.synced_sample(engine, entity, max(0, remaining))
-    for row in sample:
-        try:
-            remote = client.get(one.format(row["zoho_id"])).get(key) or {}
-            problem = compare_row(entity, row, remote)
-        except ZohoError as exc:
-            problem = f"missing in ZOHO ({exc.kind}: {exc})"[:300] if getattr(exc, "kind", "") != "auth" else None
-            if problem is None:
-                raise
-        if problem:
-            diffs.append({"entity_id": str(row["id"]), "label": str(row["label"]), "zoho_id": str(row["zoho_id"]),
-                          "problem": problem})
-    return {"source_synced": source_count, "zoho_count": zoho_count, "sampled": len(sample), "diffs": diffs,
-            "api_calls": client.stats.api_calls - start}
+    synced = queries.status_counts(engine, entity)[entity]["synced"]
+    list_zoho = synced <= LIST_PAGES * PER_PAGE and budget > LIST_PAGES
+    sample = budget - LIST_PAGES if list_zoho else budget  # what is left for GETs by id
+    return reconcile(engine, client, [entity], sample=sample, max_calls=budget, list_zoho=list_zoho).entities[entity]
 
 
 @dg.multi_asset_check(
     name="zoho_matches_source",
     specs=[dg.AssetCheckSpec("matches_source", asset=k, description="ZOHO holds what the source says was synced: "
-                             "counts, and a sample compared field by field (totals, paid status, amounts)")
+                             "missing, duplicate, unlinked and unknown entities, and a sample compared field by "
+                             "field (zoho_pipeline.ops.reconcile)")
            for k in ASSET_KEYS],
     can_subset=True, pool=POOL,
-    description=f"Samples synced rows and fetches them from ZOHO, spending at most ZOHO_RECONCILE_API_BUDGET "
-                f"({RECONCILE_BUDGET}) API calls across the selected entities.")
+    description=f"Reconciles ZOHO with the source (zoho_pipeline.ops.reconcile), spending at most "
+                f"ZOHO_RECONCILE_API_BUDGET ({RECONCILE_BUDGET}) API calls across the selected entities.")
 def zoho_matches_source(context: dg.AssetCheckExecutionContext, source: SourceDatabaseResource,
                         zoho: ZohoBillingResource):
     selected = list(context.selected_asset_check_keys)
@@ -232,21 +202,22 @@ def zoho_matches_source(context: dg.AssetCheckExecutionContext, source: SourceDa
     with zoho.client(engine) as client:
         for key in selected:
             entity = ENTITY_OF_ASSET[key.asset_key.to_user_string()]
-            res = reconcile_entity(engine, client, entity, share)
-            diffs, zc, sc = res["diffs"], res["zoho_count"], res["source_synced"]
-            short = zc is not None and zc < sc
-            context.log.info(f"{entity}: {res['sampled']} sampled, {len(diffs)} differ; source synced {sc}, "
-                             f"ZOHO {zc if zc is not None else 'not counted'}; {res['api_calls']} API calls")
-            problems = [f"{len(diffs)} of {res['sampled']} sampled differ"] if diffs else []
-            if short:
-                problems.append(f"ZOHO holds {zc} {entity}, the source marks {sc} synced")
+            res = reconcile_within(engine, client, entity, share)
+            diffs, counts = res.differences, res.counts()
+            zc, sc = res.zoho_listed, res.source_synced
+            context.log.info(f"{entity}: {res.compared} compared, {len(diffs)} difference(s); source synced {sc}, "
+                             f"ZOHO {zc if zc is not None else 'not listed'}; {res.api_calls} API calls"
+                             + ("" if res.complete else " (stopped at the budget)"))
+            problems = [f"{n} {kind}" for kind, n in counts.items() if n]
             yield dg.AssetCheckResult(
-                asset_key=key.asset_key, check_name=key.name, passed=not problems,
-                severity=dg.AssetCheckSeverity.ERROR, description="; ".join(problems) or None,
-                metadata={"sampled": res["sampled"], "differences": len(diffs), "source_synced": sc,
-                          "zoho_count": zc if zc is not None else -1, "api_calls": res["api_calls"],
-                          "rows": dg.MetadataValue.table(records=[dg.TableRecord(d) for d in diffs[:50]],
-                                                         schema=DIFF_SCHEMA)})
+                asset_key=key.asset_key, check_name=key.name, passed=not diffs,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=(f"{len(diffs)} difference(s): " + ", ".join(problems)) if diffs else None,
+                metadata={"sampled": res.compared, "differences": len(diffs), "source_synced": sc,
+                          "zoho_count": zc if zc is not None else -1, "api_calls": res.api_calls,
+                          "complete": res.complete, **{f"count_{kind}": n for kind, n in counts.items()},
+                          "notes": dg.MetadataValue.text("; ".join(res.notes)),
+                          "rows": differences_table(diffs)})
 
 
 CROSS_ENTITY_CHECKS = [zoho_environment, zoho_matches_source]

@@ -57,23 +57,3 @@ def due_month_keys(engine, entities=("invoices", "payments"), since: dict | None
         if q.entity_info(entity).spec.month_column:
             months |= changed_months(engine, entity, (since or {}).get(entity), stale_after_s=stale_after_s)
     return sorted(month_key(m) for m in months)
-
-
-COMPARED_COLUMNS = {"customers": ("email",), "invoices": ("total_amount", "status"), "payments": ("amount",)}
-
-
-def synced_sample(engine, entity: str, n: int) -> list[dict]:
-    """Up to n synced rows, most recently synced first, with the fields the reconciliation compares."""
-    info = q.entity_info(entity)
-    c = info.table.c
-    extra = [c[name] for name in COMPARED_COLUMNS.get(entity, ())]
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(c.id, q.label_expr(entity, info.table).label("label"), info.zoho_id.label("zoho_id"), *extra)
-            .where(c.zoho_sync_status == "synced", info.zoho_id.is_not(None), info.zoho_id != "")
-            .order_by(c.zoho_last_synced_at.desc()).limit(n)).mappings().all()
-    return [dict(r) for r in rows]
-
-
-def synced_count(engine, entity: str) -> int:
-    return q.status_counts(engine, entity)[entity]["synced"]
