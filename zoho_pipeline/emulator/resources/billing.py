@@ -7,7 +7,7 @@ from decimal import Decimal
 from ..errors import bad, not_found
 from . import customers as customers_mod
 from .common import Ctx, cents, created, custom_fields, dec, num, ok, page, qty, tax_of, text, timestamp
-from .common import valid_date
+from .common import stored, valid_date
 
 PAYMENT_MODES = ("check", "cash", "creditcard", "banktransfer", "bankremittance", "autotransaction", "others")
 ZERO = Decimal(0)
@@ -225,10 +225,7 @@ def void_invoice(ctx: Ctx):
 # payments -------------------------------------------------------------------------------------------------------
 
 def _find_payment(ctx: Ctx) -> dict:
-    payment = ctx.store.payments.get(ctx.params["payment_id"])
-    if payment is None:
-        raise not_found(1002, "Payment does not exist.")
-    return payment
+    return stored(ctx.store.payments, ctx.params["payment_id"], not_found, 1002, "Payment does not exist.")
 
 
 def _unapply(ctx: Ctx, payment: dict) -> None:
@@ -379,10 +376,7 @@ def delete_payment(ctx: Ctx):
 # credit notes and refunds -----------------------------------------------------------------------------------------
 
 def _find_creditnote(ctx: Ctx) -> dict:
-    note = ctx.store.creditnotes.get(ctx.params["creditnote_id"])
-    if note is None:
-        raise not_found(1002, "Credit note does not exist.")
-    return note
+    return stored(ctx.store.creditnotes, ctx.params["creditnote_id"], not_found, 1002, "Credit note does not exist.")
 
 
 def _cn(note: dict) -> dict:
@@ -474,7 +468,5 @@ def refund_payment(ctx: Ctx):
 
 
 def get_refund(ctx: Ctx):
-    refund = ctx.store.refunds.get(ctx.params["refund_id"])
-    if refund is None:
-        raise not_found(1002, "Refund does not exist.")
-    return ok("success", refund=refund)
+    return ok("success", refund=stored(ctx.store.refunds, ctx.params["refund_id"], not_found, 1002,
+                                       "Refund does not exist."))

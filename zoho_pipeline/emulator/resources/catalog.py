@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ApiError, bad
-from .common import Ctx, created, dec, num, ok, page, require, tax_of, text, timestamp
+from .common import Ctx, created, dec, num, ok, page, require, stored, tax_of, text, timestamp, with_status
 
 # organization ---------------------------------------------------------------------------------------------------
 
@@ -29,13 +29,22 @@ def list_taxes(ctx: Ctx):
     return ok("success", taxes=list(ctx.store.taxes.values()))
 
 
+def _mark(entity: dict, noun: str, status: str):
+    """POST /<kind>/<id>/markasactive | markasinactive."""
+    entity.update(status=status, updated_time=timestamp())
+    return ok(f"The {noun} has been marked as {status}.")
+
+
 # products -------------------------------------------------------------------------------------------------------
 
 def _product(ctx: Ctx) -> dict:
-    product = ctx.store.products.get(ctx.params["product_id"])
-    if product is None:
-        raise bad(2006, "Invalid Product ID.")
-    return product
+    return stored(ctx.store.products, ctx.params["product_id"], bad, 2006, "Invalid Product ID.")
+
+
+def _known_product_id(ctx: Ctx, value) -> str:
+    """A plan's or addon's product_id, checked against the stored products."""
+    stored(ctx.store.products, str(value), bad, 2006, "Invalid Product ID.")
+    return str(value)
 
 
 def create_product(ctx: Ctx):
@@ -50,10 +59,7 @@ def create_product(ctx: Ctx):
 
 def list_products(ctx: Ctx):
     flt = ctx.query.get("filter_by", "ProductStatus.All")
-    items = list(ctx.store.products.values())
-    status = flt.split(".")[-1].lower()
-    if status in ("active", "inactive"):
-        items = [p for p in items if p["status"] == status]
+    items = with_status(list(ctx.store.products.values()), flt)
     return page(ctx, items, "products", flt)
 
 
@@ -81,22 +87,17 @@ def delete_product(ctx: Ctx):
 
 
 def product_active(ctx: Ctx):
-    _product(ctx).update(status="active", updated_time=timestamp())
-    return ok("The product has been marked as active.")
+    return _mark(_product(ctx), "product", "active")
 
 
 def product_inactive(ctx: Ctx):
-    _product(ctx).update(status="inactive", updated_time=timestamp())
-    return ok("The product has been marked as inactive.")
+    return _mark(_product(ctx), "product", "inactive")
 
 
 # plans ----------------------------------------------------------------------------------------------------------
 
 def _plan(ctx: Ctx) -> dict:
-    plan = ctx.store.plans.get(ctx.params["plan_code"])
-    if plan is None:
-        raise bad(101002, "Invalid PlanCode.")
-    return plan
+    return stored(ctx.store.plans, ctx.params["plan_code"], bad, 101002, "Invalid PlanCode.")
 
 
 def _apply_tax(ctx: Ctx, entity: dict, tax_id) -> None:
@@ -107,9 +108,7 @@ def _apply_tax(ctx: Ctx, entity: dict, tax_id) -> None:
 
 def _plan_fields(ctx: Ctx, plan: dict, body: dict) -> None:
     if "product_id" in body:
-        if str(body["product_id"]) not in ctx.store.products:
-            raise bad(2006, "Invalid Product ID.")
-        plan["product_id"] = str(body["product_id"])
+        plan["product_id"] = _known_product_id(ctx, body["product_id"])
     for key in ("name", "description"):
         if key in body:
             plan[key] = text(body, key)
@@ -153,10 +152,7 @@ def create_plan(ctx: Ctx):
 
 def list_plans(ctx: Ctx):
     flt = ctx.query.get("filter_by", "PlanStatus.All")
-    items = list(ctx.store.plans.values())
-    status = flt.split(".")[-1].lower()
-    if status in ("active", "inactive"):
-        items = [p for p in items if p["status"] == status]
+    items = with_status(list(ctx.store.plans.values()), flt)
     if ctx.query.get("product_id"):
         items = [p for p in items if p["product_id"] == ctx.query["product_id"]]
     return page(ctx, items, "plans", flt)
@@ -185,29 +181,22 @@ def delete_plan(ctx: Ctx):
 
 
 def plan_active(ctx: Ctx):
-    _plan(ctx).update(status="active", updated_time=timestamp())
-    return ok("The plan has been marked as active.")
+    return _mark(_plan(ctx), "plan", "active")
 
 
 def plan_inactive(ctx: Ctx):
-    _plan(ctx).update(status="inactive", updated_time=timestamp())
-    return ok("The plan has been marked as inactive.")
+    return _mark(_plan(ctx), "plan", "inactive")
 
 
 # addons ---------------------------------------------------------------------------------------------------------
 
 def _addon(ctx: Ctx) -> dict:
-    addon = ctx.store.addons.get(ctx.params["addon_code"])
-    if addon is None:
-        raise bad(102001, "Invalid AddonCode.")
-    return addon
+    return stored(ctx.store.addons, ctx.params["addon_code"], bad, 102001, "Invalid AddonCode.")
 
 
 def _addon_fields(ctx: Ctx, addon: dict, body: dict) -> None:
     if "product_id" in body:
-        if str(body["product_id"]) not in ctx.store.products:
-            raise bad(2006, "Invalid Product ID.")
-        addon["product_id"] = str(body["product_id"])
+        addon["product_id"] = _known_product_id(ctx, body["product_id"])
     for key in ("name", "description", "unit_name", "pricing_scheme"):
         if key in body:
             addon[key] = text(body, key)
@@ -242,10 +231,7 @@ def create_addon(ctx: Ctx):
 
 def list_addons(ctx: Ctx):
     flt = ctx.query.get("filter_by", "AddonStatus.All")
-    items = list(ctx.store.addons.values())
-    status = flt.split(".")[-1].lower()
-    if status in ("active", "inactive"):
-        items = [a for a in items if a["status"] == status]
+    items = with_status(list(ctx.store.addons.values()), flt)
     return page(ctx, items, "addons", flt)
 
 
@@ -266,13 +252,11 @@ def delete_addon(ctx: Ctx):
 
 
 def addon_active(ctx: Ctx):
-    _addon(ctx).update(status="active", updated_time=timestamp())
-    return ok("The addon has been marked as active.")
+    return _mark(_addon(ctx), "addon", "active")
 
 
 def addon_inactive(ctx: Ctx):
-    _addon(ctx).update(status="inactive", updated_time=timestamp())
-    return ok("The addon has been marked as inactive.")
+    return _mark(_addon(ctx), "addon", "inactive")
 
 
 __all__ = ["ApiError"]

@@ -99,6 +99,22 @@ def page(ctx: Ctx, items: list[dict], key: str, applied_filter: str, sort_column
     return 200, {"code": 0, "message": "success", key: chunk, "page_context": context}
 
 
+def stored(items: dict, key, error, code: int, message: str) -> dict:
+    """The stored entity under `key`, or the API's error (`bad` or `not_found`) for an id it does not know."""
+    item = items.get(key)
+    if item is None:
+        raise error(code, message)
+    return item
+
+
+def with_status(items: list[dict], applied_filter: str) -> list[dict]:
+    """The items a `<Kind>Status.Active` / `.Inactive` filter keeps (every item for `.All`)."""
+    status = applied_filter.split(".")[-1].lower()
+    if status in ("active", "inactive"):
+        return [i for i in items if i["status"] == status]
+    return items
+
+
 def ok(message: str, **entity) -> tuple[int, dict]:
     return 200, {"code": 0, "message": message, **entity}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ..errors import bad
-from .common import EMAIL_RE, Ctx, address, created, custom_fields, num, ok, page, require, text, timestamp
+from .common import (EMAIL_RE, Ctx, address, created, custom_fields, num, ok, page, require, text, timestamp,
+                     with_status)
 
 SIMPLE = ("display_name", "first_name", "last_name", "company_name", "phone", "mobile", "website", "notes",
           "salutation", "department", "designation", "vat_reg_no", "tax_reg_no", "vat_treatment",
@@ -90,10 +91,7 @@ def create_customer(ctx: Ctx):
 
 def list_customers(ctx: Ctx):
     flt = ctx.query.get("filter_by", "Status.All")
-    items = list(ctx.store.customers.values())
-    status = flt.split(".")[-1].lower()
-    if status in ("active", "inactive"):
-        items = [c for c in items if c["status"] == status]
+    items = with_status(list(ctx.store.customers.values()), flt)
     if ctx.query.get("email"):
         email = ctx.query["email"].strip().lower()
         items = [c for c in items if c["email"].lower() == email]

@@ -9,7 +9,7 @@ from decimal import Decimal
 from ..errors import bad, not_found
 from . import customers as customers_mod
 from .common import Ctx, cents, created, custom_fields, dec, num, ok, page, qty, tax_of, text, timestamp, today
-from .common import valid_date
+from .common import stored, valid_date
 
 STATUS_FILTERS = {"all": None, "active": {"live", "non_renewing", "trial", "future", "unpaid"},
                   "live": {"live"}, "future": {"future"}, "trial": {"trial"}, "unpaid": {"unpaid"},
@@ -28,10 +28,8 @@ def _add_interval(start: str, interval: int, unit: str) -> str:
 
 
 def _find(ctx: Ctx) -> dict:
-    sub = ctx.store.subscriptions.get(ctx.params["subscription_id"])
-    if sub is None:
-        raise not_found(1002, "Subscription ID does not exist.")
-    return sub
+    return stored(ctx.store.subscriptions, ctx.params["subscription_id"], not_found, 1002,
+                  "Subscription ID does not exist.")
 
 
 def _customer_block(customer: dict) -> dict:
