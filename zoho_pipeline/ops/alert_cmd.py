@@ -15,18 +15,17 @@ import os
 import sys
 
 from zoho_pipeline.ops import alerts
-from zoho_pipeline.ops.health import add_database_argument, format_table, open_source
+from zoho_pipeline.ops.health import command_parser, format_table, open_source
 from zoho_pipeline.sync import queries as Q
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="zoho-pipeline alert",
-        description="Send an alert (email and/or webhook) when rows fail, are dead-lettered or are stuck, and one "
+    p = command_parser(
+        "alert",
+        "Send an alert (email and/or webhook) when rows fail, are dead-lettered or are stuck, and one "
                     "when they recover. State is kept in the database, so a cron job alerts once per change.",
         epilog="Targets: ALERT_SMTP_HOST/PORT/USER/PASSWORD, ALERT_EMAIL_FROM/TO, ALERT_WEBHOOK_URL, "
                "ALERT_WEBHOOK_FORMAT=slack|discord|generic. Threshold: ALERT_FAILED_THRESHOLD (default 0).")
-    add_database_argument(p)
     p.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing, keep the state")
     p.add_argument("--test", action="store_true", help="send a test alert to every target (ignores state)")
     p.add_argument("--json", action="store_true", help="machine-readable outcome")

@@ -43,6 +43,24 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
                         help="SQLAlchemy URL of the source database (default: $SOURCE_DATABASE_URL)")
 
 
+def command_parser(name: str, description: str, **kw) -> argparse.ArgumentParser:
+    """The parser of `zoho-pipeline <name>`, with the --database-url every operator command takes."""
+    parser = argparse.ArgumentParser(prog=f"zoho-pipeline {name}", description=description, **kw)
+    add_database_argument(parser)
+    return parser
+
+
+def entity_arg(value: str) -> str:
+    """argparse type: an entity name, a singular or a table name → the canonical entity name; a usage error
+    otherwise."""
+    from zoho_pipeline.sync import queries as Q
+
+    try:
+        return Q.entity_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def database_url(args) -> str | None:
     url = getattr(args, "database_url", None) or os.environ.get("SOURCE_DATABASE_URL")
     if not url:

@@ -19,14 +19,13 @@ from zoho_pipeline.ops import health as H
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="zoho-pipeline health",
-        description="Health of the ZOHO sync in four categories: database, recent activity, API connectivity, "
+    p = H.command_parser(
+        "health",
+        "Health of the ZOHO sync in four categories: database, recent activity, API connectivity, "
                     "data integrity. Exit 0 healthy, 1 unhealthy.",
         epilog="Thresholds: ZOHO_HEALTH_ACTIVITY_HOURS (24), ZOHO_STUCK_AFTER_S (900), ZOHO_HEALTH_MAX_FAILED (10), "
                "ZOHO_HEALTH_MAX_DEAD_LETTERED (0), ZOHO_HEALTH_MAX_BACKLOG_AGE_S (3600), "
                "ZOHO_HEALTH_MIN_SUCCESS_RATE (0.9), ZOHO_HEALTH_BUDGET_WARN_RATIO (0.8).")
-    H.add_database_argument(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--detailed", action="store_true", help="every check with its figures")
     mode.add_argument("--json", action="store_true", help="JSON report")

@@ -13,16 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from zoho_pipeline.ops.health import add_database_argument, format_table, open_source
+from zoho_pipeline.ops.health import command_parser, entity_arg, format_table, open_source
 from zoho_pipeline.sync import queries as Q
 
 OUTCOMES = ("synced", "unchanged", "failed", "retrying", "dead_lettered", "dry_run")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoho-pipeline logs", description="The sync attempt log, newest first.")
-    add_database_argument(p)
-    p.add_argument("--entity", help="plans, customers, subscriptions, invoices or payments")
+    p = command_parser("logs", "The sync attempt log, newest first.")
+    p.add_argument("--entity", type=entity_arg, help="plans, customers, subscriptions, invoices or payments")
     p.add_argument("--status", "--outcome", dest="status", action="append",
                    help=f"outcome to show ({', '.join(OUTCOMES)}); repeatable; 'failed' includes dead letters")
     p.add_argument("--since", help="ISO time (2025-06-01T08:00, UTC when no offset) or a duration: 30m, 2h, 7d")
@@ -38,8 +37,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    entity = args.entity
     try:
-        entity = Q.entity_name(args.entity) if args.entity else None
         Q.parse_since(args.since)
     except ValueError as exc:
         parser.error(str(exc))

@@ -15,17 +15,15 @@ import argparse
 import json
 import sys
 
-from zoho_pipeline.ops.health import (add_database_argument, build_client, format_table, missing_credentials,
+from zoho_pipeline.ops.health import (build_client, command_parser, entity_arg, format_table, missing_credentials,
                                       open_source, zoho_config_from_env)
 from zoho_pipeline.ops.reconcile import reconcile
 from zoho_pipeline.sync import queries as Q
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoho-pipeline reconcile",
-                                description="Compare the source with ZOHO Billing row by row (reads only).")
-    add_database_argument(p)
-    p.add_argument("--entity", action="append", help="only this entity (repeatable); default all")
+    p = command_parser("reconcile", "Compare the source with ZOHO Billing row by row (reads only).")
+    p.add_argument("--entity", action="append", type=entity_arg, help="only this entity (repeatable); default all")
     p.add_argument("--sample", type=int, default=None, metavar="N",
                    help="compare the fields of at most N synced rows per entity (random); default all")
     p.add_argument("--max-calls", type=int, default=None, metavar="M",
@@ -38,12 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        entities = Q.entities(args.entity) if args.entity else None
-    except ValueError as exc:
-        parser.error(str(exc))
+    args = _parser().parse_args(argv)
+    entities = Q.entities(args.entity) if args.entity else None
     config = zoho_config_from_env()
     if missing_credentials(config):
         print("ZOHO credentials not configured: set " + ", ".join(missing_credentials(config)), file=sys.stderr)

@@ -18,20 +18,18 @@ import argparse
 import json
 import sys
 
-from zoho_pipeline.ops.health import (add_database_argument, build_client, format_table, missing_credentials,
+from zoho_pipeline.ops.health import (build_client, command_parser, entity_arg, format_table, missing_credentials,
                                       open_source, zoho_config_from_env)
 from zoho_pipeline.sync import queries as Q
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoho-pipeline retry",
-                                description="Requeue failed or dead-lettered rows and sync them now.")
-    add_database_argument(p)
-    p.add_argument("entity", nargs="?", help="plans, customers, subscriptions, invoices or payments")
+    p = command_parser("retry", "Requeue failed or dead-lettered rows and sync them now.")
+    p.add_argument("entity", nargs="?", type=entity_arg, help="plans, customers, subscriptions, invoices or payments")
     p.add_argument("ids", nargs="*", metavar="ID",
                    help="row ids, or emails (customers), invoice numbers, transaction ids, plan codes, ZOHO ids")
     p.add_argument("--failed", action="store_true", help="every failed, retrying or dead-lettered row")
-    p.add_argument("--entity", dest="entity_opt", help="with --failed: only this entity")
+    p.add_argument("--entity", dest="entity_opt", type=entity_arg, help="with --failed: only this entity")
     p.add_argument("--no-sync", action="store_true", help="only requeue; the next scheduled run picks them up")
     p.add_argument("--force", action="store_true",
                    help="also forget the last payload hash, so unchanged rows are sent to ZOHO again")
@@ -62,10 +60,7 @@ def main(argv: list[str]) -> int:
         parser.error("give either ENTITY ID [ID ...] or --failed, not both")
     if not args.failed and not (args.entity and args.ids):
         parser.error("give ENTITY ID [ID ...], or --failed [--entity E]")
-    try:
-        entity = Q.entity_name(args.entity_opt or args.entity) if (args.entity_opt or args.entity) else None
-    except ValueError as exc:
-        parser.error(str(exc))
+    entity = args.entity_opt or args.entity
     engine = open_source(args)
     if engine is None:
         return 2

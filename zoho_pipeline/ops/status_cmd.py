@@ -19,15 +19,12 @@ import json
 import math
 from datetime import datetime, timedelta, timezone
 
-from zoho_pipeline.ops.health import add_database_argument, format_table, human_duration, open_source, shown_url
+from zoho_pipeline.ops.health import command_parser, format_table, human_duration, open_source, shown_url
 from zoho_pipeline.sync import queries as Q
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoho-pipeline status",
-                                description="Per-entity sync counts, success rate, recent failures, API budget and "
-                                            "backlog ETA.")
-    add_database_argument(p)
+    p = command_parser("status", "Per-entity sync counts, success rate, recent failures, API budget and backlog ETA.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--entity", help="only this entity (plans, customers, subscriptions, invoices, payments)")
     p.add_argument("--failures", type=int, default=10, metavar="N", help="recent failures to list (default 10)")
