@@ -11,10 +11,11 @@ Each takes --database-url (default: $SOURCE_DATABASE_URL). Exit 0 on success, 2 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import sqlalchemy as sa
+
+from zoho_pipeline.ops.health import add_database_argument, shown_url, source_url
 
 
 class _Refusal(Exception):
@@ -32,8 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("--database-url", default=None,
-                       help="SQLAlchemy URL of the source database (default: $SOURCE_DATABASE_URL)")
+        add_database_argument(p)
         return p
 
     lock_help = ("Postgres: give up when a lock is not granted within this time (e.g. 10s, 500ms, 0 = wait "
@@ -53,51 +53,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _url(args) -> str:
-    url = args.database_url or os.environ.get("SOURCE_DATABASE_URL")
-    if not url:
-        raise _Refusal("no database given: pass --database-url or set SOURCE_DATABASE_URL")
-    try:
-        sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise _Refusal(f"not a valid SQLAlchemy URL: {exc}") from None
-    return url
-
-
-def _shown(url: str) -> str:
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
-
-
-def _upgrade(args) -> int:
+def _upgrade(args, url: str) -> int:
     from zoho_pipeline.source import admin
 
-    url = _url(args)
     before = admin.current(url)
     reached = admin.upgrade(url, lock_timeout=args.lock_timeout)
     if before == reached:
-        print(f"already at {reached} (head) on {_shown(url)}")
+        print(f"already at {reached} (head) on {shown_url(url)}")
     else:
-        print(f"migrated {before or 'base'} -> {reached}{' (head)' if reached == admin.head() else ''} on {_shown(url)}")
+        head = " (head)" if reached == admin.head() else ""
+        print(f"migrated {before or 'base'} -> {reached}{head} on {shown_url(url)}")
     return 0
 
 
-def _downgrade(args) -> int:
+def _downgrade(args, url: str) -> int:
     from zoho_pipeline.source import admin
 
-    url = _url(args)
     before = admin.current(url)
     if before is None:
-        print(f"nothing to remove: the pipeline's migrations are not installed on {_shown(url)}")
+        print(f"nothing to remove: the pipeline's migrations are not installed on {shown_url(url)}")
         return 0
     reached = admin.downgrade(url, args.revision, lock_timeout=args.lock_timeout)
-    print(f"downgraded {before} -> {reached or 'base'} on {_shown(url)}")
+    print(f"downgraded {before} -> {reached or 'base'} on {shown_url(url)}")
     return 0
 
 
-def _current(args) -> int:
+def _current(args, url: str) -> int:
     from zoho_pipeline.source import admin
 
-    url = _url(args)
     rev, head = admin.current(url), admin.head()
     if rev is None:
         print(f"none (not installed; head is {head})")
@@ -108,10 +91,9 @@ def _current(args) -> int:
     return 0
 
 
-def _create_demo(args) -> int:
+def _create_demo(args, url: str) -> int:
     from zoho_pipeline.source import admin
 
-    url = _url(args)
     if args.customers < 0:
         raise _Refusal("--customers must be 0 or more")
     if args.reset:
@@ -123,7 +105,7 @@ def _create_demo(args) -> int:
             raise _Refusal(f"the business tables already hold data: {listed}. A demo is only loaded into empty "
                            "tables; pass --reset to drop and recreate them (this deletes that data)")
     counts = admin.create_demo(url, customers=args.customers, seed=args.seed)
-    print(f"demo database ready on {_shown(url)} (seed {args.seed}), migrations at {counts['revision']}")
+    print(f"demo database ready on {shown_url(url)} (seed {args.seed}), migrations at {counts['revision']}")
     for name in admin.business.BUSINESS_TABLE_NAMES:
         print(f"  {name:<22} {counts[name]:>8}")
     bad = ", ".join(f"{kind} {n}" for kind, n in counts["bad_rows"].items())
@@ -144,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     from zoho_pipeline.source.admin import MissingProviderTables
 
     try:
-        return _COMMANDS[args.command](args)
+        return _COMMANDS[args.command](args, source_url(args))
     except (_Refusal, MissingProviderTables) as exc:
         print(f"zoho-pipeline db {args.command}: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # e.g. a malformed --lock-timeout
+    except ValueError as exc:  # no or a malformed database URL, a malformed --lock-timeout
         print(f"zoho-pipeline db {args.command}: {exc}", file=sys.stderr)
         return 2
     except sa.exc.OperationalError as exc:

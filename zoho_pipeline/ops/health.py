@@ -61,17 +61,25 @@ def entity_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def database_url(args) -> str | None:
+def source_url(args) -> str:
+    """The command's --database-url, else $SOURCE_DATABASE_URL; ValueError saying what is missing or malformed."""
     url = getattr(args, "database_url", None) or os.environ.get("SOURCE_DATABASE_URL")
     if not url:
-        print("no database given: pass --database-url or set SOURCE_DATABASE_URL", file=sys.stderr)
-        return None
+        raise ValueError("no database given: pass --database-url or set SOURCE_DATABASE_URL")
     try:
         sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
-        print(f"not a valid SQLAlchemy URL: {exc}", file=sys.stderr)
-        return None
+        raise ValueError(f"not a valid SQLAlchemy URL: {exc}") from None
     return url
+
+
+def database_url(args) -> str | None:
+    """source_url, or None with the reason printed."""
+    try:
+        return source_url(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return None
 
 
 def open_source(args) -> sa.Engine | None:
