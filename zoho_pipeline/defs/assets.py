@@ -137,6 +137,8 @@ def sync_entity(context, entity: str, source: SourceDatabaseResource, zoho: Zoho
 
 
 _COMMON = dict(group_name=GROUP, kinds=KINDS, pool=POOL)
+# Monthly partitions; a backfill of many months is one run over their range.
+_PARTITIONED = dict(**_COMMON, partitions_def=monthly_partitions, backfill_policy=dg.BackfillPolicy.single_run())
 
 
 @dg.asset(**_COMMON, description="Service packages → ZOHO products and plans.")
@@ -158,8 +160,7 @@ def zoho_subscriptions(context: dg.AssetExecutionContext, config: SyncConfig, so
     return sync_entity(context, "subscriptions", source, zoho, config.mode, config.dry_run)
 
 
-@dg.asset(**_COMMON, deps=[zoho_customers], partitions_def=monthly_partitions,
-          backfill_policy=dg.BackfillPolicy.single_run(),
+@dg.asset(**_PARTITIONED, deps=[zoho_customers],
           description="Manual invoices → ZOHO invoices, partitioned by invoice_date month. A run without a "
                       "partition syncs every due invoice.")
 def zoho_invoices(context: dg.AssetExecutionContext, config: SyncConfig, source: SourceDatabaseResource,
@@ -167,8 +168,7 @@ def zoho_invoices(context: dg.AssetExecutionContext, config: SyncConfig, source:
     return sync_entity(context, "invoices", source, zoho, config.mode, config.dry_run, months=partition_months(context))
 
 
-@dg.asset(**_COMMON, deps=[zoho_invoices], partitions_def=monthly_partitions,
-          backfill_policy=dg.BackfillPolicy.single_run(),
+@dg.asset(**_PARTITIONED, deps=[zoho_invoices],
           description="Completed payments → ZOHO payments applied to their invoices, partitioned by completed_at "
                       "month. A run without a partition syncs every due payment.")
 def zoho_payments(context: dg.AssetExecutionContext, config: SyncConfig, source: SourceDatabaseResource,
