@@ -1,5 +1,6 @@
 """Sensors: one polls the source database for new or changed rows and starts a sync within a minute; one sends an
-alert when a sync run fails."""
+alert when a run fails; one sends an alert when an ERROR check starts failing and when it recovers
+(zoho_pipeline.defs.alerting)."""
 
 
 import hashlib
@@ -7,9 +8,10 @@ import json
 
 import dagster as dg
 
-from zoho_pipeline.defs import source_state as st
+from zoho_pipeline.defs import alerting, source_state as st
 from zoho_pipeline.defs.automation import KILL_SWITCH_SKIP, default_sensor_status
-from zoho_pipeline.defs.jobs import ALL_JOBS, SYNC_TAGS, zoho_billing_sync_job, zoho_sync_job
+from zoho_pipeline.defs.checks import ALL_CHECKS
+from zoho_pipeline.defs.jobs import SYNC_TAGS, zoho_billing_sync_job, zoho_sync_job
 from zoho_pipeline.defs.partitions import partition_target
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
 
@@ -86,28 +88,40 @@ def zoho_source_changes_sensor(context: dg.SensorEvaluationContext, source: Sour
 
 def run_failure_event(run, message: str) -> dict:
     """The alert for a failed run, as the fields of zoho_pipeline.ops.alerts.AlertEvent."""
-    return {"kind": "run_failed", "severity": "error", "title": f"ZOHO sync run failed: {run.job_name}",
-            "summary": message[:2000],
-            "details": {"run_id": run.run_id, "job": run.job_name,
-                        "partition": run.tags.get("dagster/partition") or "",
-                        "trigger": run.tags.get("zoho_trigger") or ""}}
+    return alerting.run_failure_event(run, message).as_dict()
 
 
-@dg.run_failure_sensor(monitored_jobs=ALL_JOBS, default_status=default_sensor_status(),
-                       description="Sends an alert (email/webhook, zoho_pipeline.ops.alerts) when a sync run fails.")
+@dg.run_failure_sensor(default_status=default_sensor_status(),
+                       description="Sends an alert (email/webhook, zoho_pipeline.ops.alerts) when a run of this code "
+                                   "location fails: the sync jobs, the retry job, and asset materializations or "
+                                   "backfills launched from the asset graph. ALERT_DRY_RUN=true prints and logs "
+                                   "what would be sent instead.")
 def zoho_run_failure_sensor(context: dg.RunFailureSensorContext):
     run = context.dagster_run
-    event = run_failure_event(run, context.failure_event.message or "run failed")
-    try:
-        from zoho_pipeline.ops.alerts import send_alert
-    except ImportError:  # alerts not installed: the log line is the alert
-        context.log.error(f"{event['title']} ({run.run_id}): {event['summary']} [alerts module not available]")
-        return
-    outcome = send_alert(event)
-    if outcome.get("errors"):
-        context.log.error(f"alert for run {run.run_id} not delivered: {outcome['errors']}")
-    elif not outcome.get("sent"):
-        context.log.warning(f"{event['title']} ({run.run_id}): {event['summary']} [no alert target configured]")
+    message = context.failure_event.message or "run failed"
+    for step in context.get_step_failure_events()[:3]:  # why, not only which steps
+        error = step.step_failure_data.error
+        if error is not None:
+            message += f"\n{step.step_key}: {error.message.strip()[:600]}"
+    alerting.deliver(alerting.run_failure_event(run, message), context.log)
 
 
-ALL_SENSORS = [zoho_source_changes_sensor, zoho_run_failure_sensor]
+CHECK_DESCRIPTIONS = {spec.key: spec.description for check in ALL_CHECKS for spec in check.check_specs}
+
+
+@dg.sensor(minimum_interval_seconds=120, default_status=default_sensor_status(),
+           description="Every 2 minutes: the latest evaluation of every asset check; one alert (email/webhook) when "
+                       "a check turns failing at ERROR severity, naming the rows from its metadata, and one when it "
+                       "recovers. State per check in the source's zoho_pipeline_state (alert:check:...). "
+                       "ALERT_DRY_RUN=true prints and logs instead of sending.")
+def zoho_check_alert_sensor(context: dg.SensorEvaluationContext, source: SourceDatabaseResource):
+    outcomes = alerting.alert_on_checks(source.engine(), context.instance, CHECK_DESCRIPTIONS, context.log,
+                                        descriptions=CHECK_DESCRIPTIONS)
+    failing = sorted(o["check"] for o in outcomes if o["state"] == "failing")
+    changed = [f"{o['check']} {o['action']}" for o in outcomes if o["action"] != "unchanged"]
+    return dg.SkipReason(f"{len(outcomes)} check(s) evaluated, {len(failing)} failing at ERROR"
+                         + (f": {', '.join(failing[:5])}" + (" …" if len(failing) > 5 else "") if failing else "")
+                         + (f"; {'; '.join(changed)}" if changed else "; no change of state"))
+
+
+ALL_SENSORS = [zoho_source_changes_sensor, zoho_run_failure_sensor, zoho_check_alert_sensor]
