@@ -65,7 +65,7 @@ class RetryConfig(dg.Config):
     all_failed: bool = Field(default=False, description="every failed and dead-lettered row of the entity")
 
 
-@dg.op(pool=POOL, description="Requeue failed or dead-lettered rows and sync them now.")
+@dg.op(pool=POOL, out={}, description="Requeue failed or dead-lettered rows and sync them now.")
 def zoho_retry_op(context: dg.OpExecutionContext, config: RetryConfig, source: SourceDatabaseResource,
                   zoho: ZohoBillingResource):
     from zoho_pipeline.sync.engine import run_sync
