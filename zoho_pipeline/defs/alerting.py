@@ -194,7 +194,8 @@ def alert_on_checks(engine, instance: dg.DagsterInstance, check_keys: Iterable[d
         if log is not None and outcome["action"] != "unchanged":
             result = outcome.get("result") or {}
             how = "dry run" if dry_run else (", ".join(result.get("sent") or []) or "no target configured")
-            log_fn = log.error if outcome["action"] == "send_failed" else log.info
+            log_fn = (log.error if outcome["action"] == "send_failed" or result.get("errors")
+                      else log.warning if not dry_run and not result.get("sent") else log.info)
             log_fn(f"{outcome['check']}: {outcome['action']} ({how})"
                    + (f" errors: {result['errors']}" if result.get("errors") else ""))
         outcomes.append(outcome)
