@@ -173,7 +173,7 @@ class _Run:
                 return
             after = rows[-1]["id"]
             parents = self._prepare_parents(spec, rows)
-            futures = [self.pool.submit(self._process, spec, row, parents, rep, prerequisite) for row in rows]
+            futures = [self.pool.submit(self._process, spec, row, parents, rep) for row in rows]
             for future in futures:
                 future.result()
                 progress.tick(rep)
@@ -248,7 +248,7 @@ class _Run:
         return found
 
     # -- one row -------------------------------------------------------------------------------------------
-    def _process(self, spec: EntitySpec, row: dict, parents, rep: EntityReport, prerequisite: bool) -> None:
+    def _process(self, spec: EntitySpec, row: dict, parents, rep: EntityReport) -> None:
         if self.stopped:
             return
         if self.dry_run:
