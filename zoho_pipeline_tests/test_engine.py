@@ -282,3 +282,21 @@ def test_credit_adjustments_become_credit_notes_once(source, client, emulator):
         assert Decimal(str(note["total"])) == -row["total_amount"]
     assert not any(i["reference_number"] in {r["invoice_number"] for r in credits}
                    for i in emulator.store.invoices.values())
+
+
+def test_a_renamed_package_costs_one_call_and_a_retired_one_is_marked_inactive(source, client, emulator):
+    engine, _ = source
+    run_sync(engine, client, FAST, entities=["plans"])
+    active = rows(engine, T.service_packages, T.service_packages.c.is_active.is_(True))
+    later = datetime.now(timezone.utc) + timedelta(seconds=1)
+    with engine.begin() as conn:
+        conn.execute(T.service_packages.update().where(T.service_packages.c.id == active[0]["id"]).values(
+            name="Fibre 100/100 Mbps (renamed)", updated_at=later))
+        conn.execute(T.service_packages.update().where(T.service_packages.c.id == active[1]["id"]).values(
+            is_active=False, updated_at=later))
+    report = run_sync(engine, client, FAST, entities=["plans"])
+    assert report.entities["plans"].updated == 2 and report.entities["plans"].api_calls == 3
+    plans = emulator.store.plans
+    assert plans[active[0]["zoho_plan_code"]]["name"] == "Fibre 100/100 Mbps (renamed)"
+    assert plans[active[0]["zoho_plan_code"]]["status"] == "active"
+    assert plans[active[1]["zoho_plan_code"]]["status"] == "inactive"

@@ -52,9 +52,9 @@ def create(client, payload, row, ctx) -> str:
 
 
 def update(client, zoho_id, payload, row, ctx) -> None:
-    body = public(payload, drop=("plan_code",))
-    client.put(f"/plans/{zoho_id}", json=body)
-    _set_active(client, zoho_id, payload["_active"])
+    plan = client.put(f"/plans/{zoho_id}", json=public(payload, drop=("plan_code",)))["plan"]
+    if (plan.get("status") == "active") != payload["_active"]:  # one call for a change; two only to (de)activate
+        _set_active(client, zoho_id, payload["_active"])
 
 
 def lookup(client, payload, row, ctx) -> str | None:
