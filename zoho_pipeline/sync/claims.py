@@ -142,9 +142,13 @@ def next_retry_at(conn, spec: EntitySpec, *, months=None, ids=None) -> datetime 
 
 
 def claim(engine, spec: EntitySpec, row: dict, run_id: str) -> bool:
-    """Mark the row `syncing` for this run, unless someone claimed it since we read it."""
+    """Mark the row `syncing` for this run, unless someone claimed it since we read it. A row about to be created
+    also records its intent: in doubt from now on, with the reference the look-up will need (customers: email)."""
     c = spec.table.c
     creating = row[spec.zoho_id_column] is None
+    # keep the reference of an earlier create in doubt: that is the one its entity carries in ZOHO
+    fresh_intent = creating and spec.lookup_key and not row["zoho_create_in_doubt"]
+    extra = {"zoho_lookup_key": spec.lookup_key(row)} if fresh_intent else {}
     with engine.begin() as conn:
         result = conn.execute(
             spec.table.update()
@@ -153,15 +157,9 @@ def claim(engine, spec: EntitySpec, row: dict, run_id: str) -> bool:
                    c.zoho_claimed_at.is_not_distinct_from(row["zoho_claimed_at"]))
             .values(zoho_sync_status=SYNCING, zoho_claimed_by=run_id, zoho_claimed_at=utcnow(),
                     # intent, committed before the call: if this run dies now, the next one looks up first
-                    zoho_create_in_doubt=True if creating else bool(row["zoho_create_in_doubt"]))
+                    zoho_create_in_doubt=True if creating else bool(row["zoho_create_in_doubt"]), **extra)
         )
         return result.rowcount == 1
-
-
-def note_intent(engine, spec: EntitySpec, row: dict, *, run_id: str, lookup_key: str) -> None:
-    """Before a create: the reference the look-up will need if the answer is lost (customers: the email)."""
-    with engine.begin() as conn:
-        conn.execute(spec.table.update().where(_owned(spec, row, run_id)).values(zoho_lookup_key=lookup_key))
 
 
 def _source_version(spec: EntitySpec, row: dict):

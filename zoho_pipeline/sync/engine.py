@@ -288,8 +288,6 @@ class _Run:
                     ctx.adopted = True  # what the lost create carried may be older than the row: send it now
                     spec.update(client, zoho_id, payload, row, ctx)
                 else:
-                    if spec.lookup_key:
-                        claims.note_intent(self.engine, spec, row, run_id=run_id, lookup_key=spec.lookup_key(payload))
                     zoho_id = spec.create(client, payload, row, ctx)
                     outcome, counter = "synced", "created"
             claims.record_success(self.engine, spec, row, run_id=run_id, zoho_id=zoho_id, payload_hash=digest,

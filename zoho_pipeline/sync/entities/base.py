@@ -56,7 +56,7 @@ class EntitySpec:
     update: Callable[["object", str, dict, Mapping, "object"], None]
     lookup: Callable[["object", dict, Mapping, "object"], str | None]  # find our entity again by reference
     month_column: str | None = None  # partition date column (invoices, payments)
-    lookup_key: Callable[[dict], str] | None = None  # recorded with the intent to create, for the look-up
+    lookup_key: Callable[[Mapping], str] | None = None  # row → reference written with the claim, for a look-up
     children: tuple[tuple[str, str], ...] = ()  # (child entity, its column holding our id): woken when we recover
     label_sql: Callable[[], object] | None = None  # SQL expression of the label, for read-side queries
 

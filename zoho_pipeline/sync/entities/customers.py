@@ -110,6 +110,6 @@ SPEC = EntitySpec(
     create=create,
     update=update,
     lookup=lookup,
-    lookup_key=lambda payload: payload["email"],
+    lookup_key=lambda row: (row["email"] or "").strip(),  # the email build() sends
     children=(("subscriptions", "customer_id"), ("invoices", "customer_id"), ("payments", "customer_id")),
 )
