@@ -231,3 +231,22 @@ def test_failed_run_dry_run_prints_and_sends_nothing(sqlite_url, alert_env, monk
     assert '"embeds"' in printed and '"blocks"' in printed
     assert webhook_server.received == [] and smtp_server.messages == []
     _secrets_absent(printed)
+
+
+def test_a_zoho_outage_is_one_alert_not_one_per_asset(sqlite_url, alert_env, monkeypatch, webhook_server):
+    """api_reachable is evaluated on all five assets; its failure is one event for the deployment."""
+    from types import SimpleNamespace
+
+    from zoho_pipeline.defs import alerting
+    from zoho_pipeline.source.admin import create_demo, make_engine
+
+    create_demo(sqlite_url, customers=3, seed=1)
+    keys = [dg.AssetCheckKey(a.key, "api_reachable") for a in ALL_ASSETS]
+    failing = dg.AssetCheckEvaluation(asset_key=keys[0].asset_key, check_name="api_reachable", passed=False,
+                                      severity=dg.AssetCheckSeverity.ERROR, description="connection refused")
+    record = SimpleNamespace(run_id="r1", create_timestamp=0.0)
+    monkeypatch.setattr(alerting, "latest_evaluations", lambda instance, ks: {k: (record, failing) for k in ks})
+    engine = make_engine(sqlite_url)
+    outcomes = alerting.alert_on_checks(engine, None, keys, dry_run=False)
+    assert len(outcomes) == 1
+    assert len(_bodies(webhook_server)) == 1

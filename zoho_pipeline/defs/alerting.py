@@ -160,6 +160,10 @@ def check_recovery(key: dg.AssetCheckKey, record, evaluation,
         link=_ui_link(settings, f"/assets/{asset}?view=checks"))
 
 
+# Checks of the deployment rather than of one entity: one ZOHO outage is one alert, not one per asset.
+ENVIRONMENT_CHECKS = frozenset({"api_reachable", "migrations_at_head"})
+
+
 def state_key(key: dg.AssetCheckKey, dry_run: bool = False) -> str:
     return ("dry-run:" if dry_run else "") + f"check:{key.to_user_string()}"
 
@@ -172,8 +176,14 @@ def alert_on_checks(engine, instance: dg.DagsterInstance, check_keys: Iterable[d
     settings = settings or alerts.AlertSettings.from_env()
     dry_run = dry_run_from_env() if dry_run is None else dry_run
     descriptions = descriptions or {}
-    outcomes = []
-    for key, (record, evaluation) in latest_evaluations(instance, check_keys).items():
+    outcomes, seen_environment = [], set()
+    evaluations = latest_evaluations(instance, check_keys)
+    for key in sorted(evaluations, key=lambda k: k.to_user_string()):
+        record, evaluation = evaluations[key]
+        if key.name in ENVIRONMENT_CHECKS:  # one verdict for the whole deployment, reported on every asset
+            if key.name in seen_environment:
+                continue
+            seen_environment.add(key.name)
         failing = is_failing(evaluation)
         event = check_event(key, record, evaluation, descriptions.get(key), settings)
         recovery = check_recovery(key, record, evaluation, settings)
