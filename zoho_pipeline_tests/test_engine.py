@@ -300,3 +300,31 @@ def test_a_renamed_package_costs_one_call_and_a_retired_one_is_marked_inactive(s
     assert plans[active[0]["zoho_plan_code"]]["name"] == "Fibre 100/100 Mbps (renamed)"
     assert plans[active[0]["zoho_plan_code"]]["status"] == "active"
     assert plans[active[1]["zoho_plan_code"]]["status"] == "inactive"
+
+
+def test_a_backfill_stops_cleanly_at_the_daily_budget_and_the_next_run_continues(source, zoho_config, emulator):
+    import dataclasses
+
+    from zoho_pipeline.zoho.limiter import RateLimiter
+
+    engine, _ = source
+    RateLimiter.reset_registry()  # a fresh per-process limiter: this test's budget, not another test's
+    small = dataclasses.replace(zoho_config, daily_budget=60, organization_id=zoho_config.organization_id)
+    with ZohoClient(small, token_store=DbTokenStore(engine), usage_store=DbUsageStore(engine)) as c:
+        first = run_sync(engine, c, FAST)
+    assert first.stopped_reason == "budget_exhausted"
+    api = sum(n for route, n in emulator.stats()["by_route"].items() if "oauth" not in route)
+    assert api <= 60, "never more than the budget reaches ZOHO"
+    left = sum(rep.backlog for rep in first.entities.values())
+    assert left > 0, "the report says how much is left"
+    # nothing was charged to a row for the budget: no attempts, nothing dead
+    for table in T.BUSINESS_TABLES:
+        assert not rows(engine, table, table.c.zoho_sync_status == "syncing")
+        assert not rows(engine, table, table.c.zoho_dead_lettered.is_(True))
+    RateLimiter.reset_registry()
+    with ZohoClient(zoho_config, token_store=DbTokenStore(engine), usage_store=DbUsageStore(engine)) as c:
+        second = run_sync(engine, c, FAST)  # the next day's budget (a larger one here)
+    assert second.stopped_reason is None
+    assert sum(rep.backlog for rep in second.entities.values()) == 0
+    emails = Counter(c["email"] for c in emulator.store.customers.values())
+    assert max(emails.values()) == 1

@@ -194,6 +194,8 @@ class RateLimiter:
         with self._flush_lock:
             with self._cond:
                 n, day = self._pending, self._day
+                # counted as known while the write is in flight, so other threads never see the calls vanish
+                self._known += n
                 self._pending = 0
                 self._last_flush = self._clock()
             if not n or day is None:
@@ -204,8 +206,9 @@ class RateLimiter:
                 log.warning("zoho limiter: could not record %d calls (%s); will retry", n, type(exc).__name__)
                 with self._cond:
                     if self._day == day:
+                        self._known -= n
                         self._pending += n
                 return
             with self._cond:
                 if self._day == day:
-                    self._known = max(self._known + n, total)
+                    self._known = max(self._known, total)
