@@ -6,25 +6,20 @@ matches the source within an API budget (the operator's reconciliation, zoho_pip
 Every failing check carries a table of the rows concerned (ids and labels) in its metadata."""
 
 
-import os
 import dagster as dg
 
 from zoho_pipeline.defs.assets import ALL_ASSETS, ENTITY_OF_ASSET, POOL
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
+from zoho_pipeline.env import number
 from zoho_pipeline.sync import queries
 
 
-def _env_num(name: str, default, kind=float):
-    value = os.environ.get(name)
-    return kind(value) if value not in (None, "") else default
-
-
 # Thresholds, read once at load; each an env var so operators tune them without code.
-STUCK_AFTER_S = _env_num("ZOHO_CHECK_STUCK_AFTER_S", 900.0)  # a `syncing` claim older than this is stuck
-FAILED_WARN = _env_num("ZOHO_CHECK_FAILED_WARN", 0, int)  # more failing rows than this: WARN
-FAILED_ERROR = _env_num("ZOHO_CHECK_FAILED_ERROR", 25, int)  # more than this (or any dead letter): ERROR
-FRESHNESS_S = _env_num("ZOHO_CHECK_FRESHNESS_S", 3600.0)  # oldest due row older than this: WARN
-RECONCILE_BUDGET = _env_num("ZOHO_RECONCILE_API_BUDGET", 100, int)  # API calls one reconciliation may spend
+STUCK_AFTER_S = number("ZOHO_CHECK_STUCK_AFTER_S", 900.0)  # a `syncing` claim older than this is stuck
+FAILED_WARN = number("ZOHO_CHECK_FAILED_WARN", 0, int)  # more failing rows than this: WARN
+FAILED_ERROR = number("ZOHO_CHECK_FAILED_ERROR", 25, int)  # more than this (or any dead letter): ERROR
+FRESHNESS_S = number("ZOHO_CHECK_FRESHNESS_S", 3600.0)  # oldest due row older than this: WARN
+RECONCILE_BUDGET = number("ZOHO_RECONCILE_API_BUDGET", 100, int)  # API calls one reconciliation may spend
 ROWS_SHOWN = 20
 
 ROW_SCHEMA = dg.TableSchema(columns=[

@@ -36,6 +36,7 @@ from typing import Any, Mapping
 
 import requests
 
+from zoho_pipeline.env import flag
 from zoho_pipeline.zoho.redact import MASK
 
 KINDS = ("run_failed", "check_failed", "check_recovered", "failed_rows", "stuck_rows", "test")
@@ -61,12 +62,6 @@ class AlertEvent:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def _bool(value: str | None, default: bool) -> bool:
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass
@@ -96,8 +91,8 @@ class AlertSettings:
             smtp_port=int(port) if port.strip() else 587,
             smtp_user=env.get("ALERT_SMTP_USER") or None,
             smtp_password=env.get("ALERT_SMTP_PASSWORD") or None,
-            smtp_starttls=None if not env.get("ALERT_SMTP_STARTTLS") else _bool(env.get("ALERT_SMTP_STARTTLS"), True),
-            smtp_ssl=_bool(env.get("ALERT_SMTP_SSL"), False),
+            smtp_starttls=None if not env.get("ALERT_SMTP_STARTTLS") else flag(env.get("ALERT_SMTP_STARTTLS"), True),
+            smtp_ssl=flag(env.get("ALERT_SMTP_SSL"), False),
             email_from=env.get("ALERT_EMAIL_FROM") or None,
             email_to=[a.strip() for a in (env.get("ALERT_EMAIL_TO") or "").split(",") if a.strip()],
             webhook_url=env.get("ALERT_WEBHOOK_URL") or None,

@@ -28,6 +28,8 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
+from zoho_pipeline.env import number
+
 OK, WARN, SKIP, FAIL = "ok", "warn", "skip", "fail"
 CATEGORIES = ("database", "activity", "api", "integrity")
 CATEGORY_TITLES = {"database": "Database", "activity": "Recent activity", "api": "API connectivity",
@@ -170,8 +172,7 @@ class HealthThresholds:
         env = os.environ if env is None else env
 
         def num(name, default, kind=float):
-            value = env.get(name)
-            return kind(value) if value not in (None, "") else default
+            return number(name, default, kind, env)
 
         stale_default = num("ZOHO_SYNC_RUN_STALE_AFTER_S", 120.0)
         return cls(

@@ -5,14 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from zoho_pipeline.env import flag, number
+
 ENTITY_ORDER = ("plans", "customers", "subscriptions", "invoices", "payments")
 MODES = ("due", "failed", "all")
-
-
-def _bool(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -34,11 +30,10 @@ class SyncSettings:
         env = os.environ if env is None else env
 
         def num(name, default, kind=int):
-            value = env.get(name)
-            return kind(value) if value not in (None, "") else default
+            return number(name, default, kind, env)
 
         return cls(
-            enabled=_bool(env.get("ENABLE_ZOHO_SYNC"), True),
+            enabled=flag(env.get("ENABLE_ZOHO_SYNC"), True),
             max_workers=num("ZOHO_SYNC_WORKERS", 8),
             batch_size=num("ZOHO_SYNC_BATCH_SIZE", 200),
             max_attempts=num("ZOHO_SYNC_MAX_ATTEMPTS", 5),

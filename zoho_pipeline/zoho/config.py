@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from zoho_pipeline.env import number
+
 # Data centre → (API base, accounts host). Sources: ../shared/reference/zoho-billing-api.md §1.1.
 REGIONS = {
     "com": ("https://www.zohoapis.com/billing/v1", "https://accounts.zoho.com"),
@@ -54,8 +56,7 @@ class ZohoConfig:
         env = os.environ if env is None else env
 
         def num(name, default, kind=int):
-            value = env.get(name)
-            return kind(value) if value not in (None, "") else default
+            return number(name, default, kind, env)
 
         return cls(
             client_id=env.get("ZOHO_CLIENT_ID", ""),
