@@ -85,7 +85,9 @@ def test_status_estimate_spills_over_budget():
     e = status_cmd.estimate(5000, 1.0, 100, 1000, 900)
     assert e["days_over_budget"] == 5 and e["remaining_budget_today"] == 100
     assert e["eta_s"] > 4 * 86400
-    assert status_cmd.estimate(60, 2.0, 120, 10_000, 0)["eta_s"] == 60.0
+    # paced like the limiter: a window's allowance at once, then one window (61 s) per further allowance
+    assert status_cmd.estimate(60, 2.0, 120, 10_000, 0)["eta_s"] == 0.0
+    assert status_cmd.estimate(121, 1.0, 120, 10_000, 0)["eta_s"] == 61.0
 
 
 def test_status_usage_errors(clean_env, capsys):

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from zoho_pipeline.ops.health import command_parser, format_table, human_duration, open_source, shown_url
 from zoho_pipeline.sync import queries as Q
+from zoho_pipeline.zoho.limiter import paced_seconds
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,12 +43,13 @@ def estimate(due_rows: int, calls_per_row: float, rate_per_minute: int, daily_bu
     budget = max(1, int(daily_budget))
     remaining = max(0, budget - used_today)
     if calls <= remaining:
-        eta, spills = calls / rate * 60.0, 0
+        eta, spills = paced_seconds(calls, rate), 0
     else:
         midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         over = calls - remaining
         spills = math.ceil(over / budget)
-        eta = (midnight - now).total_seconds() + (spills - 1) * 86400 + (over - (spills - 1) * budget) / rate * 60.0
+        eta = (midnight - now).total_seconds() + (spills - 1) * 86400 + paced_seconds(over - (spills - 1) * budget,
+                                                                                      rate)
     return {"due_rows": due_rows, "calls_per_row": calls_per_row, "estimated_calls": calls,
             "rate_limit_per_minute": rate, "remaining_budget_today": remaining, "eta_s": round(eta, 1),
             "days_over_budget": spills,

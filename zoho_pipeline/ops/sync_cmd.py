@@ -16,6 +16,7 @@ from dataclasses import fields
 
 from zoho_pipeline.sync.report import EntityReport, Failure, RunReport
 from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES
+from zoho_pipeline.zoho.limiter import paced_seconds
 
 FAILURES_LISTED = 50
 
@@ -103,6 +104,7 @@ def merge_reports(reports: list[tuple[str, dict]], run_id: str) -> RunReport:
         merged.dry_run = merged.dry_run or data.get("dry_run", False)
         merged.api_calls += data.get("api_calls") or 0
         merged.duration_s += data.get("duration_s") or 0.0
+        merged.setup_calls += data.get("setup_calls") or 0
         if data.get("stopped_reason") and not merged.stopped_reason:
             merged.stopped_reason, merged.stopped_detail = data["stopped_reason"], data.get("stopped_detail")
         for name, ent in (data.get("entities") or {}).items():
@@ -160,13 +162,14 @@ def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str
     if report.dry_run:
         rows = [[e.entity, e.due, e.would_create, e.would_update, e.unchanged, e.invalid,
                  e.would_create + e.would_update] for e in ents]
-        calls = sum(r[-1] for r in rows)
+        calls = report.estimated_calls  # rows, look-ups of rows in doubt, and one-off catalog calls
         rows.append(["total", *[sum(r[i] for r in rows) for i in range(1, 7)]])
         out = ["DRY RUN: nothing was sent to ZOHO.",
                _table(["entity", "due", "would_create", "would_update", "unchanged", "invalid", "est_api_calls"], rows)]
         if rate_per_minute:
-            out.append(f"Estimated {calls} API calls: about {calls / rate_per_minute:.1f} min at {rate_per_minute}/min "
-                       "(look-ups of ambiguous rows and retries come on top).")
+            minutes = paced_seconds(calls, rate_per_minute) / 60
+            out.append(f"Estimated {calls} API calls (incl. {report.setup_calls} one-off set-up): about "
+                       f"{minutes:.1f} min at {rate_per_minute}/min (retries of failing calls come on top).")
         return "\n".join(out)
     rows = [[e.entity, e.due, e.created, e.updated, e.unchanged, e.adopted, e.failed, e.retried, e.backlog,
              e.api_calls] for e in ents]

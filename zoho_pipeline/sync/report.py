@@ -84,10 +84,6 @@ class RunReport:
     def estimated_calls(self) -> int:
         return self.setup_calls + sum(rep.estimated_calls for rep in self.entities.values())
 
-    def estimated_minutes(self, requests_per_minute: int) -> float:
-        """How long the real run would take at the paced rate: ZOHO's limit, not our speed, is the bound."""
-        return round(self.estimated_calls / max(1, requests_per_minute), 1)
-
     @property
     def exit_code(self) -> int:
         """0: every due row synced; 1: some rows failed (or were left due); 2: the run itself could not work."""
@@ -107,5 +103,6 @@ class RunReport:
             "duration_s": self.duration_s,
             "exit_code": self.exit_code,
             "estimated_calls": self.estimated_calls,
+            "setup_calls": self.setup_calls,
             "entities": {name: rep.as_dict() for name, rep in self.entities.items()},
         }

@@ -46,6 +46,14 @@ class MemoryUsageStore:
 WINDOW_S = 61.0
 
 
+def paced_seconds(calls: int, per_minute: int, window_s: float = WINDOW_S) -> float:
+    """How long the limiter takes to let `calls` through from an empty window: each window's allowance goes at
+    once, then the window must slide. The bound is ZOHO's limit, not our speed (latency only adds to the last)."""
+    if calls <= 0:
+        return 0.0
+    return ((calls - 1) // max(1, int(per_minute))) * window_s
+
+
 def _utc_day(wall: float) -> date:
     return datetime.fromtimestamp(wall, timezone.utc).date()
 
