@@ -21,6 +21,7 @@ from zoho_pipeline.sync.catalog import PRODUCTS
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.settings import SyncSettings
 from zoho_pipeline.zoho import limiter as limiter_mod
+from zoho_pipeline.zoho.limiter import paced_seconds
 
 WINDOW_S = float(getattr(limiter_mod, "WINDOW_S", 60.0))  # the client limiter's sliding window
 
@@ -65,8 +66,8 @@ def run(args) -> tuple[list[dict], dict]:
         settings = SyncSettings(max_workers=args.workers, in_run_retry_rounds=0)
         dry = run_sync(engine, client, settings, dry_run=True)
         cli_text = format_summary(dry, limit)
-        cli_calls = sum(e.would_create + e.would_update for e in dry.entities.values())
-        cli_s = cli_calls / limit * 60.0
+        cli_calls = dry.estimated_calls  # what `zoho-pipeline sync --dry-run` prints
+        cli_s = paced_seconds(cli_calls, limit)
         due = sum(e.due for e in dry.entities.values())
         status = status_estimate(due, 1.0, limit, 100_000_000, 0)
         proposed = estimate_backfill(dry, limit, latency_s=latency / 1000.0, workers=args.workers)
