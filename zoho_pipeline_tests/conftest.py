@@ -103,3 +103,16 @@ def zoho_config(emulator):
         api_base_url=f"{emulator.url}/billing/v1", accounts_url=emulator.url,
         requests_per_minute=100_000, daily_budget=10_000_000, read_timeout_s=5.0, **TEST_CREDENTIALS,
     )
+
+
+@pytest.fixture
+def fresh_zoho_process_state():
+    """No process-wide rate limiter or cached access token left over from another test."""
+    from zoho_pipeline.zoho.auth import MemoryTokenStore
+    from zoho_pipeline.zoho.limiter import RateLimiter
+
+    RateLimiter.reset_registry()
+    MemoryTokenStore.clear()
+    yield
+    RateLimiter.reset_registry()
+    MemoryTokenStore.clear()

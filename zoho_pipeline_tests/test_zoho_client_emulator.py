@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from zoho_pipeline.source.tables import metadata
 from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
-from zoho_pipeline.zoho.auth import MemoryTokenStore
 from zoho_pipeline.zoho.client import ZohoClient
 from zoho_pipeline.zoho.errors import ZohoError
 from zoho_pipeline.zoho.limiter import RateLimiter
@@ -20,13 +19,8 @@ from zoho_pipeline.zoho.limiter import RateLimiter
 from .conftest import TEST_CREDENTIALS
 
 
-@pytest.fixture(autouse=True)
-def _fresh_process_state():
-    RateLimiter.reset_registry()
-    MemoryTokenStore.clear()
-    yield
-    RateLimiter.reset_registry()
-    MemoryTokenStore.clear()
+# each test starts with no process-wide limiter or cached token (conftest.fresh_zoho_process_state)
+pytestmark = pytest.mark.usefixtures("fresh_zoho_process_state")
 
 
 def fast(cfg, **kw):

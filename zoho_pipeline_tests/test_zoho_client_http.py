@@ -106,13 +106,8 @@ class Stub:
         self.server.server_close()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_process_state():
-    RateLimiter.reset_registry()
-    MemoryTokenStore.clear()
-    yield
-    RateLimiter.reset_registry()
-    MemoryTokenStore.clear()
+# each test starts with no process-wide limiter or cached token (conftest.fresh_zoho_process_state)
+pytestmark = pytest.mark.usefixtures("fresh_zoho_process_state")
 
 
 @pytest.fixture
