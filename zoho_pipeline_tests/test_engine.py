@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -199,6 +200,25 @@ def test_kill_switch_and_dry_run_call_nothing(source, client, emulator):
     # the dry run predicted what the real run did
     for name in ("customers", "subscriptions"):
         assert dry.entities[name].would_create == real.entities[name].created
+
+
+def test_a_stopped_run_gives_back_the_rows_it_claimed_ahead_untouched(source, client, emulator):
+    """Rows are claimed a chunk ahead of the workers; those never sent go back as they were, not in doubt, so
+    the next run creates them without a look-up."""
+    engine, _ = source
+    settings = dataclasses.replace(FAST, max_workers=2, claim_chunk=8)
+    creates = lambda: emulator.stats()["by_route"].get("POST /customers", 0)  # noqa: E731
+    report = run_sync(engine, client, settings, entities=["customers"], should_stop=lambda: creates() >= 5)
+    assert report.stopped_reason == "stop_requested"
+    customers = rows(engine, T.customers)
+    assert not [r for r in customers if r["zoho_sync_status"] == "syncing"]
+    created = [r for r in customers if r["zoho_billing_customer_id"]]
+    assert 5 <= len(created) <= 5 + settings.max_workers
+    assert report.entities["customers"].skipped > 0  # claimed ahead, then released
+    assert not [r for r in customers if r["zoho_create_in_doubt"]], "a row never sent is not in doubt"
+    run_sync(engine, client, settings, entities=["customers"])
+    assert emulator.stats()["by_route"].get("GET /customers", 0) == 0  # no look-up was needed
+    assert creates() == len([r for r in rows(engine, T.customers) if r["zoho_billing_customer_id"]])
 
 
 def test_a_row_zoho_rejects_fails_with_zohos_code_and_the_run_goes_on(source, client, emulator):

@@ -45,7 +45,7 @@ def _insert(engine, table, **values) -> str:
         if isinstance(values.get(key), datetime):
             values[key] = ts(engine, values[key])
     if values.get("zoho_sync_status") in ("synced", "failed", "retrying"):
-        # the version the engine's last attempt covered (claims.record_success / record_failure write it)
+        # the version the engine's last attempt covered (claims.record writes it)
         values.setdefault("zoho_source_version", values["updated_at"])
     if values.get("zoho_sync_status") == "synced":
         values.setdefault("zoho_last_synced_at", values["updated_at"])

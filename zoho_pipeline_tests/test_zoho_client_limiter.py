@@ -113,6 +113,59 @@ def test_daily_budget_shared_through_usage_store():
     assert store.get("org1", date.fromtimestamp(DAY0)) == sent
 
 
+class CountingStore(MemoryUsageStore):
+    def __init__(self):
+        super().__init__()
+        self.writes: list[int] = []
+
+    def add(self, organization_id, day, n):
+        self.writes.append(n)
+        return super().add(organization_id, day, n)
+
+
+def test_store_writes_are_batched_far_from_the_budget_and_tighten_near_it():
+    store = CountingStore()
+    lim, _ = make(per_minute=100_000, budget=10_000, store=store, flush_every=50, flush_interval_s=1e9)
+    for _ in range(500):
+        lim.acquire()
+    assert store.writes == [50] * 10  # far from the budget: one write per 50 calls, not per call
+    store.add("org1", date.fromtimestamp(DAY0), 9_300)  # other processes spent most of the day's budget
+    sent = 0
+    with pytest.raises(ZohoError):
+        while True:
+            lim.acquire()
+            sent += 1
+    # the next write reveals the others' calls; from then on writes come closer together, so every process
+    # learns the shared total often enough to stop within a call or two of the budget
+    assert store.writes[10:12] == [9_300, 50] and max(store.writes[12:]) <= 15
+    assert store.writes[12:] == sorted(store.writes[12:], reverse=True)
+    lim.flush()
+    assert 10_000 <= store.get("org1", date.fromtimestamp(DAY0)) <= 10_002
+    assert 200 <= sent <= 202
+
+
+def test_a_flush_in_progress_is_not_waited_for():
+    gate, entered = threading.Event(), threading.Event()
+
+    class SlowStore(MemoryUsageStore):
+        def add(self, organization_id, day, n):
+            entered.set()
+            gate.wait(5)
+            return super().add(organization_id, day, n)
+
+    lim = RateLimiter(100_000, None, SlowStore(), "org1", flush_every=1)
+    writer = threading.Thread(target=lim.acquire)
+    writer.start()
+    assert entered.wait(5)
+    started = time.monotonic()
+    lim.acquire()  # its own flush finds the store busy: it goes on instead of queueing behind the slow write
+    assert time.monotonic() - started < 1.0
+    gate.set()
+    writer.join(5)
+    lim.flush()
+    assert lim.usage_store.get("org1", lim._day) == 2
+
+
 def test_usage_store_sees_other_processes_at_start():
     store = MemoryUsageStore()
     store.add("org1", date(2023, 11, 14), 10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Column,

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, case, false, func, null, or_, select, true
+from sqlalchemy import and_, bindparam, case, false, func, null, or_, select, true
 
 from zoho_pipeline.source.tables import dirty_predicate, zoho_sync_logs, zoho_sync_runs
 from zoho_pipeline.sync.entities.base import EntitySpec
@@ -138,108 +139,189 @@ def next_retry_at(conn, spec: EntitySpec, *, months=None, ids=None) -> datetime 
     return value
 
 
-# --- one row's life -------------------------------------------------------------------------------------------
+# --- a chunk of rows' life ------------------------------------------------------------------------------------
+# Claims and outcomes are written a chunk at a time, in one transaction each, by the thread that runs the
+# sweep: the workers only build payloads and call ZOHO. A chunk's claim is its intent, committed before any of
+# its calls; a run that dies before recording leaves its rows `syncing` and in doubt, so the next run looks
+# each one up before creating it (at most the rows claimed ahead pay that look-up).
+
+_statements: dict[tuple[str, str], object] = {}
 
 
-def claim(engine, spec: EntitySpec, row: dict, run_id: str) -> bool:
-    """Mark the row `syncing` for this run, unless someone claimed it since we read it. A row about to be created
-    also records its intent: in doubt from now on, with the reference the look-up will need (customers: email)."""
+def _statement(spec: EntitySpec, kind: str, build):
+    """Statements are built once per entity with bind parameters, so a chunk runs as one executemany."""
+    key = (spec.name, kind)
+    if key not in _statements:
+        _statements[key] = build(spec)
+    return _statements[key]
+
+
+def _claim_statement(spec: EntitySpec):
     c = spec.table.c
-    creating = row[spec.zoho_id_column] is None
-    # keep the reference of an earlier create in doubt: that is the one its entity carries in ZOHO
-    fresh_intent = creating and spec.lookup_key and not row["zoho_create_in_doubt"]
-    extra = {"zoho_lookup_key": spec.lookup_key(row)} if fresh_intent else {}
+    values = dict(zoho_sync_status=SYNCING, zoho_claimed_by=bindparam("b_run_id"),
+                  zoho_claimed_at=bindparam("b_now", type_=c.zoho_claimed_at.type),
+                  zoho_create_in_doubt=bindparam("b_in_doubt"))
+    if spec.lookup_key:
+        values["zoho_lookup_key"] = bindparam("b_lookup_key")
+    return (spec.table.update()
+            .where(c.id == bindparam("b_id", type_=c.id.type),
+                   # compare-and-set: nobody claimed the row since we read it
+                   c.zoho_claimed_by.is_not_distinct_from(bindparam("b_was_by", type_=c.zoho_claimed_by.type)),
+                   c.zoho_claimed_at.is_not_distinct_from(bindparam("b_was_at", type_=c.zoho_claimed_at.type)))
+            .values(**values))
+
+
+def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str) -> list[dict]:
+    """Mark `rows` `syncing` for this run, except those someone claimed since we read them; returns the rows
+    claimed. A row about to be created also records its intent: in doubt from now on, with the reference the
+    look-up will need (customers: email)."""
+    if not rows:
+        return []
+    now = utcnow()
+    params = []
+    for row in rows:
+        creating = row[spec.zoho_id_column] is None
+        param = dict(b_id=row["id"], b_was_by=row["zoho_claimed_by"], b_was_at=row["zoho_claimed_at"],
+                     b_run_id=run_id, b_now=now,
+                     b_in_doubt=True if creating else bool(row["zoho_create_in_doubt"]))
+        if spec.lookup_key:
+            # keep the reference of an earlier create in doubt: that is the one its entity carries in ZOHO
+            fresh_intent = creating and not row["zoho_create_in_doubt"]
+            param["b_lookup_key"] = spec.lookup_key(row) if fresh_intent else row.get("zoho_lookup_key")
+        params.append(param)
+    c = spec.table.c
     with engine.begin() as conn:
-        result = conn.execute(
-            spec.table.update()
-            .where(c.id == row["id"],
-                   c.zoho_claimed_by.is_not_distinct_from(row["zoho_claimed_by"]),
-                   c.zoho_claimed_at.is_not_distinct_from(row["zoho_claimed_at"]))
-            .values(zoho_sync_status=SYNCING, zoho_claimed_by=run_id, zoho_claimed_at=utcnow(),
-                    # intent, committed before the call: if this run dies now, the next one looks up first
-                    zoho_create_in_doubt=True if creating else bool(row["zoho_create_in_doubt"]), **extra)
-        )
-        return result.rowcount == 1
+        conn.execute(_statement(spec, "claim", _claim_statement), params)
+        mine = set(conn.execute(select(c.id).where(
+            c.id.in_([row["id"] for row in rows]), c.zoho_claimed_by == run_id, c.zoho_claimed_at == now)).scalars())
+    return [row for row in rows if row["id"] in mine]
 
 
-def _source_version(spec: EntitySpec, row: dict):
+@dataclass
+class Outcome:
+    """What one attempt at one row came to; `record` writes a chunk of them."""
+    row: dict
+    outcome: str  # synced, unchanged, failed, retrying, dead_lettered; released: nothing was sent
+    action: str = "skip"  # create, update, adopt, skip
+    zoho_id: str | None = None
+    payload_hash: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+    attempts: int = 0
+    in_doubt: bool = False
+    api_calls: int = 0
+    duration_ms: int = 0
+
+
+def succeeded(row: dict, *, zoho_id: str, payload_hash: str, action: str, outcome: str, api_calls: int = 0,
+              duration_ms: int = 0) -> Outcome:
+    return Outcome(row, outcome, action, zoho_id, payload_hash, attempts=(row["zoho_attempts"] or 0) + 1,
+                   api_calls=api_calls, duration_ms=duration_ms)
+
+
+def failed(row: dict, *, action: str, error_code: str, error: str, retry_at: datetime | None, count_attempt: bool,
+           max_attempts: int, in_doubt: bool, zoho_id: str | None, api_calls: int, duration_ms: int) -> Outcome:
+    """A failed attempt. `retry_at` None: permanent (retried only when its data changes or on request); after
+    `max_attempts` counted attempts a retryable failure is dead-lettered."""
+    attempts = (row["zoho_attempts"] or 0) + (1 if count_attempt else 0)
+    dead = retry_at is not None and count_attempt and attempts >= max_attempts
+    if dead:
+        retry_at = None
+    status = RETRYING if retry_at is not None and count_attempt else FAILED
+    return Outcome(row, "dead_lettered" if dead else status, action, zoho_id, None, error_code[:32], error[:4000],
+                   retry_at, attempts, in_doubt, api_calls, duration_ms)
+
+
+def released(row: dict) -> Outcome:
+    """Give a claimed row back untouched (the run is stopping and nothing was sent): it stays due."""
+    return Outcome(row, "released")
+
+
+def _source_version(spec: EntitySpec):
     """The version this attempt covered: the row's updated_at if it did not move while we worked, else NULL so
     the row stays due and its newer data is sent next."""
     c = spec.table.c
-    return case((c.updated_at == row["updated_at"], c.updated_at), else_=null())
+    return case((c.updated_at == bindparam("b_updated_at", type_=c.updated_at.type), c.updated_at), else_=null())
 
 
-def _log(conn, spec, row, *, run_id, action, outcome, zoho_id=None, error_code=None, error=None, attempt=None,
-         api_calls=0, duration_ms=0) -> None:
-    conn.execute(zoho_sync_logs.insert().values(
-        entity_type=spec.name, entity_id=str(row["id"]), action=action, outcome=outcome, zoho_id=zoho_id,
-        error_code=error_code, error=error, attempt=attempt, api_calls=api_calls, duration_ms=duration_ms,
-        run_id=run_id, created_at=utcnow()))
-
-
-def _owned(spec, row, run_id):
+def _owned(spec: EntitySpec):
     c = spec.table.c
-    return and_(c.id == row["id"], c.zoho_claimed_by == run_id)
+    return and_(c.id == bindparam("b_id", type_=c.id.type), c.zoho_claimed_by == bindparam("b_run_id"))
 
 
-def record_success(engine, spec: EntitySpec, row: dict, *, run_id: str, zoho_id: str, payload_hash: str,
-                   action: str, outcome: str, api_calls: int, duration_ms: int) -> None:
+def _success_statement(spec: EntitySpec):
+    return spec.table.update().where(_owned(spec)).values(**{
+        spec.zoho_id_column: bindparam("b_zoho_id"), "zoho_sync_status": SYNCED,
+        "zoho_last_synced_at": bindparam("b_now", type_=spec.table.c.zoho_last_synced_at.type),
+        "zoho_last_sync_error": None, "zoho_error_code": None, "zoho_payload_hash": bindparam("b_hash"),
+        "zoho_source_version": _source_version(spec), "zoho_attempts": 0, "zoho_next_attempt_at": None,
+        "zoho_create_in_doubt": False, "zoho_dead_lettered": False})
+
+
+def _failure_statement(spec: EntitySpec):
+    c = spec.table.c
+    return spec.table.update().where(_owned(spec)).values(**{
+        "zoho_sync_status": bindparam("b_status"), "zoho_last_sync_error": bindparam("b_error"),
+        "zoho_error_code": bindparam("b_code"), "zoho_attempts": bindparam("b_attempts"),
+        "zoho_next_attempt_at": bindparam("b_retry_at", type_=c.zoho_next_attempt_at.type),
+        "zoho_create_in_doubt": bindparam("b_in_doubt"), "zoho_dead_lettered": bindparam("b_dead"),
+        "zoho_source_version": _source_version(spec),
+        # an id ZOHO gave this attempt is kept even though the row failed after it
+        spec.zoho_id_column: func.coalesce(bindparam("b_zoho_id"), c[spec.zoho_id_column])})
+
+
+def _release_statement(spec: EntitySpec):
+    return spec.table.update().where(_owned(spec)).values(
+        zoho_sync_status=bindparam("b_status"), zoho_create_in_doubt=bindparam("b_in_doubt"))
+
+
+def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) -> None:
+    """Write a chunk of outcomes in one transaction: each row's state where this run still owns it, and one
+    `zoho_sync_logs` row per attempt."""
+    if not outcomes:
+        return
+    now = utcnow()
+    successes, failures, releases, logs = [], [], [], []
+    for o in outcomes:
+        row = o.row
+        base = dict(b_id=row["id"], b_run_id=run_id)
+        if o.outcome == "released":
+            previous = row["zoho_sync_status"]
+            releases.append(dict(base, b_status=PENDING if previous in (None, SYNCING) else previous,
+                                 b_in_doubt=bool(row["zoho_create_in_doubt"])))
+            continue
+        if o.outcome in (SYNCED, "unchanged"):
+            successes.append(dict(base, b_zoho_id=o.zoho_id, b_now=now, b_hash=o.payload_hash,
+                                  b_updated_at=row["updated_at"]))
+        else:
+            failures.append(dict(base, b_status=FAILED if o.outcome == "dead_lettered" else o.outcome,
+                                 b_error=o.error, b_code=o.error_code, b_attempts=o.attempts, b_retry_at=o.retry_at,
+                                 b_in_doubt=o.in_doubt, b_dead=o.outcome == "dead_lettered", b_zoho_id=o.zoho_id,
+                                 b_updated_at=row["updated_at"]))
+        logs.append(dict(entity_type=spec.name, entity_id=str(row["id"]), action=o.action, outcome=o.outcome,
+                         zoho_id=o.zoho_id, error_code=o.error_code, error=o.error, attempt=o.attempts,
+                         api_calls=o.api_calls, duration_ms=o.duration_ms, run_id=run_id, created_at=now))
     with engine.begin() as conn:
-        conn.execute(spec.table.update().where(_owned(spec, row, run_id)).values(
-            **{spec.zoho_id_column: zoho_id},
-            zoho_sync_status=SYNCED, zoho_last_synced_at=utcnow(), zoho_last_sync_error=None, zoho_error_code=None,
-            zoho_payload_hash=payload_hash, zoho_source_version=_source_version(spec, row), zoho_attempts=0,
-            zoho_next_attempt_at=None, zoho_create_in_doubt=False, zoho_dead_lettered=False))
-        _log(conn, spec, row, run_id=run_id, action=action, outcome=outcome, zoho_id=zoho_id,
-             attempt=(row["zoho_attempts"] or 0) + 1, api_calls=api_calls, duration_ms=duration_ms)
-        if row["zoho_sync_status"] in (FAILED, RETRYING):
-            _wake_children(conn, spec, row)
+        for params, build in ((successes, _success_statement), (failures, _failure_statement),
+                              (releases, _release_statement)):
+            if params:
+                conn.execute(_statement(spec, build.__name__, build), params)
+        if logs:
+            conn.execute(zoho_sync_logs.insert(), logs)
+        recovered = [o.row["id"] for o in outcomes
+                     if o.outcome in (SYNCED, "unchanged") and o.row["zoho_sync_status"] in (FAILED, RETRYING)]
+        if recovered:
+            _wake_children(conn, spec, recovered)
 
 
-def _wake_children(conn, spec: EntitySpec, row: dict) -> None:
+def _wake_children(conn, spec: EntitySpec, parent_ids: list) -> None:
     """A parent that failed before has now synced: children waiting on it are due at once, not in an hour."""
     from zoho_pipeline.sync.entities import SPECS  # the registry imports this module's users, not the reverse
 
     for child_name, column in spec.children:
         child = SPECS[child_name].table
         conn.execute(child.update().where(
-            child.c[column] == row["id"], child.c.zoho_error_code == "parent_failed",
+            child.c[column].in_(parent_ids), child.c.zoho_error_code == "parent_failed",
             child.c.zoho_sync_status == FAILED,
         ).values(zoho_next_attempt_at=utcnow()))
-
-
-def record_failure(engine, spec: EntitySpec, row: dict, *, run_id: str, action: str, error_code: str, error: str,
-                   retry_at: datetime | None, count_attempt: bool, max_attempts: int, in_doubt: bool,
-                   zoho_id: str | None, api_calls: int, duration_ms: int) -> str:
-    """Fail the row. `retry_at` None: permanent (retried only when its data changes or on request).
-    Returns the outcome written: failed, retrying or dead_lettered."""
-    attempts = (row["zoho_attempts"] or 0) + (1 if count_attempt else 0)
-    dead = retry_at is not None and count_attempt and attempts >= max_attempts
-    if dead:
-        retry_at = None
-    status = RETRYING if retry_at is not None and count_attempt else FAILED
-    outcome = "dead_lettered" if dead else status
-    values = dict(zoho_sync_status=status, zoho_last_sync_error=error[:4000], zoho_error_code=error_code[:32],
-                  zoho_attempts=attempts, zoho_next_attempt_at=retry_at, zoho_create_in_doubt=in_doubt,
-                  zoho_dead_lettered=dead, zoho_source_version=_source_version(spec, row))
-    if zoho_id:
-        values[spec.zoho_id_column] = zoho_id
-    with engine.begin() as conn:
-        conn.execute(spec.table.update().where(_owned(spec, row, run_id)).values(**values))
-        _log(conn, spec, row, run_id=run_id, action=action, outcome=outcome, zoho_id=zoho_id, error_code=error_code,
-             error=error[:4000], attempt=attempts, api_calls=api_calls, duration_ms=duration_ms)
-    return outcome
-
-
-def release(engine, spec: EntitySpec, row: dict, *, run_id: str) -> None:
-    """Give a claimed row back untouched (the run is stopping and nothing was sent): it stays due."""
-    previous = row["zoho_sync_status"]
-    with engine.begin() as conn:
-        conn.execute(spec.table.update().where(_owned(spec, row, run_id)).values(
-            zoho_sync_status=PENDING if previous in (None, SYNCING) else previous,
-            zoho_create_in_doubt=bool(row["zoho_create_in_doubt"])))
-
-
-def log_unchanged(engine, spec, row, *, run_id, zoho_id, payload_hash) -> None:
-    record_success(engine, spec, row, run_id=run_id, zoho_id=zoho_id, payload_hash=payload_hash, action="skip",
-                   outcome="unchanged", api_calls=0, duration_ms=0)

@@ -8,16 +8,16 @@ earlier create may have reached ZOHO, creates or updates, and records the outcom
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import select
 
 from zoho_pipeline.sync import claims
 from zoho_pipeline.sync.catalog import Catalog
@@ -25,8 +25,7 @@ from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, ParentInfo, ParentNotReady, payload_hash
 from zoho_pipeline.sync.progress import Progress
 from zoho_pipeline.sync.report import (
-    STOP_AUTH, STOP_BUDGET, STOP_KILL_SWITCH, STOP_RATE_LIMITED, STOP_REQUESTED, STOP_UNREACHABLE, EntityReport,
-    Failure, RunReport,
+    STOP_AUTH, STOP_BUDGET, STOP_KILL_SWITCH, STOP_RATE_LIMITED, STOP_REQUESTED, STOP_UNREACHABLE, Failure, RunReport,
 )
 from zoho_pipeline.sync.row_client import RowClient
 from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES, SyncSettings
@@ -34,6 +33,7 @@ from zoho_pipeline.zoho.errors import AUTH, BUDGET_EXHAUSTED, PERMANENT, RATE_LI
 
 log = logging.getLogger("zoho_pipeline.sync")
 
+_COUNTERS = {"create": "created", "update": "updated", "adopt": "adopted", "skip": "unchanged"}
 STOPPING_ERRORS = {RATE_LIMITED: STOP_RATE_LIMITED, BUDGET_EXHAUSTED: STOP_BUDGET, AUTH: STOP_AUTH}
 
 
@@ -173,10 +173,59 @@ class _Run:
                 return
             after = rows[-1]["id"]
             parents = self._prepare_parents(spec, rows)
-            futures = [self.pool.submit(self._process, spec, row, parents, rep) for row in rows]
-            for future in futures:
-                future.result()
-                progress.tick(rep)
+            if self.dry_run:
+                for future in [self.pool.submit(self._classify, spec, row, parents, rep) for row in rows]:
+                    future.result()
+                    progress.tick(rep)
+            else:
+                self._run_batch(spec, rows, parents, rep, progress)
+
+    def _run_batch(self, spec, rows, parents, rep, progress) -> None:
+        """Claim a chunk, hand its rows to the workers, claim the next while about one chunk is in flight, and
+        record outcomes a chunk at a time: two transactions per chunk, not per row, and only this thread writes."""
+        chunk = max(1, self.settings.claim_chunk)
+        in_flight: set[Future] = set()
+        finished: list[claims.Outcome] = []
+        try:
+            for start in range(0, len(rows), chunk):
+                if self.stopped:
+                    break
+                wanted = rows[start:start + chunk]
+                claimed = claims.claim_rows(self.engine, spec, wanted, self.report.run_id)
+                rep.skipped += len(wanted) - len(claimed)  # another live run has them
+                for row in claimed:
+                    self.attempted.add((spec.name, str(row["id"])))
+                    in_flight.add(self.pool.submit(self._process, spec, row, parents))
+                while len(in_flight) > chunk:
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    finished.extend(future.result() for future in done)
+                if len(finished) >= chunk:
+                    self._record(spec, finished, rep, progress)
+                    finished = []
+        finally:
+            for future in in_flight:
+                finished.append(future.result())
+            self._record(spec, finished, rep, progress)
+
+    def _record(self, spec, outcomes: list[claims.Outcome], rep, progress) -> None:
+        claims.record(self.engine, spec, outcomes, run_id=self.report.run_id)
+        for o in outcomes:
+            rep.api_calls += o.api_calls
+            if o.outcome == "released":
+                rep.skipped += 1
+            elif o.outcome in (claims.SYNCED, "unchanged"):
+                counter = _COUNTERS[o.action]
+                setattr(rep, counter, getattr(rep, counter) + 1)
+            elif o.outcome == claims.RETRYING:
+                rep.retried += 1
+            else:
+                rep.failed += 1
+                rep.dead_lettered += o.outcome == "dead_lettered"
+                row_id = str(o.row["id"])
+                rep.failures[:] = [f for f in rep.failures if f.entity_id != row_id]  # a row fails once per run
+                rep.failures.append(Failure(spec.name, row_id, spec.label(o.row), o.error_code, o.error,
+                                            dead_lettered=o.outcome == "dead_lettered"))
+            progress.tick(rep)
 
     def _wait_for_retries(self, spec, ids) -> bool:
         """Sleep until the earliest retry of this entity when it falls inside the in-run retry window."""
@@ -247,106 +296,67 @@ class _Run:
                         row["zoho_sync_status"], row["zoho_last_sync_error"], row["zoho_next_attempt_at"])
         return found
 
-    # -- one row -------------------------------------------------------------------------------------------
-    def _process(self, spec: EntitySpec, row: dict, parents, rep: EntityReport) -> None:
+    # -- one row (in a worker: build, call; the sweep's thread records) ------------------------------------
+    def _process(self, spec: EntitySpec, row: dict, parents) -> claims.Outcome:
         if self.stopped:
-            return
-        if self.dry_run:
-            return self._classify(spec, row, parents, rep)
-        run_id = self.report.run_id
-        if not claims.claim(self.engine, spec, row, run_id):
-            rep.skipped += 1
-            return
-        self.attempted.add((spec.name, str(row["id"])))
+            return claims.released(row)
         started = time.monotonic()
         client = RowClient(self.client)
         ctx = _RowContext(self.catalog, parents, spec)
         zoho_id = row[spec.zoho_id_column]
         was_in_doubt = bool(row["zoho_create_in_doubt"])
         action = "update" if zoho_id else "create"
-        label = spec.label(row)
 
-        def elapsed_ms() -> int:
-            return int((time.monotonic() - started) * 1000)
+        def failed(code, message, retry_at, count_attempt, in_doubt, new_zoho_id) -> claims.Outcome:
+            outcome = claims.failed(
+                row, action=action, error_code=code, error=message, retry_at=retry_at, count_attempt=count_attempt,
+                max_attempts=self.settings.max_attempts, in_doubt=in_doubt, zoho_id=new_zoho_id,
+                api_calls=client.calls, duration_ms=int((time.monotonic() - started) * 1000))
+            log.warning("row %s entity=%s id=%s label=%r code=%s error=%s", outcome.outcome, spec.name, row["id"],
+                        spec.label(row), code, message)
+            return outcome
 
         try:
             payload = spec.build(row, ctx)
             digest = payload_hash(payload)
             if zoho_id and digest == row["zoho_payload_hash"] and self.mode != "all":
-                claims.log_unchanged(self.engine, spec, row, run_id=run_id, zoho_id=zoho_id, payload_hash=digest)
-                rep.unchanged += 1
-                return
+                return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action="skip",
+                                        outcome="unchanged")
             if zoho_id:
                 spec.update(client, zoho_id, payload, row, ctx)
-                outcome, counter = "synced", "updated"
             else:
                 found = spec.lookup(client, payload, row, ctx) if was_in_doubt else None
                 if found:
                     log.info("adopted entity=%s id=%s label=%r zoho_id=%s (an earlier create reached ZOHO)",
-                             spec.name, row["id"], label, found)
-                    zoho_id, action, outcome, counter = found, "adopt", "synced", "adopted"
+                             spec.name, row["id"], spec.label(row), found)
+                    zoho_id, action = found, "adopt"
                     ctx.adopted = True  # what the lost create carried may be older than the row: send it now
                     spec.update(client, zoho_id, payload, row, ctx)
                 else:
                     zoho_id = spec.create(client, payload, row, ctx)
-                    outcome, counter = "synced", "created"
-            claims.record_success(self.engine, spec, row, run_id=run_id, zoho_id=zoho_id, payload_hash=digest,
-                                  action=action, outcome=outcome, api_calls=client.calls, duration_ms=elapsed_ms())
-            setattr(rep, counter, getattr(rep, counter) + 1)
+            return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action=action, outcome="synced",
+                                    api_calls=client.calls, duration_ms=int((time.monotonic() - started) * 1000))
         except InvalidRow as exc:
-            self._fail(spec, row, rep, action, "invalid", str(exc), None, False, was_in_doubt,
-                       ctx.new_zoho_id, client, elapsed_ms())
+            return failed("invalid", str(exc), None, False, was_in_doubt, ctx.new_zoho_id)
         except ParentNotReady as exc:  # try again just after the parent's own next attempt
             retry_at = _aware(exc.retry_at) + timedelta(seconds=1) if exc.retry_at else (
                 claims.utcnow() + timedelta(seconds=self.settings.backoff_max_s))
-            self._fail(spec, row, rep, action, "parent_failed", str(exc), retry_at, False, was_in_doubt,
-                       None, client, elapsed_ms())
+            return failed("parent_failed", str(exc), retry_at, False, was_in_doubt, None)
         except ZohoError as exc:
-            self._zoho_error(spec, row, rep, action, exc, was_in_doubt, ctx, client, elapsed_ms())
+            if exc.kind in STOPPING_ERRORS or exc.unreachable:  # the organization is blocked: stop, charge no row
+                self.stop(STOP_UNREACHABLE if exc.unreachable else STOPPING_ERRORS[exc.kind], str(exc))
+                return dataclasses.replace(claims.released(row), api_calls=client.calls)
+            in_doubt = was_in_doubt or (action == "create" and exc.may_have_acted)
+            retry_at = None if exc.kind == PERMANENT else (
+                claims.utcnow() + timedelta(seconds=self._backoff((row["zoho_attempts"] or 0) + 1)))
+            return failed(exc.error_code, str(exc), retry_at, True, in_doubt, ctx.new_zoho_id)
         except LookupError as exc:  # the catalog could not find what every row needs (e.g. no VAT tax)
-            self._fail(spec, row, rep, action, "setup", str(exc), None, False, was_in_doubt, None, client,
-                       elapsed_ms())
+            return failed("setup", str(exc), None, False, was_in_doubt, None)
         except Exception as exc:  # a bug or odd data must fail this row alone, with its reason, and retry
             log.exception("unexpected error entity=%s id=%s", spec.name, row["id"])
             retry_at = claims.utcnow() + timedelta(seconds=self._backoff((row["zoho_attempts"] or 0) + 1))
-            self._fail(spec, row, rep, action, "internal", f"{type(exc).__name__}: {exc}", retry_at, True,
-                       was_in_doubt or action == "create", ctx.new_zoho_id, client, elapsed_ms())
-        finally:
-            rep.api_calls += client.calls
-
-    def _zoho_error(self, spec, row, rep, action, exc: ZohoError, was_in_doubt, ctx, client, ms) -> None:
-        if exc.kind in STOPPING_ERRORS or exc.unreachable:  # the whole organization is blocked: stop, charge no row
-            claims.release(self.engine, spec, row, run_id=self.report.run_id)
-            rep.skipped += 1
-            self.stop(STOP_UNREACHABLE if exc.unreachable else STOPPING_ERRORS[exc.kind], str(exc))
-            return
-        in_doubt = was_in_doubt or (action == "create" and exc.may_have_acted)
-        if exc.kind == PERMANENT:
-            self._fail(spec, row, rep, action, exc.error_code, str(exc), None, True, in_doubt, ctx.new_zoho_id,
-                       client, ms)
-            return
-        attempts = (row["zoho_attempts"] or 0) + 1
-        retry_at = claims.utcnow() + timedelta(seconds=self._backoff(attempts))
-        self._fail(spec, row, rep, action, exc.error_code, str(exc), retry_at, True, in_doubt, ctx.new_zoho_id,
-                   client, ms)
-
-    def _fail(self, spec, row, rep, action, code, message, retry_at, count_attempt, in_doubt, zoho_id, client,
-              ms) -> None:
-        outcome = claims.record_failure(
-            self.engine, spec, row, run_id=self.report.run_id, action=action, error_code=code, error=message,
-            retry_at=retry_at, count_attempt=count_attempt, max_attempts=self.settings.max_attempts,
-            in_doubt=in_doubt, zoho_id=zoho_id, api_calls=client.calls, duration_ms=ms)
-        label = spec.label(row)
-        if outcome == "retrying":
-            rep.retried += 1
-        else:
-            rep.failed += 1
-            rep.dead_lettered += outcome == "dead_lettered"
-            rep.failures[:] = [f for f in rep.failures if f.entity_id != str(row["id"])]  # a row fails once
-            rep.failures.append(Failure(spec.name, str(row["id"]), label, code, message,
-                                        dead_lettered=outcome == "dead_lettered"))
-        log.warning("row %s entity=%s id=%s label=%r code=%s error=%s", outcome, spec.name, row["id"], label, code,
-                    message)
+            return failed("internal", f"{type(exc).__name__}: {exc}", retry_at, True,
+                          was_in_doubt or action == "create", ctx.new_zoho_id)
 
     def _backoff(self, attempts: int) -> float:
         delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** max(0, attempts - 1))

@@ -63,7 +63,7 @@ class RateLimiter:
     _registry_lock = threading.Lock()
 
     def __init__(self, per_minute: int, daily_budget: int | None = None, usage_store: UsageStore | None = None,
-                 organization_id: str = "", *, window_s: float = WINDOW_S, flush_every: int = 10,
+                 organization_id: str = "", *, window_s: float = WINDOW_S, flush_every: int = 50,
                  flush_interval_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, waiter: Callable | None = None):
         if per_minute < 1:
@@ -148,14 +148,22 @@ class RateLimiter:
                     if self.daily_budget is not None or self.usage_store is not None:
                         self._pending += 1
                         flush_due = self.usage_store is not None and (
-                            self._pending >= self.flush_every or now - self._last_flush >= self.flush_interval_s)
+                            self._pending >= self._flush_every() or now - self._last_flush >= self.flush_interval_s)
                     if len(sent) < self.per_minute:
                         self._cond.notify()  # a slot is still free: let the next waiter take it at once
                     break
                 self._wait(self._cond, sent[0] + self.window_s - now)
         if flush_due:
-            self.flush()
+            self.flush(wait=False)  # a flush already under way carries our count: no thread queues on the store
         return self._clock() - start
+
+    def _flush_every(self) -> int:
+        """Calls counted between writes to the shared store: `flush_every` while the budget is far, closer to
+        one as it nears, so processes sharing the budget overshoot it by little without a write per call."""
+        if self.daily_budget is None:
+            return self.flush_every
+        remaining = self.daily_budget - self._known - self._pending
+        return max(1, min(self.flush_every, remaining // 10))
 
     def pause_for(self, seconds: float) -> None:
         self.pause_until(self._clock() + seconds)
@@ -195,11 +203,11 @@ class RateLimiter:
             self._roll_day()
             return self._known + self._pending
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = True) -> None:
         """Write our not-yet-recorded calls to the usage store and learn the day's shared total."""
-        if self.usage_store is None:
+        if self.usage_store is None or not self._flush_lock.acquire(blocking=wait):
             return
-        with self._flush_lock:
+        try:
             with self._cond:
                 n, day = self._pending, self._day
                 # counted as known while the write is in flight, so other threads never see the calls vanish
@@ -220,3 +228,5 @@ class RateLimiter:
             with self._cond:
                 if self._day == day:
                     self._known = max(self._known, total)
+        finally:
+            self._flush_lock.release()
