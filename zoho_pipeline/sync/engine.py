@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 
 
@@ -184,7 +185,8 @@ class _Run:
         """Claim a chunk, hand its rows to the workers, claim the next while about one chunk is in flight, and
         record outcomes a chunk at a time: two transactions per chunk, not per row, and only this thread writes."""
         chunk = max(1, self.settings.claim_chunk)
-        in_flight: set[Future] = set()
+        done: queue.SimpleQueue[Future] = queue.SimpleQueue()  # workers' finished rows, in the order they end
+        in_flight = 0
         finished: list[claims.Outcome] = []
         try:
             for start in range(0, len(rows), chunk):
@@ -195,16 +197,17 @@ class _Run:
                 rep.skipped += len(wanted) - len(claimed)  # another live run has them
                 for row in claimed:
                     self.attempted.add((spec.name, str(row["id"])))
-                    in_flight.add(self.pool.submit(self._process, spec, row, parents))
-                while len(in_flight) > chunk:
-                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    finished.extend(future.result() for future in done)
+                    self.pool.submit(self._process, spec, row, parents).add_done_callback(done.put)
+                in_flight += len(claimed)
+                while in_flight > chunk:
+                    finished.append(done.get().result())
+                    in_flight -= 1
                 if len(finished) >= chunk:
                     self._record(spec, finished, rep, progress)
                     finished = []
         finally:
-            for future in in_flight:
-                finished.append(future.result())
+            for _ in range(in_flight):
+                finished.append(done.get().result())
             self._record(spec, finished, rep, progress)
 
     def _record(self, spec, outcomes: list[claims.Outcome], rep, progress) -> None:

@@ -16,7 +16,7 @@ class SyncSettings:
     enabled: bool = True  # ENABLE_ZOHO_SYNC: false stops every call
     max_workers: int = 8  # bounded pool: enough to reach the rate limit when a call takes ~1 s
     batch_size: int = 200  # rows read and dispatched per batch
-    claim_chunk: int = 16  # rows claimed (and recorded) per transaction; a crashed run's look-ups are ≤ 2 chunks
+    claim_chunk: int = 32  # rows claimed (and recorded) per transaction; a crashed run's look-ups are ≤ 2 chunks
     max_attempts: int = 5  # retryable failures before a row is dead-lettered
     backoff_base_s: float = 30.0  # first retry delay; doubles per attempt, with jitter
     backoff_max_s: float = 3600.0
@@ -37,7 +37,7 @@ class SyncSettings:
             enabled=flag(env.get("ENABLE_ZOHO_SYNC"), True),
             max_workers=num("ZOHO_SYNC_WORKERS", 8),
             batch_size=num("ZOHO_SYNC_BATCH_SIZE", 200),
-            claim_chunk=num("ZOHO_SYNC_CLAIM_CHUNK", 16),
+            claim_chunk=num("ZOHO_SYNC_CLAIM_CHUNK", 32),
             max_attempts=num("ZOHO_SYNC_MAX_ATTEMPTS", 5),
             backoff_base_s=num("ZOHO_SYNC_BACKOFF_BASE_S", 30.0, float),
             backoff_max_s=num("ZOHO_SYNC_BACKOFF_MAX_S", 3600.0, float),
