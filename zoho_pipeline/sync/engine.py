@@ -123,7 +123,9 @@ class _Run:
         org = getattr(getattr(client, "config", None), "organization_id", "default")
         self.catalog = Catalog(engine, client, org, offline=dry_run)
         self._stop_lock = threading.Lock()
-        self.attempted: set[tuple[str, str]] = set()  # rows this run has claimed (set.add is atomic in CPython)
+        # rows this run tried and could not sync: a parent among them waits for its own retry, not one per child
+        # batch. Only failures are kept (a synced parent has its id), so memory grows with failures, not rows.
+        self.unsynced: set[tuple[str, str]] = set()
 
     # -- stopping ------------------------------------------------------------------------------------------
     @property
@@ -196,7 +198,6 @@ class _Run:
                 claimed = claims.claim_rows(self.engine, spec, wanted, self.report.run_id)
                 rep.skipped += len(wanted) - len(claimed)  # another live run has them
                 for row in claimed:
-                    self.attempted.add((spec.name, str(row["id"])))
                     self.pool.submit(self._process, spec, row, parents).add_done_callback(done.put)
                 in_flight += len(claimed)
                 while in_flight > chunk:
@@ -221,11 +222,14 @@ class _Run:
                 setattr(rep, counter, getattr(rep, counter) + 1)
             elif o.outcome == claims.RETRYING:
                 rep.retried += 1
+                self.unsynced.add((spec.name, str(o.row["id"])))
             else:
                 rep.failed += 1
                 rep.dead_lettered += o.outcome == "dead_lettered"
                 row_id = str(o.row["id"])
-                rep.failures[:] = [f for f in rep.failures if f.entity_id != row_id]  # a row fails once per run
+                if (spec.name, row_id) in self.unsynced:  # tried before in this run: its latest reason stands
+                    rep.failures[:] = [f for f in rep.failures if f.entity_id != row_id]
+                self.unsynced.add((spec.name, row_id))
                 rep.failures.append(Failure(spec.name, row_id, spec.label(o.row), o.error_code, o.error,
                                             dead_lettered=o.outcome == "dead_lettered"))
             progress.tick(rep)
@@ -256,9 +260,8 @@ class _Run:
         for entity in sorted(wanted, key=ENTITY_ORDER.index):
             parent_spec = SPECS[entity]
             found = self._parent_infos(parent_spec, wanted[entity])
-            # a parent this run already tried (and failed) waits for its own retry, not one per child batch
             missing = [pid for pid, info in found.items()
-                       if not info.zoho_id and (entity, pid) not in self.attempted]
+                       if not info.zoho_id and (entity, pid) not in self.unsynced]
             if missing and self.dry_run:
                 found.update(self._dry_parents(parent_spec, missing))
             elif missing and not self.stopped:
