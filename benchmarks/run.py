@@ -26,6 +26,8 @@ import time
 import traceback
 from datetime import datetime, timezone
 
+from zoho_pipeline.sync.settings import SyncSettings
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
@@ -50,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {','.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="toy sizes for every section (seconds, for the smoke test)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "bench-results", "latest.json"))
-    p.add_argument("--workers", type=int, default=8, help="SyncSettings.max_workers (default 8, the engine's)")
+    p.add_argument("--workers", type=int, default=SyncSettings().max_workers,
+                   help=f"SyncSettings.max_workers (default {SyncSettings().max_workers}, the engine's)")
     p.add_argument("--batch-size", type=int, default=200, help="SyncSettings.batch_size: find_due's limit")
     p.add_argument("-v", "--verbose", action="store_true", help="the engine's INFO logs")
     g = p.add_argument_group("1 calls")

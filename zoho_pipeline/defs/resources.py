@@ -50,7 +50,7 @@ class ZohoBillingResource(dg.ConfigurableResource):
     read_timeout_s: float = 30.0
     # engine knobs (SyncSettings)
     enabled: bool = Field(default=True, description="ENABLE_ZOHO_SYNC: false stops every call (kill switch)")
-    max_workers: int = 8
+    max_workers: int = 4
     max_attempts: int = 5
     backoff_base_s: float = 30.0
     backoff_max_s: float = 3600.0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import queue
 import random
 import threading
 import time
@@ -187,7 +186,7 @@ class _Run:
         """Claim a chunk, hand its rows to the workers, claim the next while about one chunk is in flight, and
         record outcomes a chunk at a time: two transactions per chunk, not per row, and only this thread writes."""
         chunk = max(1, self.settings.claim_chunk)
-        done: queue.SimpleQueue[Future] = queue.SimpleQueue()  # workers' finished rows, in the order they end
+        done = _Finished()
         in_flight = 0
         finished: list[claims.Outcome] = []
         try:
@@ -198,17 +197,17 @@ class _Run:
                 claimed = claims.claim_rows(self.engine, spec, wanted, self.report.run_id)
                 rep.skipped += len(wanted) - len(claimed)  # another live run has them
                 for row in claimed:
-                    self.pool.submit(self._process, spec, row, parents).add_done_callback(done.put)
+                    self.pool.submit(self._process, spec, row, parents).add_done_callback(done.add)
                 in_flight += len(claimed)
-                while in_flight > chunk:
-                    finished.append(done.get().result())
-                    in_flight -= 1
+                if in_flight > chunk:
+                    outcomes = done.take(in_flight - chunk)
+                    in_flight -= len(outcomes)
+                    finished.extend(outcomes)
                 if len(finished) >= chunk:
                     self._record(spec, finished, rep, progress)
                     finished = []
         finally:
-            for _ in range(in_flight):
-                finished.append(done.get().result())
+            finished.extend(done.take(in_flight))
             self._record(spec, finished, rep, progress)
 
     def _record(self, spec, outcomes: list[claims.Outcome], rep, progress) -> None:
@@ -387,6 +386,30 @@ class _Run:
             rep.estimated_calls += 1
         else:
             rep.unchanged += 1
+
+
+class _Finished:
+    """Outcomes of the rows workers have finished. The sweep's thread waits for several at once, so it wakes
+    once per chunk rather than once per row."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._futures: list[Future] = []
+        self._wanted = 1
+
+    def add(self, future: Future) -> None:
+        with self._cond:
+            self._futures.append(future)
+            if len(self._futures) >= self._wanted:
+                self._cond.notify()
+
+    def take(self, at_least: int) -> list[claims.Outcome]:
+        with self._cond:
+            self._wanted = at_least
+            while len(self._futures) < at_least:
+                self._cond.wait()
+            futures, self._futures = self._futures, []
+        return [future.result() for future in futures]
 
 
 class _RowContext:
