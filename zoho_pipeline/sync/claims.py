@@ -191,7 +191,9 @@ def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str) -> list[
         params.append(param)
     c = spec.table.c
     with engine.begin() as conn:
-        conn.execute(_statement(spec, "claim", _claim_statement), params)
+        result = conn.execute(_statement(spec, "claim", _claim_statement), params)
+        if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(rows):
+            return rows  # every compare-and-set matched: the usual case, no need to ask which
         mine = set(conn.execute(select(c.id).where(
             c.id.in_([row["id"] for row in rows]), c.zoho_claimed_by == run_id, c.zoho_claimed_at == now)).scalars())
     return [row for row in rows if row["id"] in mine]
