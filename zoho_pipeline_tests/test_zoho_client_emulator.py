@@ -46,6 +46,24 @@ def test_basic_calls_and_recorded_errors(emulator, zoho_config):
     assert client.stats.api_calls == api
 
 
+def test_a_given_sessions_headers_and_hooks_apply_to_every_call(emulator, zoho_config):
+    import requests
+
+    session = requests.Session()
+    session.headers["X-Trace"] = "ops-42"
+    seen = []
+    session.hooks["response"].append(
+        lambda r, *a, **k: seen.append((r.status_code, dict(r.request.headers))) if "/oauth/" not in r.url else None)
+    client = ZohoClient(fast(zoho_config), session=session)
+    client.get("/customers")
+    assert len(seen) == 1 and seen[0][0] == 200
+    headers = seen[0][1]
+    # the session's own (gzip, user agent) and ours (auth, organization) together
+    assert headers["X-Trace"] == "ops-42" and "gzip" in headers["Accept-Encoding"]
+    assert headers["Authorization"].startswith("Zoho-oauthtoken ") and headers["Accept"] == "application/json"
+    assert headers["X-com-zoho-subscriptions-organizationid"] == str(zoho_config.organization_id)
+
+
 def test_bad_refresh_token_is_auth(emulator, zoho_config):
     client = ZohoClient(fast(zoho_config, refresh_token="1000.not-the-right-one"))
     with pytest.raises(ZohoError) as ei:

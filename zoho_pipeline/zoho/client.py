@@ -175,15 +175,16 @@ class ZohoClient:
             if waited > 0:
                 self.stats._add(waited_s=waited)
                 rate_waited += waited
-            headers = {"Authorization": f"Zoho-oauthtoken {token.access_token}",
+            headers = {**self.session.headers, "Authorization": f"Zoho-oauthtoken {token.access_token}",
                        "X-com-zoho-subscriptions-organizationid": str(cfg.organization_id),
                        "Accept": "application/json"}
             self.stats._call(method)
             try:
-                # prepared by hand: Session.request's merging of cookies, hooks and environment settings (which
-                # ZOHO needs none of) cost a quarter of a call's CPU; send() still applies proxies and verify
+                # prepared here, with the session's headers and hooks: Session.request's general merging (cookies,
+                # environment settings, none of which ZOHO uses) cost a quarter of a call's CPU; send() still
+                # applies the session's proxies and CA bundle
                 prepared = requests.Request(method, self._base_url(token) + path, params=params, json=json,
-                                            headers=headers).prepare()
+                                            headers=headers, hooks=self.session.hooks).prepare()
                 resp = self.session.send(prepared, timeout=self._timeout)
             except requests.RequestException as exc:
                 what = type(exc).__name__
