@@ -221,6 +221,30 @@ def test_a_stopped_run_gives_back_the_rows_it_claimed_ahead_untouched(source, cl
     assert creates() == len([r for r in rows(engine, T.customers) if r["zoho_billing_customer_id"]])
 
 
+def test_slow_calls_are_recorded_as_they_finish_not_a_chunk_later(source, client, emulator):
+    """A chunk's outcomes are written together, but never held longer than `record_every_s`: with ZOHO's real
+    pace a chunk takes minutes, and the UI (and a killed run's successor) should see each row soon after."""
+    engine, _ = source
+    emulator.set_faults(latency_ms=150)
+    settings = dataclasses.replace(FAST, max_workers=1, claim_chunk=32, record_every_s=0.2)
+    creates = lambda: emulator.stats()["by_route"].get("POST /customers", 0)  # noqa: E731
+    seen: list[tuple[int, int]] = []  # (creates ZOHO had answered, customers recorded synced) during the run
+
+    def observe() -> bool:
+        with engine.connect() as conn:
+            recorded = conn.execute(sa.select(sa.func.count()).where(
+                T.customers.c.zoho_sync_status == "synced")).scalar()
+        seen.append((creates(), recorded))
+        return False
+
+    report = run_sync(engine, client, settings, entities=["customers"], should_stop=observe)
+    total = report.entities["customers"].created
+    assert total > 12  # more than fit the time we allow, fewer than a chunk holds
+    assert any(0 < recorded < total for _, recorded in seen), seen[-5:]
+    # and nothing is recorded before ZOHO answered it
+    assert all(recorded <= answered for answered, recorded in seen)
+
+
 def test_a_row_zoho_rejects_fails_with_zohos_code_and_the_run_goes_on(source, client, emulator):
     engine, _ = source
     # a package pointing at a ZOHO product that does not exist makes ZOHO refuse its plan (code 2006)

@@ -184,11 +184,23 @@ class _Run:
 
     def _run_batch(self, spec, rows, parents, rep, progress) -> None:
         """Claim a chunk, hand its rows to the workers, claim the next while about one chunk is in flight, and
-        record outcomes a chunk at a time: two transactions per chunk, not per row, and only this thread writes."""
-        chunk = max(1, self.settings.claim_chunk)
+        record outcomes a chunk at a time, or every `record_every_s` when calls are slow: two transactions per
+        chunk, not per row, and only this thread writes."""
+        chunk, every = max(1, self.settings.claim_chunk), self.settings.record_every_s
         done = _Finished()
         in_flight = 0
         finished: list[claims.Outcome] = []
+        last_record = time.monotonic()
+
+        def collect(at_least: int) -> None:
+            nonlocal in_flight, finished, last_record
+            outcomes = done.take(at_least, timeout=every)
+            in_flight -= len(outcomes)
+            finished.extend(outcomes)
+            if len(finished) >= chunk or (finished and time.monotonic() - last_record >= every):
+                self._record(spec, finished, rep, progress)
+                finished, last_record = [], time.monotonic()
+
         try:
             for start in range(0, len(rows), chunk):
                 if self.stopped:
@@ -199,15 +211,11 @@ class _Run:
                 for row in claimed:
                     self.pool.submit(self._process, spec, row, parents).add_done_callback(done.add)
                 in_flight += len(claimed)
-                if in_flight > chunk:
-                    outcomes = done.take(in_flight - chunk)
-                    in_flight -= len(outcomes)
-                    finished.extend(outcomes)
-                if len(finished) >= chunk:
-                    self._record(spec, finished, rep, progress)
-                    finished = []
+                while in_flight > chunk:
+                    collect(in_flight - chunk)
         finally:
-            finished.extend(done.take(in_flight))
+            while in_flight:
+                collect(in_flight)
             self._record(spec, finished, rep, progress)
 
     def _record(self, spec, outcomes: list[claims.Outcome], rep, progress) -> None:
@@ -403,11 +411,11 @@ class _Finished:
             if len(self._futures) >= self._wanted:
                 self._cond.notify()
 
-    def take(self, at_least: int) -> list[claims.Outcome]:
+    def take(self, at_least: int, timeout: float) -> list[claims.Outcome]:
+        """Those finished once `at_least` are, or when `timeout` passes (then possibly fewer, or none)."""
         with self._cond:
             self._wanted = at_least
-            while len(self._futures) < at_least:
-                self._cond.wait()
+            self._cond.wait_for(lambda: len(self._futures) >= at_least, timeout)
             futures, self._futures = self._futures, []
         return [future.result() for future in futures]
 
