@@ -1,4 +1,4 @@
-"""The row state machine in SQL: find due rows, claim one, record its outcome, release it. Portable SQLite/Postgres.
+"""The row state machine in SQL: find due rows, claim a chunk, record outcomes or release. Portable SQLite/Postgres.
 
 A claim is an optimistic compare-and-set on (`zoho_claimed_by`, `zoho_claimed_at`): the UPDATE only matches
 when nobody claimed the row since we read it, so two runs never work the same row, on either database. A
@@ -148,9 +148,9 @@ def next_retry_at(conn, spec: EntitySpec, *, months=None, ids=None) -> datetime 
 _statements: dict[tuple[str, str], object] = {}
 
 
-def _statement(spec: EntitySpec, kind: str, build):
+def _statement(spec: EntitySpec, build):
     """Statements are built once per entity with bind parameters, so a chunk runs as one executemany."""
-    key = (spec.name, kind)
+    key = (spec.name, build.__name__)
     if key not in _statements:
         _statements[key] = build(spec)
     return _statements[key]
@@ -191,7 +191,7 @@ def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str) -> list[
         params.append(param)
     c = spec.table.c
     with engine.begin() as conn:
-        result = conn.execute(_statement(spec, "claim", _claim_statement), params)
+        result = conn.execute(_statement(spec, _claim_statement), params)
         if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(rows):
             return rows  # every compare-and-set matched: the usual case, no need to ask which
         mine = set(conn.execute(select(c.id).where(
@@ -308,7 +308,7 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) ->
         for params, build in ((successes, _success_statement), (failures, _failure_statement),
                               (releases, _release_statement)):
             if params:
-                conn.execute(_statement(spec, build.__name__, build), params)
+                conn.execute(_statement(spec, build), params)
         if logs:
             conn.execute(zoho_sync_logs.insert(), logs)
         recovered = [o.row["id"] for o in outcomes
