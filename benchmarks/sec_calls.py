@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from bench_common import EmulatorProc, UNLIMITED, api_requests, make_client, metric, sqlite_database
 from bench_naive import NaiveSync
 from zoho_pipeline.source.admin import create_demo, make_engine
+from zoho_pipeline.source.tables import service_packages, zoho_sync_logs as logs
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.settings import ENTITY_ORDER, SyncSettings
@@ -89,8 +90,6 @@ def _change(engine, k) -> dict[str, list[str]]:
 def _plan_calls_by_activity(engine, run_id: str) -> dict[bool, list[int]]:
     """Plans created by the run, split by the package's is_active: {active: [calls, rows]}. A retired package
     pulled in because a service still uses it costs a create and a markasinactive (ZOHO has no inactive-on-create)."""
-    from zoho_pipeline.source.tables import service_packages, zoho_sync_logs as logs
-
     query = (sa.select(service_packages.c.is_active, sa.func.sum(logs.c.api_calls), sa.func.count())
              .select_from(logs.join(service_packages, sa.cast(service_packages.c.id, sa.String) == logs.c.entity_id))
              .where(logs.c.run_id == run_id, logs.c.entity_type == "plans", logs.c.action.in_(("create", "adopt")))

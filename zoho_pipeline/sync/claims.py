@@ -20,6 +20,7 @@ from zoho_pipeline.source.tables import dirty_predicate, zoho_sync_logs, zoho_sy
 from zoho_pipeline.sync.entities.base import EntitySpec
 
 SYNCING, SYNCED, FAILED, RETRYING, PENDING = "syncing", "synced", "failed", "retrying", "pending"
+UNCHANGED, DEAD_LETTERED, RELEASED = "unchanged", "dead_lettered", "released"  # outcomes besides the statuses
 
 
 def utcnow() -> datetime:
@@ -215,11 +216,16 @@ class Outcome:
     api_calls: int = 0
     duration_ms: int = 0
 
+    @property
+    def synced(self) -> bool:
+        return self.outcome in (SYNCED, UNCHANGED)
 
-def succeeded(row: dict, *, zoho_id: str, payload_hash: str, action: str, outcome: str, api_calls: int = 0,
+
+def succeeded(row: dict, *, zoho_id: str, payload_hash: str, action: str, api_calls: int = 0,
               duration_ms: int = 0) -> Outcome:
-    return Outcome(row, outcome, action, zoho_id, payload_hash, attempts=(row["zoho_attempts"] or 0) + 1,
-                   api_calls=api_calls, duration_ms=duration_ms)
+    """ZOHO holds the row's payload: sent by this attempt, or already there (action `skip`: unchanged)."""
+    return Outcome(row, UNCHANGED if action == "skip" else SYNCED, action, zoho_id, payload_hash,
+                   attempts=(row["zoho_attempts"] or 0) + 1, api_calls=api_calls, duration_ms=duration_ms)
 
 
 def failed(row: dict, *, action: str, error_code: str, error: str, retry_at: datetime | None, count_attempt: bool,
@@ -231,13 +237,13 @@ def failed(row: dict, *, action: str, error_code: str, error: str, retry_at: dat
     if dead:
         retry_at = None
     status = RETRYING if retry_at is not None and count_attempt else FAILED
-    return Outcome(row, "dead_lettered" if dead else status, action, zoho_id, None, error_code[:32], error[:4000],
+    return Outcome(row, DEAD_LETTERED if dead else status, action, zoho_id, None, error_code[:32], error[:4000],
                    retry_at, attempts, in_doubt, api_calls, duration_ms)
 
 
 def released(row: dict) -> Outcome:
     """Give a claimed row back untouched (the run is stopping and nothing was sent): it stays due."""
-    return Outcome(row, "released")
+    return Outcome(row, RELEASED)
 
 
 def _source_version(spec: EntitySpec):
@@ -288,18 +294,18 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) ->
     for o in outcomes:
         row = o.row
         base = dict(b_id=row["id"], b_run_id=run_id)
-        if o.outcome == "released":
+        if o.outcome == RELEASED:
             previous = row["zoho_sync_status"]
             releases.append(dict(base, b_status=PENDING if previous in (None, SYNCING) else previous,
                                  b_in_doubt=bool(row["zoho_create_in_doubt"])))
             continue
-        if o.outcome in (SYNCED, "unchanged"):
+        if o.synced:
             successes.append(dict(base, b_zoho_id=o.zoho_id, b_now=now, b_hash=o.payload_hash,
                                   b_updated_at=row["updated_at"]))
         else:
-            failures.append(dict(base, b_status=FAILED if o.outcome == "dead_lettered" else o.outcome,
+            failures.append(dict(base, b_status=FAILED if o.outcome == DEAD_LETTERED else o.outcome,
                                  b_error=o.error, b_code=o.error_code, b_attempts=o.attempts, b_retry_at=o.retry_at,
-                                 b_in_doubt=o.in_doubt, b_dead=o.outcome == "dead_lettered", b_zoho_id=o.zoho_id,
+                                 b_in_doubt=o.in_doubt, b_dead=o.outcome == DEAD_LETTERED, b_zoho_id=o.zoho_id,
                                  b_updated_at=row["updated_at"]))
         logs.append(dict(entity_type=spec.name, entity_id=str(row["id"]), action=o.action, outcome=o.outcome,
                          zoho_id=o.zoho_id, error_code=o.error_code, error=o.error, attempt=o.attempts,
@@ -311,8 +317,7 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) ->
                 conn.execute(_statement(spec, build), params)
         if logs:
             conn.execute(zoho_sync_logs.insert(), logs)
-        recovered = [o.row["id"] for o in outcomes
-                     if o.outcome in (SYNCED, "unchanged") and o.row["zoho_sync_status"] in (FAILED, RETRYING)]
+        recovered = [o.row["id"] for o in outcomes if o.synced and o.row["zoho_sync_status"] in (FAILED, RETRYING)]
         if recovered:
             _wake_children(conn, spec, recovered)
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 
-
 from zoho_pipeline.sync import claims
 from zoho_pipeline.sync.catalog import Catalog
 from zoho_pipeline.sync.entities import SPECS
@@ -222,23 +221,23 @@ class _Run:
         claims.record(self.engine, spec, outcomes, run_id=self.report.run_id)
         for o in outcomes:
             rep.api_calls += o.api_calls
-            if o.outcome == "released":
+            key = (spec.name, str(o.row["id"]))
+            if o.outcome == claims.RELEASED:
                 rep.skipped += 1
-            elif o.outcome in (claims.SYNCED, "unchanged"):
+            elif o.synced:
                 counter = _COUNTERS[o.action]
                 setattr(rep, counter, getattr(rep, counter) + 1)
             elif o.outcome == claims.RETRYING:
                 rep.retried += 1
-                self.unsynced.add((spec.name, str(o.row["id"])))
+                self.unsynced.add(key)
             else:
                 rep.failed += 1
-                rep.dead_lettered += o.outcome == "dead_lettered"
-                row_id = str(o.row["id"])
-                if (spec.name, row_id) in self.unsynced:  # tried before in this run: its latest reason stands
-                    rep.failures[:] = [f for f in rep.failures if f.entity_id != row_id]
-                self.unsynced.add((spec.name, row_id))
-                rep.failures.append(Failure(spec.name, row_id, spec.label(o.row), o.error_code, o.error,
-                                            dead_lettered=o.outcome == "dead_lettered"))
+                rep.dead_lettered += o.outcome == claims.DEAD_LETTERED
+                if key in self.unsynced:  # tried before in this run: its latest reason stands
+                    rep.failures[:] = [f for f in rep.failures if f.entity_id != key[1]]
+                self.unsynced.add(key)
+                rep.failures.append(Failure(spec.name, key[1], spec.label(o.row), o.error_code, o.error,
+                                            dead_lettered=o.outcome == claims.DEAD_LETTERED))
             progress.tick(rep)
 
     def _wait_for_retries(self, spec, ids) -> bool:
@@ -320,11 +319,14 @@ class _Run:
         was_in_doubt = bool(row["zoho_create_in_doubt"])
         action = "update" if zoho_id else "create"
 
+        def elapsed_ms() -> int:
+            return int((time.monotonic() - started) * 1000)
+
         def failed(code, message, retry_at, count_attempt, in_doubt, new_zoho_id) -> claims.Outcome:
             outcome = claims.failed(
                 row, action=action, error_code=code, error=message, retry_at=retry_at, count_attempt=count_attempt,
                 max_attempts=self.settings.max_attempts, in_doubt=in_doubt, zoho_id=new_zoho_id,
-                api_calls=client.calls, duration_ms=int((time.monotonic() - started) * 1000))
+                api_calls=client.calls, duration_ms=elapsed_ms())
             log.warning("row %s entity=%s id=%s label=%r code=%s error=%s", outcome.outcome, spec.name, row["id"],
                         spec.label(row), code, message)
             return outcome
@@ -333,8 +335,7 @@ class _Run:
             payload = spec.build(row, ctx)
             digest = payload_hash(payload)
             if zoho_id and digest == row["zoho_payload_hash"] and self.mode != "all":
-                return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action="skip",
-                                        outcome="unchanged")
+                return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action="skip")
             if zoho_id:
                 spec.update(client, zoho_id, payload, row, ctx)
             else:
@@ -347,8 +348,8 @@ class _Run:
                     spec.update(client, zoho_id, payload, row, ctx)
                 else:
                     zoho_id = spec.create(client, payload, row, ctx)
-            return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action=action, outcome="synced",
-                                    api_calls=client.calls, duration_ms=int((time.monotonic() - started) * 1000))
+            return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action=action, api_calls=client.calls,
+                                    duration_ms=elapsed_ms())
         except InvalidRow as exc:
             return failed("invalid", str(exc), None, False, was_in_doubt, ctx.new_zoho_id)
         except ParentNotReady as exc:  # try again just after the parent's own next attempt
