@@ -22,6 +22,7 @@ from zoho_pipeline.source.admin import make_engine
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.entities import customers as customer_spec
 from zoho_pipeline.sync.settings import SyncSettings
+from zoho_pipeline_tests.support.emulator import TEST_CREDENTIALS
 
 SECTION = "3 overhead"
 
@@ -34,9 +35,9 @@ def _payloads(n: int, start: int):
 def raw_loop(emulator_url: str, n: int, start: int = 10_000_000) -> float:
     """Round trips per second of a plain requests loop (POST /customers, the engine's own payload)."""
     session = requests.Session()
-    token = session.post(emulator_url + "/oauth/v2/token", data=dict(
-        grant_type="refresh_token", client_id="1000.BENCH", client_secret="bench-secret",
-        refresh_token="1000.bench-refresh")).json()["access_token"]
+    creds = {k: TEST_CREDENTIALS[k] for k in ("client_id", "client_secret", "refresh_token")}
+    token = session.post(emulator_url + "/oauth/v2/token", data=dict(grant_type="refresh_token", **creds)).json()[
+        "access_token"]
     headers = {"Authorization": f"Zoho-oauthtoken {token}", "X-com-zoho-subscriptions-organizationid": "10234695",
                "Accept": "application/json"}
     payloads = list(_payloads(n, start))

@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zoho_pipeline_tests.test_emulator import VAT, Api, emu
+from zoho_pipeline_tests.emulator.test_emulator import VAT, Api, emu
 
 CENT = Decimal("0.01")
 lines = st.lists(st.tuples(st.decimals(min_value=0, max_value=100000, places=2),

@@ -14,7 +14,6 @@ Per ZOHO entity: a reference (provider customer id, reference_id, reference_numb
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -29,13 +28,12 @@ from zoho_pipeline.source.tables import zoho_sync_logs
 from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.entities.customers import PROVIDER_ID_FIELD
 from zoho_pipeline.sync.settings import ENTITY_ORDER, SyncSettings
+from zoho_pipeline_tests.support import emulator as emu
+from zoho_pipeline_tests.support.databases import admin_engine as _admin
+from zoho_pipeline_tests.support.databases import create_database, drop_database  # noqa: F401
+from zoho_pipeline_tests.support.databases import database_url as db_url
+from zoho_pipeline_tests.support.emulator import free_port, start_emulator  # noqa: F401 - the suite's names
 
-CREDENTIALS = dict(
-    client_id="1000.TESTCLIENT",
-    client_secret="emulator-client-secret-5f1c",
-    refresh_token="1000.emulator-refresh-token-9a7e",
-    organization_id="10234695",
-)
 SYNCING, SYNCED, FAILED, RETRYING = "syncing", "synced", "failed", "retrying"
 CENT = Decimal("0.01")
 
@@ -43,24 +41,10 @@ CENT = Decimal("0.01")
 # --- databases ------------------------------------------------------------------------------------------------
 
 
-def _admin(admin_url: str) -> sa.engine.Engine:
-    return sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-
-
-def db_url(admin_url: str, name: str) -> str:
-    return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
 def make_demo_template(admin_url: str, customers: int, seed: int) -> str:
     """A database holding the seeded demo (business tables + migrations); cloned per scenario."""
-    name = f"zp_fault_tpl_{uuid.uuid4().hex[:10]}"
-    admin = _admin(admin_url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    create_demo(db_url(admin_url, name), customers=customers, seed=seed)
+    name, url = create_database(admin_url, "zp_fault_tpl")
+    create_demo(url, customers=customers, seed=seed)
     return name
 
 
@@ -75,23 +59,20 @@ def clone_database(admin_url: str, template: str) -> tuple[str, str]:
     return name, db_url(admin_url, name)
 
 
-def drop_database(admin_url: str, name: str) -> None:
-    admin = _admin(admin_url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 def terminate_backends(admin_url: str, name: str) -> int:
     """Kill every connection to database `name` (what a failover or a DBA's pg_terminate_backend does)."""
     admin = _admin(admin_url)
     try:
         with admin.connect() as conn:
-            return len(conn.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name}).all())
+            return len(
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                ).all()
+            )
     finally:
         admin.dispose()
 
@@ -108,42 +89,31 @@ def allow_connections(admin_url: str, name: str, allowed: bool) -> None:
 # --- ZOHO side ------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_emulator(**overrides):
-    from zoho_pipeline.emulator.server import EmulatorConfig, start_emulator as start
-
-    config = dict(host="127.0.0.1", port=0, rate_limit_per_minute=100_000, daily_limit=10_000_000,
-                  max_concurrency=64, seed=7, **CREDENTIALS)
-    config.update(overrides)
-    return start(EmulatorConfig(**config))
-
-
 def make_client(base_url: str, engine, **overrides):
     """A client as one process would have it: its own session and limiter, the token and usage stores in the DB."""
-    from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
-    from zoho_pipeline.zoho.client import ZohoClient
-    from zoho_pipeline.zoho.config import ZohoConfig
-    from zoho_pipeline.zoho.limiter import RateLimiter
-
-    options = dict(api_base_url=f"{base_url}/billing/v1", accounts_url=base_url, requests_per_minute=100_000,
-                   daily_budget=10_000_000, read_timeout_s=5.0, connect_timeout_s=2.0, retry_base_delay_s=0.01,
-                   max_rate_limit_wait_s=5.0, rate_limit_backoff_s=0.5, token_lock_wait_s=5.0, **CREDENTIALS)
-    options.update(overrides)
-    config = ZohoConfig(**options)
-    usage = DbUsageStore(engine)
-    limiter = RateLimiter(config.requests_per_minute, config.daily_budget, usage, config.organization_id)
-    return ZohoClient(config, token_store=DbTokenStore(engine), usage_store=usage, limiter=limiter)
+    options = dict(
+        connect_timeout_s=2.0,
+        retry_base_delay_s=0.01,
+        max_rate_limit_wait_s=5.0,
+        rate_limit_backoff_s=0.5,
+        token_lock_wait_s=5.0,
+    )
+    return emu.make_client(engine, base_url, own_limiter=True, **{**options, **overrides})
 
 
 def fast_settings(**overrides) -> SyncSettings:
-    options = dict(max_workers=8, batch_size=200, max_attempts=8, backoff_base_s=0.05, backoff_max_s=120.0,
-                   in_run_retry_window_s=2.0, in_run_retry_rounds=3, run_stale_after_s=2.0,
-                   heartbeat_interval_s=0.5, progress_interval_s=1e9)
+    options = dict(
+        max_workers=8,
+        batch_size=200,
+        max_attempts=8,
+        backoff_base_s=0.05,
+        backoff_max_s=120.0,
+        in_run_retry_window_s=2.0,
+        in_run_retry_rounds=3,
+        run_stale_after_s=2.0,
+        heartbeat_interval_s=0.5,
+        progress_interval_s=1e9,
+    )
     options.update(overrides)
     return SyncSettings(**options)
 
@@ -168,9 +138,15 @@ def fast_forward(engine) -> int:
     with engine.begin() as conn:
         for spec in SPECS.values():
             c = spec.table.c
-            moved += conn.execute(spec.table.update().where(
-                c.zoho_next_attempt_at > now, c.zoho_sync_status.in_((FAILED, RETRYING)),
-                c.zoho_dead_lettered.is_not(True)).values(zoho_next_attempt_at=now)).rowcount
+            moved += conn.execute(
+                spec.table.update()
+                .where(
+                    c.zoho_next_attempt_at > now,
+                    c.zoho_sync_status.in_((FAILED, RETRYING)),
+                    c.zoho_dead_lettered.is_not(True),
+                )
+                .values(zoho_next_attempt_at=now)
+            ).rowcount
     return moved
 
 
@@ -225,8 +201,12 @@ def classify(engine) -> dict[str, dict[str, str]]:
                 states[rid] = "dead"
             elif status == FAILED and row["zoho_last_sync_error"] and row["zoho_error_code"] == "invalid":
                 states[rid] = "failed_ok"
-            elif status == FAILED and row["zoho_last_sync_error"] and row["zoho_error_code"] == "parent_failed" \
-                    and any(out.get(p, {}).get(pid) in ("failed_ok",) for p, pid in _parent_keys(name, row)):
+            elif (
+                status == FAILED
+                and row["zoho_last_sync_error"]
+                and row["zoho_error_code"] == "parent_failed"
+                and any(out.get(p, {}).get(pid) in ("failed_ok",) for p, pid in _parent_keys(name, row))
+            ):
                 states[rid] = "failed_ok"
             elif not row["_eligible"] and not zid and status in (None, "pending"):
                 states[rid] = "ignored"
@@ -267,8 +247,13 @@ def _zoho_index(store) -> dict[str, dict[str, list[dict]]]:
     return index
 
 
-ZOHO_ID_KEY = {"plans": "plan_code", "customers": "customer_id", "subscriptions": "subscription_id",
-               "invoices": "invoice_id", "payments": "payment_id"}
+ZOHO_ID_KEY = {
+    "plans": "plan_code",
+    "customers": "customer_id",
+    "subscriptions": "subscription_id",
+    "invoices": "invoice_id",
+    "payments": "payment_id",
+}
 
 
 def zoho_id(entity: str, found: dict) -> str:
@@ -283,6 +268,7 @@ def _reference(entity: str, row: dict) -> str:
         return str(row["id"])
     if entity == "plans":
         from zoho_pipeline.sync.entities.plans import plan_code
+
         return row["zoho_plan_code"] or plan_code(row["id"])
     if entity == "subscriptions":
         return str(row["id"])
@@ -334,9 +320,11 @@ class Verdict:
         return not (self.duplicates or self.orphans or self.lost or self.stuck)
 
     def summary(self) -> str:
-        head = (f"rows={self.rows} eligible={self.eligible} synced={self.synced} failed_ok={self.failed_ok} "
-                f"duplicates={self.duplicates} orphans={self.orphans} lost={self.lost} stuck={self.stuck} "
-                f"dead_lettered={self.dead_lettered}")
+        head = (
+            f"rows={self.rows} eligible={self.eligible} synced={self.synced} failed_ok={self.failed_ok} "
+            f"duplicates={self.duplicates} orphans={self.orphans} lost={self.lost} stuck={self.stuck} "
+            f"dead_lettered={self.dead_lettered}"
+        )
         return head + "".join(f"\n  {p}" for p in self.problems[:25])
 
 
@@ -381,16 +369,19 @@ def verify(engine, store) -> Verdict:
             found = by_id.get(str(zid)) if zid else None
             why = None
             if state != "synced":
-                why = (f"status={row['zoho_sync_status']} code={row['zoho_error_code']} dead="
-                       f"{row['zoho_dead_lettered']} error={(row['zoho_last_sync_error'] or '')[:120]!r}")
+                why = (
+                    f"status={row['zoho_sync_status']} code={row['zoho_error_code']} dead="
+                    f"{row['zoho_dead_lettered']} error={(row['zoho_last_sync_error'] or '')[:120]!r}"
+                )
             elif found is None:
                 why = f"synced with ZOHO id {zid} that ZOHO does not have"
             else:
                 why = _mismatch(name, row, found, zoho_ids)
             if why:
                 verdict.lost += 1
-                verdict.problems.append(f"lost {name} {rid} ({spec.label(row) if name != 'subscriptions' else rid})"
-                                        f": {why}")
+                verdict.problems.append(
+                    f"lost {name} {rid} ({spec.label(row) if name != 'subscriptions' else rid}): {why}"
+                )
             else:
                 verdict.synced += 1
     return verdict
@@ -399,9 +390,12 @@ def verify(engine, store) -> Verdict:
 def claimed_twice(engine) -> int:
     """Rows with two successful creates/adopts in the attempt log: the same row worked by two runs."""
     logs = zoho_sync_logs.c
-    query = (sa.select(logs.entity_type, logs.entity_id, sa.func.count())
-             .where(logs.outcome == "synced", logs.action.in_(("create", "adopt")))
-             .group_by(logs.entity_type, logs.entity_id).having(sa.func.count() > 1))
+    query = (
+        sa.select(logs.entity_type, logs.entity_id, sa.func.count())
+        .where(logs.outcome == "synced", logs.action.in_(("create", "adopt")))
+        .group_by(logs.entity_type, logs.entity_id)
+        .having(sa.func.count() > 1)
+    )
     with engine.connect() as conn:
         return len(conn.execute(query).all())
 
@@ -417,8 +411,10 @@ def log_rows(engine, **where) -> list[dict]:
 
 def max_attempts_seen(engine) -> int:
     with engine.connect() as conn:
-        return max(int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(s.table.c.zoho_attempts), 0))).scalar())
-                   for s in SPECS.values())
+        return max(
+            int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(s.table.c.zoho_attempts), 0))).scalar())
+            for s in SPECS.values()
+        )
 
 
 def status_counts(engine) -> dict[str, Counter]:
@@ -426,8 +422,14 @@ def status_counts(engine) -> dict[str, Counter]:
     with engine.connect() as conn:
         for name, spec in SPECS.items():
             c = spec.table.c
-            out[name] = Counter({str(k): v for k, v in conn.execute(
-                sa.select(c.zoho_sync_status, sa.func.count()).group_by(c.zoho_sync_status)).all()})
+            out[name] = Counter(
+                {
+                    str(k): v
+                    for k, v in conn.execute(
+                        sa.select(c.zoho_sync_status, sa.func.count()).group_by(c.zoho_sync_status)
+                    ).all()
+                }
+            )
     return out
 
 
@@ -437,15 +439,29 @@ def total(reports, attr: str) -> int:
 
 # --- the summary table ----------------------------------------------------------------------------------------
 
-COLUMNS = ("scenario", "rows", "api_calls", "duplicates", "lost", "stuck", "seconds", "runs", "adopted",
-           "failed_ok", "dead", "notes")
+COLUMNS = (
+    "scenario",
+    "rows",
+    "api_calls",
+    "duplicates",
+    "lost",
+    "stuck",
+    "seconds",
+    "runs",
+    "adopted",
+    "failed_ok",
+    "dead",
+    "notes",
+)
 
 
 def format_table(results: list[dict]) -> str:
     lines = [[str(r.get(c, "")) for c in COLUMNS] for r in results]
     widths = [max([len(c)] + [len(line[i]) for line in lines]) for i, c in enumerate(COLUMNS)]
-    fmt = lambda cells: "  ".join(cell.ljust(w) if i in (0, len(COLUMNS) - 1) else cell.rjust(w)  # noqa: E731
-                                  for i, (cell, w) in enumerate(zip(cells, widths)))
+    fmt = lambda cells: "  ".join(
+        cell.ljust(w) if i in (0, len(COLUMNS) - 1) else cell.rjust(w)  # noqa: E731
+        for i, (cell, w) in enumerate(zip(cells, widths))
+    )
     out = [fmt(COLUMNS), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines]
     return "\n".join(out)
 

@@ -16,7 +16,7 @@ from zoho_pipeline.zoho.client import ZohoClient
 from zoho_pipeline.zoho.errors import ZohoError
 from zoho_pipeline.zoho.limiter import RateLimiter
 
-from .conftest import TEST_CREDENTIALS
+from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
 
 
 # each test starts with no process-wide limiter or cached token (conftest.fresh_zoho_process_state)

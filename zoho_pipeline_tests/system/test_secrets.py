@@ -39,7 +39,7 @@ ORG = "10234695"
 CREDS = dict(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_token=REFRESH_TOKEN, organization_id=ORG)
 FAST = SyncSettings(max_workers=4, backoff_base_s=0.02, in_run_retry_window_s=1.0, in_run_retry_rounds=2,
                     run_stale_after_s=5.0)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from zoho_pipeline.defs.sensors import zoho_check_alert_sensor, zoho_run_failure
 from zoho_pipeline.ops import alerts
 from zoho_pipeline.source import tables as T
 from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
-from zoho_pipeline_tests.instance_helpers import BACKENDS, dagster_instance, source_url
-from zoho_pipeline_tests.test_alerts import (SECRET, SMTP_PASSWORD, _everything_sent, _parse,  # noqa: F401
+from zoho_pipeline_tests.support.dagster import BACKENDS, dagster_instance, source_url
+from zoho_pipeline_tests.monitor.test_alerts import (SECRET, SMTP_PASSWORD, _everything_sent, _parse,  # noqa: F401
                                              env, smtp_server, webhook_server)
-from zoho_pipeline_tests.test_defs import demo_db, make_resources, materialize
+from zoho_pipeline_tests.support.dagster import demo_db, make_resources, materialize
 
 CUSTOMERS = dg.AssetKey("zoho_customers")
 MISSING_ID = dg.AssetCheckKey(CUSTOMERS, "synced_rows_have_zoho_id")

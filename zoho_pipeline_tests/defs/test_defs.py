@@ -16,31 +16,13 @@ import sqlalchemy as sa
 
 from zoho_pipeline.defs.assets import ALL_ASSETS, PARTITIONED_ASSETS, UNPARTITIONED_ASSETS
 from zoho_pipeline.defs.checks import ENTITY_CHECKS
-from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
 from zoho_pipeline.defs.schedules import zoho_sync_schedule
 from zoho_pipeline.defs.sensors import zoho_source_changes_sensor
 from zoho_pipeline.source import tables as T
-from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
+from zoho_pipeline_tests.support.dagster import DEMO_CUSTOMERS, demo_db, make_resources, materialize
 
 STABLE_KEYS = {"created", "updated", "unchanged", "failed", "retried", "api_calls", "rate_limited", "duration_s",
                "rows_per_minute", "backlog", "adopted", "dead_lettered", "prerequisites", "failures", "report"}
-DEMO_CUSTOMERS = 25
-
-
-def make_resources(url: str, zoho_config, **zoho_overrides) -> dict:
-    zoho = dict(api_base_url=zoho_config.api_base_url, accounts_url=zoho_config.accounts_url,
-                requests_per_minute=zoho_config.requests_per_minute, daily_budget=zoho_config.daily_budget,
-                read_timeout_s=zoho_config.read_timeout_s, max_workers=4, backoff_base_s=0.01,
-                **TEST_CREDENTIALS)
-    zoho.update(zoho_overrides)
-    return {"source": SourceDatabaseResource(url=url), "zoho": ZohoBillingResource(**zoho)}
-
-
-def demo_db(url: str, customers: int = DEMO_CUSTOMERS) -> str:
-    from zoho_pipeline.source.admin import create_demo
-
-    create_demo(url, customers=customers, seed=11)
-    return url
 
 
 # One in-memory instance kept for the whole module: Dagster keeps weak references to the instance a sensor or
@@ -51,13 +33,6 @@ _KEPT_INSTANCE = dg.DagsterInstance.ephemeral()
 @contextlib.contextmanager
 def _instance():
     yield _KEPT_INSTANCE
-
-
-def materialize(assets, resources, instance=None, checks=(), **kw):
-    instance = instance or dg.DagsterInstance.ephemeral()
-    result = dg.materialize([*assets, *checks], resources=resources, instance=instance, raise_on_error=False, **kw)
-    result.keep_instance = instance  # the result holds its instance weakly
-    return result
 
 
 def metadata_by_asset(result) -> dict[str, dict]:

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from zoho_pipeline.ops import alert_cmd, alerts
-from zoho_pipeline_tests.test_ops_fixtures import make_source, scenario
+from zoho_pipeline_tests.support.rows import make_source, scenario
 
 SECRET = "s3cr3t-ZOHO-refresh-9a7e"
 SMTP_PASSWORD = "smtp-pa55-word"

@@ -1,6 +1,6 @@
 """One sync run in its own process, for the fault suite's SIGKILL scenario.
 
-    python -m zoho_pipeline_tests.fault_sync_child DATABASE_URL EMULATOR_URL
+    python -m zoho_pipeline_tests.support.fault_sync_child DATABASE_URL EMULATOR_URL
 
 Prints "started <run_id>" once the run is registered, then syncs every entity; the test kills it with SIGKILL.
 """
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.ERROR)
     from zoho_pipeline.source.admin import make_engine
     from zoho_pipeline.sync.engine import run_sync
-    from zoho_pipeline_tests.faultkit import fast_settings, make_client
+    from zoho_pipeline_tests.support.faults import fast_settings, make_client
 
     url, emulator_url = argv[1], argv[2]
     engine = make_engine(url)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zoho_pipeline_tests.test_emulator import VAT, Api
+from zoho_pipeline_tests.emulator.test_emulator import VAT, Api
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 if not SHARED.exists():
     SHARED = Path("/work/shared")
 RECORDED = SHARED / "zoho-billing-recorded"

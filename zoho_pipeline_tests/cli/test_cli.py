@@ -13,7 +13,7 @@ import pytest
 from zoho_pipeline.ops import cli, health, health_cmd, logs_cmd, retry_cmd, status_cmd
 from zoho_pipeline.source import tables as T
 from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
-from zoho_pipeline_tests.test_ops_fixtures import (add_customer, add_log, add_package, add_run, make_source, now,
+from zoho_pipeline_tests.support.rows import (add_customer, add_log, add_package, add_run, make_source, now,
                                                    row, scenario, set_usage)
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zoho_pipeline_tests.test_emulator import VAT, Api, make_customer
+from zoho_pipeline_tests.emulator.test_emulator import VAT, Api, make_customer
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
 pytestmark = pytest.mark.daemon
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STARTUP_S = 45
 
 WORKSPACE = """

@@ -8,7 +8,7 @@ import pytest
 
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync import queries as Q
-from zoho_pipeline_tests.test_ops_fixtures import (add_customer, add_log, add_run, make_source, now, row,
+from zoho_pipeline_tests.support.rows import (add_customer, add_log, add_run, make_source, now, row,
                                                    scenario, set_usage)
 
 
@@ -44,7 +44,7 @@ def test_due_count_and_backlog_age(world):
     assert 3500 < age < 3700  # the rows were changed an hour ago
     assert Q.oldest_due_age_s(engine, "plans") is None
     # a synced row changed after its sync becomes due, and so does a permanently failed row whose data changed
-    from zoho_pipeline_tests.test_ops_fixtures import ts
+    from zoho_pipeline_tests.support.rows import ts
 
     with engine.begin() as conn:
         conn.execute(T.customers.update().where(T.customers.c.id == ids["thandi"])

@@ -2,9 +2,9 @@
 
 Real Postgres for the source (a seeded demo, cloned per scenario from one template), real HTTP to the emulator
 with its fault injection, every entity synced by `run_sync`, runs repeated until nothing needs work (scheduled
-time between runs is simulated by `faultkit.fast_forward`). Then the source is compared with ZOHO (the
+time between runs is simulated by `support.faults.fast_forward`). Then the source is compared with ZOHO (the
 emulator's store): every scenario must end with 0 duplicates, 0 lost rows and 0 rows stuck in `syncing`
-(see faultkit's docstring for the exact rules). A summary table is printed at the end of the module and written
+(see support/faults.py's docstring for the exact rules). A summary table is printed at the end of the module and written
 to bench-results/faults.txt.
 
 Engine findings, fixed, are kept as regressions at the end (each names the file and the mechanism): an outage burned
@@ -31,12 +31,12 @@ import pytest
 import sqlalchemy as sa
 
 from zoho_pipeline.source.admin import make_engine
-from zoho_pipeline_tests import faultkit as fk
+from zoho_pipeline_tests.support import faults as fk
 
 FAST_CUSTOMERS = fk.env_int("ZOHO_FAULT_CUSTOMERS", 100)
 SOAK_CUSTOMERS = fk.env_int("ZOHO_SOAK_CUSTOMERS", 3000)
 DEMO_SEED = 42
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RESULTS_FILE = REPO / "bench-results" / "faults.txt"
 
 
@@ -229,7 +229,7 @@ def test_token_expiry_and_mint_limit(world):
 
 
 def _start_child(url: str, emulator_url: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "zoho_pipeline_tests.fault_sync_child", url, emulator_url],
+    proc = subprocess.Popen([sys.executable, "-m", "zoho_pipeline_tests.support.fault_sync_child", url, emulator_url],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     ready, _, _ = select.select([proc.stdout], [], [], 30)
     line = proc.stdout.readline() if ready else ""

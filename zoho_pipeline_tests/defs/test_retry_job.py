@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from zoho_pipeline.defs.assets import ALL_ASSETS
 from zoho_pipeline.source import tables as T
-from zoho_pipeline_tests.instance_helpers import BACKENDS, dagster_instance, source_url
-from zoho_pipeline_tests.test_defs import demo_db, make_resources, materialize
+from zoho_pipeline_tests.support.dagster import BACKENDS, dagster_instance, source_url
+from zoho_pipeline_tests.support.dagster import demo_db, make_resources, materialize
 
 C = T.customers.c
 
