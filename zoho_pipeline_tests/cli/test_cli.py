@@ -10,15 +10,36 @@ from datetime import timedelta
 
 import pytest
 
-from zoho_pipeline.ops import cli, health, health_cmd, logs_cmd, retry_cmd, status_cmd
+from zoho_pipeline.cli import health as health_cmd
+from zoho_pipeline.cli import logs as logs_cmd
+from zoho_pipeline.cli import main as cli
+from zoho_pipeline.cli import retry as retry_cmd
+from zoho_pipeline.cli import status as status_cmd
+from zoho_pipeline.monitor import health
 from zoho_pipeline.source import tables as T
 from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
-from zoho_pipeline_tests.support.rows import (add_customer, add_log, add_package, add_run, make_source, now,
-                                                   row, scenario, set_usage)
+from zoho_pipeline_tests.support.rows import (
+    add_customer,
+    add_log,
+    add_package,
+    add_run,
+    make_source,
+    now,
+    row,
+    scenario,
+    set_usage,
+)
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-ZOHO_VARS = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_ORGANIZATION_ID",
-             "ZOHO_API_BASE_URL", "ZOHO_ACCOUNTS_URL", "ENABLE_ZOHO_SYNC")
+ZOHO_VARS = (
+    "ZOHO_CLIENT_ID",
+    "ZOHO_CLIENT_SECRET",
+    "ZOHO_REFRESH_TOKEN",
+    "ZOHO_ORGANIZATION_ID",
+    "ZOHO_API_BASE_URL",
+    "ZOHO_ACCOUNTS_URL",
+    "ENABLE_ZOHO_SYNC",
+)
 
 
 @pytest.fixture
@@ -41,12 +62,17 @@ def world(db_url, clean_env):
 
 
 def _emulator_env(monkeypatch, emulator):
-    env = {"ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"], "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
-           "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
-           "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
-           "ZOHO_API_BASE_URL": f"{emulator.url}/billing/v1", "ZOHO_ACCOUNTS_URL": emulator.url,
-           "ZOHO_RATE_LIMIT_PER_MINUTE": "100000", "ZOHO_DAILY_BUDGET": "1000000",
-           "ZOHO_SYNC_BACKOFF_BASE_S": "0.01"}
+    env = {
+        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
+        "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
+        "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
+        "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
+        "ZOHO_API_BASE_URL": f"{emulator.url}/billing/v1",
+        "ZOHO_ACCOUNTS_URL": emulator.url,
+        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000",
+        "ZOHO_DAILY_BUDGET": "1000000",
+        "ZOHO_SYNC_BACKOFF_BASE_S": "0.01",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
 
@@ -77,8 +103,13 @@ def test_status_text_and_json(world, capsys):
         assert status_cmd.main(["--json", "--entity", "invoice"]) == 0
         data = json.loads(capsys.readouterr().out)
     assert list(data["entities"]) == ["invoices"]
-    assert data["api"] == {"organization_id": "10234695", "calls_today": 250, "daily_budget": 1000,
-                           "budget_used": 0.25, "rate_limit_per_minute": 100}
+    assert data["api"] == {
+        "organization_id": "10234695",
+        "calls_today": 250,
+        "daily_budget": 1000,
+        "budget_used": 0.25,
+        "rate_limit_per_minute": 100,
+    }
 
 
 def test_status_estimate_spills_over_budget():
@@ -107,8 +138,10 @@ def test_logs_name_rows_never_only_uuids(world, capsys):
     assert not UUID_RE.search(out)
     assert logs_cmd.main(["--status", "failed", "--entity", "customers", "--json"]) == 0
     lines = json.loads(capsys.readouterr().out)
-    assert {x["label"] for x in lines} == {"Lerato Mokoena <lerato@example.co.za>",
-                                           "Pieter van Wyk <pieter@example.co.za>"}
+    assert {x["label"] for x in lines} == {
+        "Lerato Mokoena <lerato@example.co.za>",
+        "Pieter van Wyk <pieter@example.co.za>",
+    }
     assert logs_cmd.main(["--since", "2h", "--limit", "2", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 2
     assert logs_cmd.main(["--since", "2h", "--limit", "2", "--offset", "2"]) == 0
@@ -167,11 +200,26 @@ def test_retry_syncs_now_through_the_engine(sqlite_url, clean_env, emulator, cap
     engine = make_source(sqlite_url)
     clean_env.setenv("SOURCE_DATABASE_URL", sqlite_url)
     _emulator_env(clean_env, emulator)
-    good = add_customer(engine, "Thandi", "Nkosi", email="thandi@example.co.za", zoho_sync_status="failed",
-                        zoho_dead_lettered=True, zoho_attempts=5, zoho_error_code="retryable:503",
-                        zoho_last_sync_error="Service Unavailable")
-    bad = add_customer(engine, "Broken", "Email", email="broken.at.example.co.za", zoho_sync_status="failed",
-                       zoho_error_code="invalid", zoho_last_sync_error="email: not valid")
+    good = add_customer(
+        engine,
+        "Thandi",
+        "Nkosi",
+        email="thandi@example.co.za",
+        zoho_sync_status="failed",
+        zoho_dead_lettered=True,
+        zoho_attempts=5,
+        zoho_error_code="retryable:503",
+        zoho_last_sync_error="Service Unavailable",
+    )
+    bad = add_customer(
+        engine,
+        "Broken",
+        "Email",
+        email="broken.at.example.co.za",
+        zoho_sync_status="failed",
+        zoho_error_code="invalid",
+        zoho_last_sync_error="email: not valid",
+    )
     other = add_customer(engine, "Left", "Alone", email="left@example.co.za")  # pending, not asked for
     assert retry_cmd.main(["customers", "thandi@example.co.za"]) == 0
     out = capsys.readouterr().out
@@ -192,8 +240,14 @@ def _healthy_db(url):
     engine = make_source(url)
     add_package(engine, zoho_sync_status="synced", zoho_plan_code="fibre-100")
     cid = add_customer(engine, zoho_sync_status="synced", zoho_billing_customer_id="Z1")
-    add_run(engine, "r-ok", status="succeeded", started=now() - timedelta(minutes=5), heartbeat=now(),
-            finished=now() - timedelta(minutes=4))
+    add_run(
+        engine,
+        "r-ok",
+        status="succeeded",
+        started=now() - timedelta(minutes=5),
+        heartbeat=now(),
+        finished=now() - timedelta(minutes=4),
+    )
     add_log(engine, "customers", cid, "synced")
     return engine
 
@@ -209,8 +263,15 @@ def test_health_healthy_and_unhealthy(db_url, clean_env, capsys):
     assert data["healthy"] and set(data["categories"]) == {"database", "activity", "api", "integrity"}
     assert data["categories"]["api"] == "skip"
     # a dead-lettered row makes it unhealthy, and says which
-    add_customer(engine, "Pieter", "van Wyk", email="p@example.co.za", zoho_sync_status="failed",
-                 zoho_dead_lettered=True, at=now() - timedelta(minutes=1))
+    add_customer(
+        engine,
+        "Pieter",
+        "van Wyk",
+        email="p@example.co.za",
+        zoho_sync_status="failed",
+        zoho_dead_lettered=True,
+        at=now() - timedelta(minutes=1),
+    )
     assert health_cmd.main(["--no-api", "--detailed"]) == 1
     out = capsys.readouterr().out
     assert "UNHEALTHY" in out and "dead_lettered" in out and "retry --failed" in out
@@ -221,15 +282,19 @@ def test_health_scenario_failures_by_category(world):
     engine, _ = world
     report = health.run_health(engine, check_api_connectivity=False)
     failing = {(c.category, c.name) for c in report.failures()}
-    assert {("activity", "stuck_rows"), ("integrity", "synced_without_id"), ("integrity", "dead_lettered"),
-            ("integrity", "backlog_age")} <= failing
+    assert {
+        ("activity", "stuck_rows"),
+        ("integrity", "synced_without_id"),
+        ("integrity", "dead_lettered"),
+        ("integrity", "backlog_age"),
+    } <= failing
     assert report.exit_code == 1
 
 
 def test_health_database_unusable(sqlite_url, clean_env, capsys):
-    from zoho_pipeline.source import admin, business
+    from zoho_pipeline.source import business, database
 
-    engine = admin.make_engine(sqlite_url)
+    engine = database.make_engine(sqlite_url)
     business.create_business_tables(engine)  # provider tables, pipeline never installed
     assert health_cmd.main(["--database-url", sqlite_url, "--no-api"]) == 1
     out = capsys.readouterr().out

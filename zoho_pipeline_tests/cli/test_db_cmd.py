@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from zoho_pipeline.ops import cli, db_cmd
-from zoho_pipeline.source import admin, business
+from zoho_pipeline.cli import db as db_cmd
+from zoho_pipeline.cli import main as cli
+from zoho_pipeline.source import business, database, migrate
 
 
 def test_full_cycle(db_url, capsys, monkeypatch):
@@ -18,22 +19,22 @@ def test_full_cycle(db_url, capsys, monkeypatch):
 
     assert db_cmd.main(["create-demo", *url, "--customers", "30", "--seed", "9"]) == 0
     out = capsys.readouterr().out
-    assert "customers" in out and " 30" in out and admin.head() in out and "invalid_email" in out
-    assert admin.business_row_counts(db_url)["customers"] == 30
+    assert "customers" in out and " 30" in out and migrate.head() in out and "invalid_email" in out
+    assert database.business_row_counts(db_url)["customers"] == 30
 
     # a second demo into tables that hold rows is refused, nothing changes
     assert db_cmd.main(["create-demo", *url, "--customers", "10"]) == 2
     assert "--reset" in capsys.readouterr().err
-    assert admin.business_row_counts(db_url)["customers"] == 30
+    assert database.business_row_counts(db_url)["customers"] == 30
 
     assert db_cmd.main(["create-demo", *url, "--customers", "12", "--reset"]) == 0
     capsys.readouterr()
-    assert admin.business_row_counts(db_url)["customers"] == 12
+    assert database.business_row_counts(db_url)["customers"] == 12
 
     assert db_cmd.main(["upgrade", *url]) == 0
     assert "already at" in capsys.readouterr().out
     assert db_cmd.main(["current", *url]) == 0
-    assert capsys.readouterr().out.strip() == f"{admin.head()} (head)"
+    assert capsys.readouterr().out.strip() == f"{migrate.head()} (head)"
 
     assert db_cmd.main(["downgrade", *url, "--revision", "0001"]) == 0
     assert "-> 0001" in capsys.readouterr().out
@@ -42,11 +43,11 @@ def test_full_cycle(db_url, capsys, monkeypatch):
 
     assert db_cmd.main(["downgrade", *url]) == 0
     assert "-> base" in capsys.readouterr().out
-    assert admin.current(db_url) is None
-    assert admin.business_row_counts(db_url)["customers"] == 12
+    assert migrate.current(db_url) is None
+    assert database.business_row_counts(db_url)["customers"] == 12
 
     assert db_cmd.main(["upgrade", *url]) == 0
-    assert f"migrated base -> {admin.head()} (head)" in capsys.readouterr().out
+    assert f"migrated base -> {migrate.head()} (head)" in capsys.readouterr().out
 
 
 def test_database_url_from_the_environment(sqlite_url, capsys, monkeypatch):
@@ -59,7 +60,7 @@ def test_database_url_from_the_environment(sqlite_url, capsys, monkeypatch):
 
 def test_no_database_url_is_a_usage_error(capsys, monkeypatch):
     monkeypatch.delenv("SOURCE_DATABASE_URL", raising=False)
-    monkeypatch.setattr("zoho_pipeline.ops.cli._load_dotenv", lambda: None)
+    monkeypatch.setattr("zoho_pipeline.cli.main._load_dotenv", lambda: None)
     for command in (["upgrade"], ["downgrade"], ["current"], ["create-demo"]):
         assert db_cmd.main(command) == 2
         assert "SOURCE_DATABASE_URL" in capsys.readouterr().err
@@ -70,17 +71,17 @@ def test_upgrade_refuses_without_provider_tables(sqlite_url, capsys):
     assert db_cmd.main(["upgrade", "--database-url", sqlite_url]) == 2
     err = capsys.readouterr().err
     assert "customers" in err and "create-demo" in err
-    engine = admin.make_engine(sqlite_url)
+    engine = database.make_engine(sqlite_url)
     assert sa.inspect(engine).get_table_names() == []
     engine.dispose()
 
 
 def test_create_demo_into_empty_existing_business_tables(sqlite_url, capsys):
-    engine = admin.make_engine(sqlite_url)
+    engine = database.make_engine(sqlite_url)
     business.create_business_tables(engine)
     engine.dispose()
     assert db_cmd.main(["create-demo", "--database-url", sqlite_url, "--customers", "4"]) == 0
-    assert admin.business_row_counts(sqlite_url)["customers"] == 4
+    assert database.business_row_counts(sqlite_url)["customers"] == 4
 
 
 @pytest.mark.parametrize("argv", [[], ["bogus"], ["create-demo", "--customers", "many"]])
@@ -98,7 +99,7 @@ def test_help(capsys):
 
 
 def test_upgrade_lock_timeout_flag(pg_url, capsys):
-    engine = admin.make_engine(pg_url)
+    engine = database.make_engine(pg_url)
     business.create_business_tables(engine)
     engine.dispose()
     holder = sa.create_engine(pg_url)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import sqlalchemy as sa
 
-from zoho_pipeline.ops import sync_cmd
-from zoho_pipeline.source import tables as T
+from zoho_pipeline.cli import sync as sync_cmd
 from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
 
 
@@ -30,7 +28,7 @@ def env(monkeypatch, tmp_path, emulator, zoho_config):
 
 
 def _source(monkeypatch, tmp_path, bad_rows: bool = True):
-    from zoho_pipeline.source.admin import create_demo
+    from zoho_pipeline.source.migrate import create_demo
 
     url = f"sqlite:///{tmp_path / 'source.db'}"
     create_demo(url, customers=20, seed=5)

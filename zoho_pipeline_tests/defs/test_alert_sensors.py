@@ -5,7 +5,7 @@ alerts once, ALERT_DRY_RUN sends nothing and prints what would be sent, and no s
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -15,13 +15,19 @@ from zoho_pipeline.defs.alerting import state_key
 from zoho_pipeline.defs.assets import ALL_ASSETS
 from zoho_pipeline.defs.checks import ENTITY_CHECKS
 from zoho_pipeline.defs.sensors import zoho_check_alert_sensor, zoho_run_failure_sensor
-from zoho_pipeline.ops import alerts
+from zoho_pipeline.monitor import alerts
 from zoho_pipeline.source import tables as T
 from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
-from zoho_pipeline_tests.support.dagster import BACKENDS, dagster_instance, source_url
-from zoho_pipeline_tests.monitor.test_alerts import (SECRET, SMTP_PASSWORD, _everything_sent, _parse,  # noqa: F401
-                                             env, smtp_server, webhook_server)
-from zoho_pipeline_tests.support.dagster import demo_db, make_resources, materialize
+from zoho_pipeline_tests.monitor.test_alerts import SECRET, SMTP_PASSWORD, _everything_sent, _parse
+from zoho_pipeline_tests.monitor.test_alerts import env, smtp_server, webhook_server  # noqa: F401 - fixtures
+from zoho_pipeline_tests.support.dagster import (
+    BACKENDS,
+    dagster_instance,
+    demo_db,
+    make_resources,
+    materialize,
+    source_url,
+)
 
 CUSTOMERS = dg.AssetKey("zoho_customers")
 MISSING_ID = dg.AssetCheckKey(CUSTOMERS, "synced_rows_have_zoho_id")
@@ -41,8 +47,13 @@ def alert_env(env, monkeypatch):
 
 
 def _secrets_absent(text: str) -> None:
-    for secret in (SECRET, SMTP_PASSWORD, TEST_CREDENTIALS["client_secret"], TEST_CREDENTIALS["refresh_token"],
-                   BAD_SECRET):
+    for secret in (
+        SECRET,
+        SMTP_PASSWORD,
+        TEST_CREDENTIALS["client_secret"],
+        TEST_CREDENTIALS["refresh_token"],
+        BAD_SECRET,
+    ):
         assert secret not in text
 
 
@@ -51,8 +62,9 @@ def _bodies(webhook_server) -> list[dict]:
 
 
 def _run_customer_checks(instance, resources):
-    result = materialize([], resources, instance=instance, checks=CUSTOMER_CHECKS,
-                         selection=dg.AssetSelection.checks(*CUSTOMER_CHECKS))
+    result = materialize(
+        [], resources, instance=instance, checks=CUSTOMER_CHECKS, selection=dg.AssetSelection.checks(*CUSTOMER_CHECKS)
+    )
     assert result.success
     return result
 
@@ -64,8 +76,12 @@ def _tick(instance, resources):
 def _synced_customer(url: str) -> str:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        cid = conn.execute(sa.select(T.customers.c.id).where(T.customers.c.zoho_sync_status == "synced")
-                           .order_by(T.customers.c.id).limit(1)).scalar_one()
+        cid = conn.execute(
+            sa.select(T.customers.c.id)
+            .where(T.customers.c.zoho_sync_status == "synced")
+            .order_by(T.customers.c.id)
+            .limit(1)
+        ).scalar_one()
     engine.dispose()
     return str(cid)
 
@@ -81,8 +97,9 @@ def _set_zoho_id(url: str, cid: str, value) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_failing_error_check_alerts_once_and_once_on_recovery(request, backend, alert_env, smtp_server,
-                                                              webhook_server, emulator, zoho_config):
+def test_failing_error_check_alerts_once_and_once_on_recovery(
+    request, backend, alert_env, smtp_server, webhook_server, emulator, zoho_config
+):
     url = demo_db(source_url(backend, request), customers=6)
     resources = make_resources(url, zoho_config)
     with dagster_instance(backend, request) as instance:
@@ -96,8 +113,9 @@ def test_failing_error_check_alerts_once_and_once_on_recovery(request, backend, 
         zoho_id = None
         engine = sa.create_engine(url)
         with engine.connect() as conn:
-            zoho_id = conn.execute(sa.select(T.customers.c.zoho_billing_customer_id)
-                                   .where(T.customers.c.id == cid)).scalar_one()
+            zoho_id = conn.execute(
+                sa.select(T.customers.c.zoho_billing_customer_id).where(T.customers.c.id == cid)
+            ).scalar_one()
         engine.dispose()
         _set_zoho_id(url, cid, None)  # "synced" without its ZOHO id
         checks = _run_customer_checks(instance, resources)
@@ -131,7 +149,7 @@ def test_failing_error_check_alerts_once_and_once_on_recovery(request, backend, 
         _set_zoho_id(url, cid, zoho_id)
         _run_customer_checks(instance, resources)
         _tick(instance, resources)
-        recovered = _bodies(webhook_server)[baseline + 1:]
+        recovered = _bodies(webhook_server)[baseline + 1 :]
         assert len(recovered) == 1
         assert recovered[0]["event"]["kind"] == "check_recovered" and recovered[0]["event"]["severity"] == "info"
         assert "synced_rows_have_zoho_id" in recovered[0]["event"]["title"]
@@ -140,9 +158,9 @@ def test_failing_error_check_alerts_once_and_once_on_recovery(request, backend, 
         assert alerts.alert_state(resources["source"].engine(), state_key(MISSING_ID)) == "ok"
 
 
-def test_check_alert_dry_run_prints_once_per_change_and_sends_nothing(sqlite_url, alert_env, monkeypatch, capsys,
-                                                                      smtp_server, webhook_server, emulator,
-                                                                      zoho_config):
+def test_check_alert_dry_run_prints_once_per_change_and_sends_nothing(
+    sqlite_url, alert_env, monkeypatch, capsys, smtp_server, webhook_server, emulator, zoho_config
+):
     url = demo_db(sqlite_url, customers=6)
     resources = make_resources(url, zoho_config)
     monkeypatch.setenv("ALERT_DRY_RUN", "true")
@@ -166,8 +184,9 @@ def test_check_alert_dry_run_prints_once_per_change_and_sends_nothing(sqlite_url
         assert any("synced_rows_have_zoho_id" in b["event"]["title"] for b in _bodies(webhook_server))
 
 
-def test_warn_only_failures_do_not_alert(sqlite_url, alert_env, monkeypatch, smtp_server, webhook_server,
-                                         emulator, zoho_config):
+def test_warn_only_failures_do_not_alert(
+    sqlite_url, alert_env, monkeypatch, smtp_server, webhook_server, emulator, zoho_config
+):
     """failures_under_threshold fails at WARN for a few failed rows: no alert (only ERROR alerts)."""
     url = demo_db(sqlite_url, customers=6)
     resources = make_resources(url, zoho_config)
@@ -175,12 +194,14 @@ def test_warn_only_failures_do_not_alert(sqlite_url, alert_env, monkeypatch, smt
         assert materialize([ALL_ASSETS[1]], resources, instance=instance).success
         engine = sa.create_engine(url)
         with engine.begin() as conn:  # one customer changed to an email ZOHO refuses: failed, not dead-lettered
-            conn.execute(T.customers.update().where(T.customers.c.id == _synced_customer(url)).values(
-                email="not-an-email", updated_at=datetime.now(timezone.utc)))
+            conn.execute(
+                T.customers.update()
+                .where(T.customers.c.id == _synced_customer(url))
+                .values(email="not-an-email", updated_at=datetime.now(UTC))
+            )
         engine.dispose()
         materialize([ALL_ASSETS[1]], resources, instance=instance, checks=CUSTOMER_CHECKS)
-        rec = instance.get_latest_asset_check_evaluation_record(
-            dg.AssetCheckKey(CUSTOMERS, "failures_under_threshold"))
+        rec = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(CUSTOMERS, "failures_under_threshold"))
         assert not rec.evaluation.passed and rec.evaluation.severity == dg.AssetCheckSeverity.WARN
         _tick(instance, resources)
         assert not any("failures_under_threshold" in b["event"]["title"] for b in _bodies(webhook_server))
@@ -195,13 +216,17 @@ def _failed_run_context(instance, resources):
     run = instance.get_run_by_id(result.run_id)
     record = instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records[0]
     return dg.build_run_status_sensor_context(
-        sensor_name=zoho_run_failure_sensor.name, dagster_instance=instance, dagster_run=run,
-        dagster_event=record.event_log_entry.dagster_event).for_run_failure()
+        sensor_name=zoho_run_failure_sensor.name,
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=record.event_log_entry.dagster_event,
+    ).for_run_failure()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_failed_run_sends_one_alert(request, backend, alert_env, monkeypatch, smtp_server, webhook_server, emulator,
-                                    zoho_config):
+def test_failed_run_sends_one_alert(
+    request, backend, alert_env, monkeypatch, smtp_server, webhook_server, emulator, zoho_config
+):
     monkeypatch.setenv("ZOHO_CLIENT_SECRET", BAD_SECRET)  # what the run is configured with: must never leave
     url = demo_db(source_url(backend, request), customers=4)
     resources = make_resources(url, zoho_config, client_secret=BAD_SECRET)  # ZOHO rejects it: dg.Failure
@@ -217,8 +242,9 @@ def test_failed_run_sends_one_alert(request, backend, alert_env, monkeypatch, sm
         _secrets_absent(_everything_sent(smtp_server, webhook_server))
 
 
-def test_failed_run_dry_run_prints_and_sends_nothing(sqlite_url, alert_env, monkeypatch, capsys, smtp_server,
-                                                     webhook_server, emulator, zoho_config):
+def test_failed_run_dry_run_prints_and_sends_nothing(
+    sqlite_url, alert_env, monkeypatch, capsys, smtp_server, webhook_server, emulator, zoho_config
+):
     monkeypatch.setenv("ALERT_DRY_RUN", "true")
     resources = make_resources(demo_db(sqlite_url, customers=4), zoho_config, client_secret=BAD_SECRET)
     with dagster_instance("sqlite", request=None) as instance:
@@ -238,12 +264,18 @@ def test_a_zoho_outage_is_one_alert_not_one_per_asset(sqlite_url, alert_env, mon
     from types import SimpleNamespace
 
     from zoho_pipeline.defs import alerting
-    from zoho_pipeline.source.admin import create_demo, make_engine
+    from zoho_pipeline.source.database import make_engine
+    from zoho_pipeline.source.migrate import create_demo
 
     create_demo(sqlite_url, customers=3, seed=1)
     keys = [dg.AssetCheckKey(a.key, "api_reachable") for a in ALL_ASSETS]
-    failing = dg.AssetCheckEvaluation(asset_key=keys[0].asset_key, check_name="api_reachable", passed=False,
-                                      severity=dg.AssetCheckSeverity.ERROR, description="connection refused")
+    failing = dg.AssetCheckEvaluation(
+        asset_key=keys[0].asset_key,
+        check_name="api_reachable",
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="connection refused",
+    )
     record = SimpleNamespace(run_id="r1", create_timestamp=0.0)
     monkeypatch.setattr(alerting, "latest_evaluations", lambda instance, ks: {k: (record, failing) for k in ks})
     engine = make_engine(sqlite_url)

@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from zoho_pipeline.ops import alert_cmd, alerts
+from zoho_pipeline.cli import alert as alert_cmd
+from zoho_pipeline.monitor import alerts
 from zoho_pipeline_tests.support.rows import make_source, scenario
 
 SECRET = "s3cr3t-ZOHO-refresh-9a7e"
@@ -116,12 +117,17 @@ def env(monkeypatch, smtp_server, webhook_server):
         if k.startswith("ALERT_"):
             monkeypatch.delenv(k)
     values = {
-        "ALERT_SMTP_HOST": "127.0.0.1", "ALERT_SMTP_PORT": str(smtp_server.server_address[1]),
-        "ALERT_SMTP_USER": "alerts@example.co.za", "ALERT_SMTP_PASSWORD": SMTP_PASSWORD,
-        "ALERT_SMTP_STARTTLS": "false", "ALERT_EMAIL_FROM": "zoho-pipeline@example.co.za",
+        "ALERT_SMTP_HOST": "127.0.0.1",
+        "ALERT_SMTP_PORT": str(smtp_server.server_address[1]),
+        "ALERT_SMTP_USER": "alerts@example.co.za",
+        "ALERT_SMTP_PASSWORD": SMTP_PASSWORD,
+        "ALERT_SMTP_STARTTLS": "false",
+        "ALERT_EMAIL_FROM": "zoho-pipeline@example.co.za",
         "ALERT_EMAIL_TO": "ops@example.co.za, finance@example.co.za",
-        "ALERT_WEBHOOK_URL": webhook_server.url, "ZOHO_REFRESH_TOKEN": SECRET,
-        "ZOHO_CLIENT_SECRET": "client-secret-5f1c", "SOME_API_TOKEN": "tok-abcdef",
+        "ALERT_WEBHOOK_URL": webhook_server.url,
+        "ZOHO_REFRESH_TOKEN": SECRET,
+        "ZOHO_CLIENT_SECRET": "client-secret-5f1c",
+        "SOME_API_TOKEN": "tok-abcdef",
     }
     for k, v in values.items():
         monkeypatch.setenv(k, v)
@@ -129,12 +135,29 @@ def env(monkeypatch, smtp_server, webhook_server):
 
 
 def _event(**kw) -> alerts.AlertEvent:
-    base = dict(kind="failed_rows", title="2 rows failed to sync", severity="error",
-                details={"customers": "1 failed", "invoices": "1 failed"},
-                rows=[{"entity": "customers", "label": "Thandi Nkosi <thandi@example.co.za>", "error_code": "4",
-                       "error": f"Invalid value; refresh_token={SECRET}", "attempts": 1},
-                      {"entity": "invoices", "label": "INV-2025-000123", "error_code": "1001",
-                       "error": "Customer does not exist <b>", "attempts": 2, "dead_lettered": True}])
+    base = dict(
+        kind="failed_rows",
+        title="2 rows failed to sync",
+        severity="error",
+        details={"customers": "1 failed", "invoices": "1 failed"},
+        rows=[
+            {
+                "entity": "customers",
+                "label": "Thandi Nkosi <thandi@example.co.za>",
+                "error_code": "4",
+                "error": f"Invalid value; refresh_token={SECRET}",
+                "attempts": 1,
+            },
+            {
+                "entity": "invoices",
+                "label": "INV-2025-000123",
+                "error_code": "1001",
+                "error": "Customer does not exist <b>",
+                "attempts": 2,
+                "dead_lettered": True,
+            },
+        ],
+    )
     base.update(kw)
     return alerts.AlertEvent(**base)
 
@@ -182,8 +205,10 @@ def test_webhook_generic_carries_slack_and_discord_keys(env, smtp_server, webhoo
     assert body["event"]["kind"] == "failed_rows"
 
 
-@pytest.mark.parametrize("fmt,keys,absent", [("slack", {"text", "blocks"}, {"content", "embeds"}),
-                                             ("discord", {"content", "embeds"}, {"text", "blocks"})])
+@pytest.mark.parametrize(
+    "fmt,keys,absent",
+    [("slack", {"text", "blocks"}, {"content", "embeds"}), ("discord", {"content", "embeds"}, {"text", "blocks"})],
+)
 def test_webhook_formats(env, monkeypatch, smtp_server, webhook_server, fmt, keys, absent):
     monkeypatch.setenv("ALERT_WEBHOOK_FORMAT", fmt)
     monkeypatch.delenv("ALERT_SMTP_HOST")
@@ -198,14 +223,15 @@ def test_webhook_formats(env, monkeypatch, smtp_server, webhook_server, fmt, key
 
 def test_auto_format_by_url():
     assert alerts.webhook_format(alerts.AlertSettings(webhook_url="https://hooks.slack.com/services/x")) == "slack"
-    assert alerts.webhook_format(alerts.AlertSettings(webhook_url="https://discord.com/api/webhooks/1/x")) == \
-        "discord"
+    assert alerts.webhook_format(alerts.AlertSettings(webhook_url="https://discord.com/api/webhooks/1/x")) == "discord"
     assert alerts.webhook_format(alerts.AlertSettings(webhook_url="https://example.com/hook")) == "generic"
 
 
 def test_secrets_never_sent(env, smtp_server, webhook_server):
-    ev = _event(summary=f"token {SECRET}; smtp {SMTP_PASSWORD}; client client-secret-5f1c; other tok-abcdef",
-                details={"url": f"postgresql://zoho:{SMTP_PASSWORD}@db/billing", "secret": SECRET})
+    ev = _event(
+        summary=f"token {SECRET}; smtp {SMTP_PASSWORD}; client client-secret-5f1c; other tok-abcdef",
+        details={"url": f"postgresql://zoho:{SMTP_PASSWORD}@db/billing", "secret": SECRET},
+    )
     alerts.send_alert(ev)
     sent = _everything_sent(smtp_server, webhook_server)
     assert sent and "***" in sent
@@ -278,8 +304,15 @@ def test_reminder_after(env, monkeypatch, sqlite_url, smtp_server, webhook_serve
 
 def test_send_alert_accepts_a_dict(env, smtp_server, webhook_server):
     # the Dagster run-failure sensor passes the event's fields as a dict
-    result = alerts.send_alert({"kind": "run_failed", "severity": "error", "title": "ZOHO sync run failed: job",
-                                "summary": "boom", "details": {"run_id": "abc"}})
+    result = alerts.send_alert(
+        {
+            "kind": "run_failed",
+            "severity": "error",
+            "title": "ZOHO sync run failed: job",
+            "summary": "boom",
+            "details": {"run_id": "abc"},
+        }
+    )
     assert result["sent"] == ["email", "webhook"]
 
 

@@ -7,21 +7,21 @@ import json
 
 import pytest
 
-from zoho_pipeline.ops import reconcile_cmd
-from zoho_pipeline.ops.health import build_client
-from zoho_pipeline.ops.reconcile import reconcile
-from zoho_pipeline.source import admin
+from zoho_pipeline.cli import reconcile as reconcile_cmd
+from zoho_pipeline.monitor.reconcile import reconcile
+from zoho_pipeline.source import database, migrate
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.settings import SyncSettings
+from zoho_pipeline.sync.stores import zoho_client
 from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
 
 
 @pytest.fixture
 def synced(sqlite_url, zoho_config):
-    admin.create_demo(sqlite_url, customers=12, seed=5)
-    engine = admin.make_engine(sqlite_url)
-    with build_client(engine, zoho_config) as client:
+    migrate.create_demo(sqlite_url, customers=12, seed=5)
+    engine = database.make_engine(sqlite_url)
+    with zoho_client(zoho_config, engine) as client:
         run_sync(engine, client, SyncSettings(backoff_base_s=0.01))
     yield engine
     engine.dispose()
@@ -31,12 +31,15 @@ def _synced_row(engine, table, *cols):
     import sqlalchemy as sa
 
     with engine.connect() as conn:
-        return conn.execute(sa.select(table).where(table.c.zoho_sync_status == "synced")
-                            .order_by(table.c.id)).mappings().first()
+        return (
+            conn.execute(sa.select(table).where(table.c.zoho_sync_status == "synced").order_by(table.c.id))
+            .mappings()
+            .first()
+        )
 
 
 def test_clean_sync_reconciles(synced, zoho_config):
-    with build_client(synced, zoho_config) as client:
+    with zoho_client(zoho_config, synced) as client:
         report = reconcile(synced, client)
     assert report.ok, [d.as_dict() for d in report.differences]
     assert report.complete
@@ -48,13 +51,21 @@ def test_planted_differences_are_found(synced, zoho_config):
     cust = _synced_row(synced, T.customers)
     inv = _synced_row(synced, T.customer_invoices)
     pay = _synced_row(synced, T.payment_transactions)
-    with build_client(synced, zoho_config) as client:
+    with zoho_client(zoho_config, synced) as client:
         # 1. someone edits a customer in ZOHO
-        client.put(f"/customers/{cust['zoho_billing_customer_id']}", json={"email": "changed@example.com",
-                                                                         "last_name": "Changed"})
+        client.put(
+            f"/customers/{cust['zoho_billing_customer_id']}",
+            json={"email": "changed@example.com", "last_name": "Changed"},
+        )
         # 2. a second ZOHO customer carrying the same provider reference (created twice)
-        client.post("/customers", json={"display_name": "Twin", "email": cust["email"], "custom_fields": [
-            {"label": "Provider Customer ID", "value": str(cust["id"])}]})
+        client.post(
+            "/customers",
+            json={
+                "display_name": "Twin",
+                "email": cust["email"],
+                "custom_fields": [{"label": "Provider Customer ID", "value": str(cust["id"])}],
+            },
+        )
         # 3. a customer nobody in the source knows
         client.post("/customers", json={"display_name": "Walk-in", "email": "walkin@example.com"})
         # 4. a synced payment deleted in ZOHO
@@ -78,17 +89,19 @@ def test_planted_differences_are_found(synced, zoho_config):
 def test_invoice_total_and_paid_status(synced, zoho_config):
     inv = _synced_row(synced, T.customer_invoices)
     with synced.begin() as conn:  # the source says paid and a different total, ZOHO was not told
-        conn.execute(T.customer_invoices.update().where(T.customer_invoices.c.id == inv["id"])
-                     .values(status="paid" if inv["status"] != "paid" else "sent",
-                             total_amount=inv["total_amount"] + 1))
-    with build_client(synced, zoho_config) as client:
+        conn.execute(
+            T.customer_invoices.update()
+            .where(T.customer_invoices.c.id == inv["id"])
+            .values(status="paid" if inv["status"] != "paid" else "sent", total_amount=inv["total_amount"] + 1)
+        )
+    with zoho_client(zoho_config, synced) as client:
         report = reconcile(synced, client, ["invoices"])
     fields = {d.field for d in report.differences if d.source_id == str(inv["id"])}
     assert {"total", "paid"} <= fields
 
 
 def test_budget_and_sample(synced, zoho_config):
-    with build_client(synced, zoho_config) as client:
+    with zoho_client(zoho_config, synced) as client:
         report = reconcile(synced, client, max_calls=2)
         assert report.api_calls <= 2 and not report.complete
         sampled = reconcile(synced, client, ["customers"], sample=3, list_zoho=False, seed=1)
@@ -101,17 +114,22 @@ def test_reconcile_command_exit_codes(synced, zoho_config, emulator, sqlite_url,
     for k in ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_ORGANIZATION_ID"):
         monkeypatch.delenv(k, raising=False)
     assert reconcile_cmd.main([]) == 2  # no credentials
-    env = {"ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"], "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
-           "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
-           "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
-           "ZOHO_API_BASE_URL": f"{emulator.url}/billing/v1", "ZOHO_ACCOUNTS_URL": emulator.url,
-           "ZOHO_RATE_LIMIT_PER_MINUTE": "100000", "ZOHO_DAILY_BUDGET": "10000000"}
+    env = {
+        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
+        "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
+        "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
+        "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
+        "ZOHO_API_BASE_URL": f"{emulator.url}/billing/v1",
+        "ZOHO_ACCOUNTS_URL": emulator.url,
+        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000",
+        "ZOHO_DAILY_BUDGET": "10000000",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert reconcile_cmd.main([]) == 0
     capsys.readouterr()
     cust = _synced_row(synced, T.customers)
-    with build_client(synced, zoho_config) as client:
+    with zoho_client(zoho_config, synced) as client:
         client.put(f"/customers/{cust['zoho_billing_customer_id']}", json={"first_name": "Someone"})
     assert reconcile_cmd.main(["--entity", "customers"]) == 1
     out = capsys.readouterr().out

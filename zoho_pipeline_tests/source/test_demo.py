@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from zoho_pipeline.source import admin, business, demo, tables
+from zoho_pipeline.source import business, database, demo, migrate, tables
 from zoho_pipeline.source.tables import Garbled
 
 TODAY = dt.date(2025, 6, 15)
@@ -43,18 +43,35 @@ def test_every_kind_and_status_is_present(rows):
         return collections.Counter(r[column] for r in rows[table])
 
     assert set(values("customer_invoices", "invoice_type")) == {
-        "recurring", "installation", "pro_rata", "equipment", "adjustment"}
+        "recurring",
+        "installation",
+        "pro_rata",
+        "equipment",
+        "adjustment",
+    }
     types = values("customer_invoices", "invoice_type")
     assert types.most_common(1)[0][0] == "recurring"
     assert set(values("customer_invoices", "status")) == {
-        "draft", "sent", "paid", "partially_paid", "overdue", "cancelled"}
+        "draft",
+        "sent",
+        "paid",
+        "partially_paid",
+        "overdue",
+        "cancelled",
+    }
     assert set(values("customer_services", "status")) == {"pending", "active", "suspended", "cancelled"}
     assert set(values("customers", "status")) == {"active", "suspended", "closed"}
     assert set(values("customers", "account_type")) == {"personal", "business"}
     assert 0.7 <= values("customers", "account_type")["personal"] / 400 <= 0.9
     assert set(values("payment_transactions", "status")) == {"pending", "completed", "failed", "refunded"}
     assert set(values("payment_transactions", "payment_method")) == {
-        "netcash", "eft", "instant_eft", "card", "debit_order", "cash"}
+        "netcash",
+        "eft",
+        "instant_eft",
+        "card",
+        "debit_order",
+        "cash",
+    }
     assert {p["is_active"] for p in rows["service_packages"]} == {True, False}
     names = {p["name"] for p in rows["service_packages"]}
     for speed in ("25/25", "50/50", "100/50", "200/100", "500/250", "1000/500"):
@@ -122,10 +139,13 @@ def test_invoice_totals_vat_per_line_and_numbers(rows):
             for li in items:
                 assert set(li) == {"description", "quantity", "unit_price", "amount"}
                 assert Decimal(str(li["amount"])) == (Decimal(str(li["unit_price"])) * li["quantity"]).quantize(
-                    Decimal("0.01"))
+                    Decimal("0.01")
+                )
             assert inv["subtotal"] == sum(Decimal(str(li["amount"])) for li in items)
-            per_line = sum((Decimal(str(li["amount"])) * Decimal("0.15")).quantize(Decimal("0.01"), "ROUND_HALF_UP")
-                           for li in items)
+            per_line = sum(
+                (Decimal(str(li["amount"])) * Decimal("0.15")).quantize(Decimal("0.01"), "ROUND_HALF_UP")
+                for li in items
+            )
             assert inv["vat_amount"] == per_line
     assert null_items and empty_items and multi_line
     # per-line rounding actually matters somewhere (pro-rata amounts have cents)
@@ -156,8 +176,13 @@ def test_payments_follow_their_invoices(rows):
 
 
 def test_bad_rows_are_there_and_flagged(rows):
-    assert set(rows.bad) == {"invalid_email", "negative_amount_invoice", "total_mismatch_invoice",
-                             "garbled_line_items_invoice", "zero_amount_payment"}
+    assert set(rows.bad) == {
+        "invalid_email",
+        "negative_amount_invoice",
+        "total_mismatch_invoice",
+        "garbled_line_items_invoice",
+        "zero_amount_payment",
+    }
     by_id = {r["id"]: r for table in rows.values() for r in table}
     assert "@" not in by_id[rows.bad["invalid_email"][0]]["email"]
     neg = by_id[rows.bad["negative_amount_invoice"][0]]
@@ -169,15 +194,15 @@ def test_bad_rows_are_there_and_flagged(rows):
 
 
 def test_create_demo_on_the_database(db_url):
-    counts = admin.create_demo(db_url, customers=150, seed=7, today=TODAY)
+    counts = migrate.create_demo(db_url, customers=150, seed=7, today=TODAY)
     rows = demo.generate(150, seed=7, today=TODAY)
-    assert counts["revision"] == admin.head() and admin.is_at_head(db_url)
+    assert counts["revision"] == migrate.head() and migrate.is_at_head(db_url)
     assert counts["bad_rows"] == {kind: 1 for kind in rows.bad}
-    stored = admin.business_row_counts(db_url)
+    stored = database.business_row_counts(db_url)
     for name in business.BUSINESS_TABLE_NAMES:
         assert counts[name] == stored[name] == len(rows[name])
 
-    engine = admin.make_engine(db_url)
+    engine = database.make_engine(db_url)
     try:
         with engine.connect() as conn:
             # read through the pipeline's own definitions: the garbled row comes back on its own, the rest parse
@@ -199,22 +224,30 @@ def test_create_demo_on_the_database(db_url):
             assert any("'" in n for n in names)
             # every row is due for its first sync
             for tbl in tables.BUSINESS_TABLES:
-                due = conn.execute(sa.select(sa.func.count()).select_from(tbl)
-                                   .where(tables.dirty_predicate(tbl))).scalar_one()
+                due = conn.execute(
+                    sa.select(sa.func.count()).select_from(tbl).where(tables.dirty_predicate(tbl))
+                ).scalar_one()
                 assert due == stored[tbl.name]
     finally:
         engine.dispose()
 
 
 def test_create_demo_foreign_keys_are_enforced(db_url):
-    admin.create_demo(db_url, customers=5, seed=1, today=TODAY)
-    engine = admin.make_engine(db_url)
+    migrate.create_demo(db_url, customers=5, seed=1, today=TODAY)
+    engine = database.make_engine(db_url)
     try:
         with pytest.raises(sa.exc.IntegrityError):
             with engine.begin() as conn:
-                conn.execute(tables.customer_services.insert().values(
-                    id="00000000-0000-4000-8000-000000000001", customer_id="00000000-0000-4000-8000-00000000dead",
-                    package_id="00000000-0000-4000-8000-00000000beef", status="pending", monthly_price=1,
-                    created_at=dt.datetime.now(dt.timezone.utc), updated_at=dt.datetime.now(dt.timezone.utc)))
+                conn.execute(
+                    tables.customer_services.insert().values(
+                        id="00000000-0000-4000-8000-000000000001",
+                        customer_id="00000000-0000-4000-8000-00000000dead",
+                        package_id="00000000-0000-4000-8000-00000000beef",
+                        status="pending",
+                        monthly_price=1,
+                        created_at=dt.datetime.now(dt.UTC),
+                        updated_at=dt.datetime.now(dt.UTC),
+                    )
+                )
     finally:
         engine.dispose()

@@ -17,8 +17,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from zoho_pipeline.source import admin, business
-from zoho_pipeline.source.admin import make_engine
+from zoho_pipeline.source import business, migrate
+from zoho_pipeline.source.database import make_engine
 
 CUSTOMERS = 100_000
 SERVICES = 40_000
@@ -83,23 +83,35 @@ def _populate(engine) -> None:
     ]
     with engine.begin() as conn:
         for sql in statements:
-            conn.execute(sa.text(sql), dict(customers=CUSTOMERS, services=SERVICES, invoices=INVOICES,
-                                            payments=PAYMENTS))
+            conn.execute(
+                sa.text(sql), dict(customers=CUSTOMERS, services=SERVICES, invoices=INVOICES, payments=PAYMENTS)
+            )
 
 
 def _columns(conn) -> dict[str, list[tuple]]:
     """table -> [(name, type, nullable, default)] in ordinal order."""
     out = {}
     for name in BUSINESS:
-        out[name] = [tuple(r) for r in conn.execute(sa.text(
-            "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = :t ORDER BY ordinal_position"), {"t": name})]
+        out[name] = [
+            tuple(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = :t ORDER BY ordinal_position"
+                ),
+                {"t": name},
+            )
+        ]
     return out
 
 
 def _relfilenodes(conn) -> dict[str, int]:
-    return {name: conn.execute(sa.text("SELECT relfilenode FROM pg_class WHERE oid = CAST(:t AS regclass)"),
-                               {"t": name}).scalar_one() for name in BUSINESS}
+    return {
+        name: conn.execute(
+            sa.text("SELECT relfilenode FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": name}
+        ).scalar_one()
+        for name in BUSINESS
+    }
 
 
 def _checksums(conn) -> dict[str, tuple[int, str]]:
@@ -108,15 +120,23 @@ def _checksums(conn) -> dict[str, tuple[int, str]]:
     for table in business.BUSINESS_TABLES:
         cols = ", ".join(f'"{c.name}"::text' for c in table.columns)
         where = "WHERE email NOT LIKE 'concurrent-%'" if table.name == "customers" else ""
-        out[table.name] = tuple(conn.execute(sa.text(
-            f"SELECT count(*), md5(string_agg(concat_ws('|', {cols}), E'\\n' ORDER BY id)) FROM {table.name} {where}"
-        )).one())
+        out[table.name] = tuple(
+            conn.execute(
+                sa.text(
+                    f"SELECT count(*), md5(string_agg(concat_ws('|', {cols}), E'\\n' ORDER BY id)) FROM {table.name} {where}"
+                )
+            ).one()
+        )
     return out
 
 
 def _indexes(conn) -> set[tuple[str, str]]:
-    return {(r[0], r[1]) for r in conn.execute(sa.text(
-        "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema()"))}
+    return {
+        (r[0], r[1])
+        for r in conn.execute(
+            sa.text("SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema()")
+        )
+    }
 
 
 def _tables(conn) -> set[str]:
@@ -142,10 +162,13 @@ class Writer(threading.Thread):
                 n += 1
                 started = time.monotonic()
                 try:
-                    conn.execute(sa.text(
-                        "INSERT INTO customers (id, email, first_name, last_name, account_type, created_at, "
-                        "updated_at) VALUES (gen_random_uuid(), :e, 'Con', 'Current', 'personal', now(), now())"),
-                        {"e": f"concurrent-{n}@example.co.za"})
+                    conn.execute(
+                        sa.text(
+                            "INSERT INTO customers (id, email, first_name, last_name, account_type, created_at, "
+                            "updated_at) VALUES (gen_random_uuid(), :e, 'Con', 'Current', 'personal', now(), now())"
+                        ),
+                        {"e": f"concurrent-{n}@example.co.za"},
+                    )
                     conn.commit()
                     self.latencies.append(time.monotonic() - started)
                 except Exception as exc:  # noqa: BLE001 - recorded and asserted on
@@ -175,14 +198,16 @@ def test_upgrade_on_a_populated_postgres_is_additive_rewrites_nothing_and_revers
         writer.start()
         time.sleep(0.3)
         started = time.monotonic()
-        reached = admin.upgrade(pg_url)
+        reached = migrate.upgrade(pg_url)
         upgrade_s = time.monotonic() - started
         time.sleep(0.3)
         writer.stop.set()
         writer.join(timeout=30)
-        print(f"db upgrade on {CUSTOMERS} customers: {upgrade_s:.2f}s; concurrent inserts: {len(writer.latencies)}, "
-              f"slowest {max(writer.latencies) * 1000:.0f} ms, errors {len(writer.errors)}")
-        assert reached == admin.head()
+        print(
+            f"db upgrade on {CUSTOMERS} customers: {upgrade_s:.2f}s; concurrent inserts: {len(writer.latencies)}, "
+            f"slowest {max(writer.latencies) * 1000:.0f} ms, errors {len(writer.errors)}"
+        )
+        assert reached == migrate.head()
         assert not writer.errors, writer.errors[:3]
         assert len(writer.latencies) >= 10
         assert max(writer.latencies) < 2.0, "a provider insert waited on the migration for seconds"
@@ -192,15 +217,17 @@ def test_upgrade_on_a_populated_postgres_is_additive_rewrites_nothing_and_revers
             assert _relfilenodes(conn) == files_before, "a business table was rewritten"
             assert _checksums(conn) == sums_before, "the upgrade changed business data"
             indexes_after = _indexes(conn)
-            invalid = conn.execute(sa.text(
-                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid"
-            )).all()
+            invalid = conn.execute(
+                sa.text(
+                    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid"
+                )
+            ).all()
         assert not invalid, invalid
         for name in BUSINESS:
             before = columns_before[name]
             after = columns_after[name]
-            assert after[:len(before)] == before, f"{name}: a business column changed"
-            added = after[len(before):]
+            assert after[: len(before)] == before, f"{name}: a business column changed"
+            added = after[len(before) :]
             assert added and all(col[0].startswith("zoho_") for col in added), (name, added)
             for col_name, _type, nullable, default in added:
                 assert nullable == "YES" and default is None, f"{name}.{col_name} is NOT NULL or has a default"
@@ -211,7 +238,7 @@ def test_upgrade_on_a_populated_postgres_is_additive_rewrites_nothing_and_revers
         assert ("customers", "ix_customers_zoho_due") in new_indexes
 
         # safe to run twice: nothing changes, nothing is rewritten
-        assert admin.upgrade(pg_url) == admin.head()
+        assert migrate.upgrade(pg_url) == migrate.head()
         with engine.connect() as conn:
             assert _columns(conn) == columns_after
             assert _relfilenodes(conn) == files_before
@@ -219,7 +246,7 @@ def test_upgrade_on_a_populated_postgres_is_additive_rewrites_nothing_and_revers
 
         # downgrade: exactly the original columns, indexes and tables; business data and files untouched
         started = time.monotonic()
-        assert admin.downgrade(pg_url) is None
+        assert migrate.downgrade(pg_url) is None
         print(f"db downgrade: {time.monotonic() - started:.2f}s")
         with engine.connect() as conn:
             assert _columns(conn) == columns_before
@@ -228,12 +255,13 @@ def test_upgrade_on_a_populated_postgres_is_additive_rewrites_nothing_and_revers
             assert _relfilenodes(conn) == files_before
             assert _checksums(conn) == sums_before, "the downgrade changed business data"
             assert conn.execute(sa.text("SELECT count(*) FROM provider_notes")).scalar_one() == 100
-            concurrent = conn.execute(sa.text(
-                "SELECT count(*) FROM customers WHERE email LIKE 'concurrent-%'")).scalar_one()
+            concurrent = conn.execute(
+                sa.text("SELECT count(*) FROM customers WHERE email LIKE 'concurrent-%'")
+            ).scalar_one()
         assert concurrent == len(writer.latencies), "a provider insert made during the upgrade was lost"
 
         # and back up again: the round trip is repeatable
-        assert admin.upgrade(pg_url) == admin.head()
+        assert migrate.upgrade(pg_url) == migrate.head()
         with engine.connect() as conn:
             assert _columns(conn) == columns_after
             assert _relfilenodes(conn) == files_before
@@ -248,26 +276,33 @@ def test_upgrade_waits_at_most_its_lock_timeout_behind_a_long_business_transacti
     try:
         business.create_business_tables(engine)
         with engine.begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO customers (id, email, first_name, last_name, account_type, created_at, updated_at) "
-                "SELECT gen_random_uuid(), 'c' || g || '@x.co.za', 'A', 'B', 'personal', now(), now() "
-                "FROM generate_series(1, 1000) g"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO customers (id, email, first_name, last_name, account_type, created_at, updated_at) "
+                    "SELECT gen_random_uuid(), 'c' || g || '@x.co.za', 'A', 'B', 'personal', now(), now() "
+                    "FROM generate_series(1, 1000) g"
+                )
+            )
         holder = engine.connect()
         holder.execute(sa.text("LOCK TABLE customers IN ROW EXCLUSIVE MODE"))  # an open business transaction
         try:
             started = time.monotonic()
             with pytest.raises(Exception) as caught:
-                admin.upgrade(pg_url, lock_timeout="1s")
+                migrate.upgrade(pg_url, lock_timeout="1s")
             waited = time.monotonic() - started
             assert "lock timeout" in str(caught.value).lower() or "LockNotAvailable" in repr(caught.value)
             assert waited < 10, f"the upgrade waited {waited:.1f}s for its lock"
         finally:
             holder.rollback()
             holder.close()
-        assert admin.upgrade(pg_url) == admin.head()
+        assert migrate.upgrade(pg_url) == migrate.head()
         with engine.connect() as conn:
-            cols = {r[0] for r in conn.execute(sa.text(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'"))}
+            cols = {
+                r[0]
+                for r in conn.execute(
+                    sa.text("SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'")
+                )
+            }
         assert "zoho_billing_customer_id" in cols
     finally:
         engine.dispose()

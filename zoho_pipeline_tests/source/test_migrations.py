@@ -9,20 +9,22 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from zoho_pipeline.ops import db_cmd
-from zoho_pipeline.source import admin, business, demo, tables
+from zoho_pipeline.cli import db as db_cmd
+from zoho_pipeline.source import business, database, demo, migrate, tables
 
 TODAY = dt.date(2025, 6, 15)
 
 
 def _schema(url: str) -> dict:
     """Tables -> (columns, index names) as the database reports them."""
-    engine = admin.make_engine(url)
+    engine = database.make_engine(url)
     try:
         insp = sa.inspect(engine)
         return {
-            name: (frozenset(c["name"] for c in insp.get_columns(name)),
-                   frozenset(i["name"] for i in insp.get_indexes(name)))
+            name: (
+                frozenset(c["name"] for c in insp.get_columns(name)),
+                frozenset(i["name"] for i in insp.get_indexes(name)),
+            )
             for name in insp.get_table_names()
         }
     finally:
@@ -31,7 +33,7 @@ def _schema(url: str) -> dict:
 
 def _checksum(url: str) -> dict[str, tuple[int, str]]:
     """Row count and a digest of every business column of every row, per business table."""
-    engine = admin.make_engine(url)
+    engine = database.make_engine(url)
     out = {}
     try:
         with engine.connect() as conn:
@@ -48,7 +50,7 @@ def _checksum(url: str) -> dict[str, tuple[int, str]]:
 
 def _provider_db(url: str, customers: int = 40) -> None:
     """A provider database before the pipeline: business tables with demo rows, no zoho_* anything."""
-    engine = admin.make_engine(url)
+    engine = database.make_engine(url)
     try:
         business.create_business_tables(engine)
         demo.insert_rows(engine, demo.generate(customers, seed=5, today=TODAY))
@@ -63,18 +65,18 @@ def test_upgrade_adds_every_zoho_column_and_table_and_is_idempotent(db_url):
     for name, (cols, _) in before.items():
         assert not [c for c in cols if c.startswith("zoho_")], name
 
-    assert admin.current(db_url) is None
-    assert not admin.is_at_head(db_url)
-    assert admin.upgrade(db_url) == admin.head()
+    assert migrate.current(db_url) is None
+    assert not migrate.is_at_head(db_url)
+    assert migrate.upgrade(db_url) == migrate.head()
     after = _schema(db_url)
-    assert admin.upgrade(db_url) == admin.head()  # twice: nothing to do, nothing changes
+    assert migrate.upgrade(db_url) == migrate.head()  # twice: nothing to do, nothing changes
     assert _schema(db_url) == after
-    assert admin.is_at_head(db_url)
+    assert migrate.is_at_head(db_url)
 
     # head matches tables.py exactly: every column of every table the pipeline knows
     for tbl in tables.metadata.sorted_tables:
         assert after[tbl.name][0] == {c.name for c in tbl.columns}, tbl.name
-    assert set(after) == {t.name for t in tables.metadata.sorted_tables} | {admin.VERSION_TABLE}
+    assert set(after) == {t.name for t in tables.metadata.sorted_tables} | {migrate.VERSION_TABLE}
     for tbl in tables.BUSINESS_TABLES:
         indexes = after[tbl.name][1]
         assert f"ix_{tbl.name}_zoho_due" in indexes
@@ -88,8 +90,8 @@ def test_upgrade_adds_every_zoho_column_and_table_and_is_idempotent(db_url):
 
 def test_head_column_types_match_tables_py(db_url):
     _provider_db(db_url, customers=0)
-    admin.upgrade(db_url)
-    engine = admin.make_engine(db_url)
+    migrate.upgrade(db_url)
+    engine = database.make_engine(db_url)
     try:
         insp = sa.inspect(engine)
         for tbl in tables.metadata.sorted_tables:
@@ -102,7 +104,9 @@ def test_head_column_types_match_tables_py(db_url):
                 assert got.get("default") is None, f"{tbl.name}.{col.name} must have no default"
                 want = col.type.compile(dialect=engine.dialect)
                 assert got["type"].compile(dialect=engine.dialect).split("(")[0] == want.split("(")[0], (
-                    tbl.name, col.name)
+                    tbl.name,
+                    col.name,
+                )
                 if getattr(col.type, "length", None):
                     assert got["type"].length == col.type.length, (tbl.name, col.name)
     finally:
@@ -113,40 +117,40 @@ def test_downgrade_removes_exactly_what_upgrade_added_and_business_data_is_untou
     _provider_db(db_url)
     schema_before, data_before = _schema(db_url), _checksum(db_url)
 
-    admin.upgrade(db_url)
+    migrate.upgrade(db_url)
     assert _checksum(db_url) == data_before
-    admin.downgrade(db_url, "0001")
-    assert admin.current(db_url) == "0001"
-    admin.upgrade(db_url)  # up again from the middle
+    migrate.downgrade(db_url, "0001")
+    assert migrate.current(db_url) == "0001"
+    migrate.upgrade(db_url)  # up again from the middle
     assert _checksum(db_url) == data_before
 
-    assert admin.downgrade(db_url) is None
+    assert migrate.downgrade(db_url) is None
     assert _schema(db_url) == schema_before
     assert _checksum(db_url) == data_before
-    assert admin.current(db_url) is None
+    assert migrate.current(db_url) is None
     # and once more, the whole way: the cycle is repeatable
-    admin.upgrade(db_url)
-    admin.downgrade(db_url)
+    migrate.upgrade(db_url)
+    migrate.downgrade(db_url)
     assert _schema(db_url) == schema_before
 
 
 def test_upgrade_refuses_a_database_without_the_provider_tables(db_url, capsys):
-    with pytest.raises(admin.MissingProviderTables) as info:
-        admin.upgrade(db_url)
+    with pytest.raises(database.MissingProviderTables) as info:
+        migrate.upgrade(db_url)
     message = str(info.value)
     for name in business.BUSINESS_TABLE_NAMES:
         assert name in message
     assert "SOURCE_DATABASE_URL" in message and "create-demo" in message
 
     # only one table missing: named alone, and nothing was added to the others
-    engine = admin.make_engine(db_url)
+    engine = database.make_engine(db_url)
     business.create_business_tables(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE payment_transactions"))
     engine.dispose()
     schema = _schema(db_url)
-    with pytest.raises(admin.MissingProviderTables) as info:
-        admin.upgrade(db_url)
+    with pytest.raises(database.MissingProviderTables) as info:
+        migrate.upgrade(db_url)
     assert info.value.missing == ["payment_transactions"]
     assert _schema(db_url) == schema
 
@@ -159,7 +163,7 @@ def test_due_index_predicate_is_tables_dirty_predicate():
     """The migration's frozen predicate renders exactly like tables.dirty_predicate on both dialects."""
     from importlib.util import module_from_spec, spec_from_file_location
 
-    path = admin.MIGRATIONS_DIR / "versions" / "0002_zoho_indexes.py"
+    path = migrate.MIGRATIONS_DIR / "versions" / "0002_zoho_indexes.py"
     spec = spec_from_file_location("zp_0002", path)
     module = module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -173,15 +177,16 @@ def test_due_index_predicate_is_tables_dirty_predicate():
 
 def test_find_work_query_uses_the_due_index_on_sqlite(sqlite_url):
     _provider_db(sqlite_url)
-    admin.upgrade(sqlite_url)
-    engine = admin.make_engine(sqlite_url)
+    migrate.upgrade(sqlite_url)
+    engine = database.make_engine(sqlite_url)
     try:
         with engine.connect() as conn:
             for tbl in tables.BUSINESS_TABLES:
                 stmt = sa.select(tbl.c.id).where(tables.dirty_predicate(tbl))
                 compiled = stmt.compile(engine)
                 plan = conn.exec_driver_sql(
-                    "EXPLAIN QUERY PLAN " + str(compiled), tuple(compiled.params.values())).all()
+                    "EXPLAIN QUERY PLAN " + str(compiled), tuple(compiled.params.values())
+                ).all()
                 assert f"ix_{tbl.name}_zoho_due" in " ".join(str(r[-1]) for r in plan)
     finally:
         engine.dispose()
@@ -266,25 +271,36 @@ def test_upgrade_on_native_postgres_ddl_and_the_due_index_serves_find_work(pg_ur
         conn.exec_driver_sql(RAW_PROVIDER_DDL)
         conn.exec_driver_sql(
             "INSERT INTO customers (email, first_name, last_name, account_type) "
-            "SELECT 'c' || g || '@example.co.za', 'Sipho', 'Ngcobo', 'personal' FROM generate_series(1, 200) g")
-        conn.exec_driver_sql(
-            "INSERT INTO service_packages (name, monthly_price) VALUES ('Fibre 50/50 Mbps', 699.00)")
+            "SELECT 'c' || g || '@example.co.za', 'Sipho', 'Ngcobo', 'personal' FROM generate_series(1, 200) g"
+        )
+        conn.exec_driver_sql("INSERT INTO service_packages (name, monthly_price) VALUES ('Fibre 50/50 Mbps', 699.00)")
     data_before = _checksum(pg_url)
     schema_before = _schema(pg_url)
 
-    assert admin.upgrade(pg_url) == admin.head()
+    assert migrate.upgrade(pg_url) == migrate.head()
     with engine.begin() as conn:
         # the provider's own alembic is not ours: untouched
         assert conn.exec_driver_sql("select version_num from alembic_version").scalar_one() == "provider_7f3a"
-        conn.execute(tables.customers.update().where(tables.customers.c.email.like("c1%")).values(
-            zoho_sync_status="synced", zoho_source_version=sa.func.now() + sa.text("interval '1 hour'")))
+        conn.execute(
+            tables.customers.update()
+            .where(tables.customers.c.email.like("c1%"))
+            .values(zoho_sync_status="synced", zoho_source_version=sa.func.now() + sa.text("interval '1 hour'"))
+        )
         # no index is left invalid by the CONCURRENTLY build
-        assert conn.execute(sa.text(
-            "select count(*) from pg_index i join pg_class c on c.oid = i.indexrelid "
-            "where c.relname like :pattern and not i.indisvalid"), {"pattern": "ix_%zoho%"}).scalar_one() == 0
+        assert (
+            conn.execute(
+                sa.text(
+                    "select count(*) from pg_index i join pg_class c on c.oid = i.indexrelid "
+                    "where c.relname like :pattern and not i.indisvalid"
+                ),
+                {"pattern": "ix_%zoho%"},
+            ).scalar_one()
+            == 0
+        )
         predicate = conn.exec_driver_sql(
             "select pg_get_expr(i.indpred, i.indrelid) from pg_index i join pg_class c on c.oid = i.indexrelid "
-            "where c.relname = 'ix_customers_zoho_due'").scalar_one()
+            "where c.relname = 'ix_customers_zoho_due'"
+        ).scalar_one()
         assert "zoho_source_version" in predicate and "synced" in predicate
         conn.exec_driver_sql("ANALYZE customers")
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
@@ -294,20 +310,21 @@ def test_upgrade_on_native_postgres_ddl_and_the_due_index_serves_find_work(pg_ur
             plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql))
             assert f"ix_{tbl.name}_zoho_due" in plan, plan
         # the same query through SQLAlchemy with bound parameters finds the dirty rows
-        dirty = conn.execute(sa.select(sa.func.count()).select_from(tables.customers)
-                             .where(tables.dirty_predicate(tables.customers))).scalar_one()
+        dirty = conn.execute(
+            sa.select(sa.func.count()).select_from(tables.customers).where(tables.dirty_predicate(tables.customers))
+        ).scalar_one()
         assert dirty == 200 - 111  # c1, c10..c19, c100..c199 are synced
 
     # the provider's types (uuid, jsonb, timestamptz) and rows survive the round trip exactly
     assert _checksum(pg_url) == data_before
-    admin.downgrade(pg_url)
+    migrate.downgrade(pg_url)
     assert _schema(pg_url) == schema_before
     assert _checksum(pg_url) == data_before
     engine.dispose()
 
 
 def test_make_engine_sqlite_pragmas(sqlite_url):
-    engine = admin.make_engine(sqlite_url)
+    engine = database.make_engine(sqlite_url)
     try:
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -317,7 +334,7 @@ def test_make_engine_sqlite_pragmas(sqlite_url):
 
 
 def test_make_engine_postgres_pool(pg_url):
-    engine = admin.make_engine(pg_url)
+    engine = database.make_engine(pg_url)
     try:
         assert engine.pool.size() == 12
         assert engine.pool._pre_ping
@@ -334,28 +351,33 @@ def test_upgrade_gives_up_on_a_locked_table_instead_of_blocking_it_then_succeeds
     with holder.connect() as conn:
         conn.exec_driver_sql("LOCK TABLE customer_invoices IN ACCESS SHARE MODE")  # a long report, say
         with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
-            admin.upgrade(pg_url, lock_timeout="300ms")
+            migrate.upgrade(pg_url, lock_timeout="300ms")
         conn.rollback()
     holder.dispose()
     assert _schema(pg_url) == schema_before  # the failed revision left nothing behind
-    assert admin.current(pg_url) is None
-    assert admin.upgrade(pg_url) == admin.head()
+    assert migrate.current(pg_url) is None
+    assert migrate.upgrade(pg_url) == migrate.head()
 
 
 def test_upgrade_resumes_after_an_interrupted_concurrent_index_build(pg_url):
     _provider_db(pg_url, customers=5)
-    admin.upgrade(pg_url, "0001")
+    migrate.upgrade(pg_url, "0001")
     engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         # a CONCURRENTLY build that failed half-way leaves an INVALID index behind under the name we want
         with pytest.raises(sa.exc.IntegrityError):
             conn.exec_driver_sql('CREATE UNIQUE INDEX CONCURRENTLY "ix_customers_zoho_due" ON customers (country)')
-        assert conn.exec_driver_sql(
-            "select indisvalid from pg_index where indexrelid = 'ix_customers_zoho_due'::regclass").scalar() is False
-    assert admin.upgrade(pg_url) == admin.head()
+        assert (
+            conn.exec_driver_sql(
+                "select indisvalid from pg_index where indexrelid = 'ix_customers_zoho_due'::regclass"
+            ).scalar()
+            is False
+        )
+    assert migrate.upgrade(pg_url) == migrate.head()
     with engine.connect() as conn:
         valid, pred = conn.exec_driver_sql(
             "select indisvalid, pg_get_expr(indpred, indrelid) from pg_index "
-            "where indexrelid = 'ix_customers_zoho_due'::regclass").one()
+            "where indexrelid = 'ix_customers_zoho_due'::regclass"
+        ).one()
         assert valid and "synced" in pred
     engine.dispose()

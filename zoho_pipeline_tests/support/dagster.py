@@ -49,7 +49,7 @@ def make_resources(url: str, zoho_config, **zoho_overrides) -> dict:
 
 
 def demo_db(url: str, customers: int = DEMO_CUSTOMERS) -> str:
-    from zoho_pipeline.source.admin import create_demo
+    from zoho_pipeline.source.migrate import create_demo
 
     create_demo(url, customers=customers, seed=11)
     return url

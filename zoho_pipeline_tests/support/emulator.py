@@ -27,7 +27,8 @@ def free_port() -> int:
 
 def start_emulator(**overrides):
     """An emulator thread on a free port: the test credentials, no limits or faults unless `overrides` say so."""
-    from zoho_pipeline.emulator.server import EmulatorConfig, start_emulator as start
+    from zoho_pipeline.emulator.server import EmulatorConfig
+    from zoho_pipeline.emulator.server import start_emulator as start
 
     config = dict(
         host="127.0.0.1",
@@ -110,15 +111,15 @@ def zoho_config(emulator_url: str, **overrides):
 def make_client(engine, emulator_url: str, *, session=None, own_limiter: bool = False, **overrides):
     """The production wiring (token cache and usage in the source database). `own_limiter`: a limiter of this
     client's own, as a separate process would have; else the process-wide one, reset first."""
-    from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
-    from zoho_pipeline.zoho.client import ZohoClient
+    from zoho_pipeline.sync.stores import DbUsageStore, zoho_client
     from zoho_pipeline.zoho.limiter import RateLimiter
 
     config = zoho_config(emulator_url, **overrides)
-    usage = DbUsageStore(engine)
     limiter = None
     if own_limiter:
-        limiter = RateLimiter(config.requests_per_minute, config.daily_budget, usage, config.organization_id)
+        limiter = RateLimiter(
+            config.requests_per_minute, config.daily_budget, DbUsageStore(engine), config.organization_id
+        )
     else:
         RateLimiter.reset_registry()
-    return ZohoClient(config, token_store=DbTokenStore(engine), usage_store=usage, limiter=limiter, session=session)
+    return zoho_client(config, engine, limiter=limiter, session=session)

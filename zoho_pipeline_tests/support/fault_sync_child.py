@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    from zoho_pipeline.source.admin import make_engine
+    from zoho_pipeline.source.database import make_engine
     from zoho_pipeline.sync.engine import run_sync
     from zoho_pipeline_tests.support.faults import fast_settings, make_client
 

@@ -18,12 +18,12 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
 
-from zoho_pipeline.source.admin import create_demo, make_engine
+from zoho_pipeline.source.migrate import create_demo
 from zoho_pipeline.source.tables import zoho_sync_logs
 from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.entities.customers import PROVIDER_ID_FIELD
@@ -133,7 +133,7 @@ def run_once(engine, client_factory, settings, **kw):
 
 def fast_forward(engine) -> int:
     """Time passes between scheduled runs: every scheduled retry (not dead letters) becomes due now."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     moved = 0
     with engine.begin() as conn:
         for spec in SPECS.values():
@@ -481,4 +481,4 @@ def env_int(name: str, default: int) -> int:
 
 
 def utc_in(seconds: float) -> datetime:
-    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return datetime.now(UTC) + timedelta(seconds=seconds)

@@ -9,31 +9,31 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
 
-from zoho_pipeline.source import admin, business
+from zoho_pipeline.source import business, database, migrate
 from zoho_pipeline.source import tables as T
 
 _seq = itertools.count(1)
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def ts(engine, value: datetime) -> datetime:
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return value.replace(tzinfo=None) if engine.dialect.name == "sqlite" else value
 
 
 def make_source(url: str) -> sa.Engine:
     """An empty provider database at `url` with the pipeline installed (business tables + migrations)."""
-    engine = admin.make_engine(url)
+    engine = database.make_engine(url)
     business.create_business_tables(engine)
-    admin.upgrade(url)
+    migrate.upgrade(url)
     return engine
 
 
@@ -285,7 +285,7 @@ def scenario(engine) -> dict:
 
 def customer_rows(n: int, start: int = 0):
     """`n` valid, distinct customers (no services, invoices or payments): one create each."""
-    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2024, 1, 1, tzinfo=UTC)
     for i in range(start, start + n):
         stamp = base + timedelta(seconds=i)
         yield dict(
@@ -312,7 +312,7 @@ def customer_rows(n: int, start: int = 0):
 
 def customers_database(url: str, n: int, chunk: int = 5000) -> None:
     """Business tables + migrations, then `n` new customers (batched executemany)."""
-    engine = admin.make_engine(url)
+    engine = database.make_engine(url)
     try:
         business.create_business_tables(engine)
         with engine.begin() as conn:
@@ -326,4 +326,4 @@ def customers_database(url: str, n: int, chunk: int = 5000) -> None:
                 conn.execute(business.customers.insert(), batch)
     finally:
         engine.dispose()
-    admin.upgrade(url)
+    migrate.upgrade(url)

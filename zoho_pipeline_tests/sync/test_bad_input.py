@@ -23,9 +23,9 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from zoho_pipeline.source import admin, business, demo
+from zoho_pipeline.source import business, demo, migrate
 from zoho_pipeline.source import tables as T
-from zoho_pipeline.source.admin import make_engine
+from zoho_pipeline.source.database import make_engine
 from zoho_pipeline.source.tables import Garbled
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.entities.customers import PROVIDER_ID_FIELD
@@ -34,7 +34,7 @@ from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
 from zoho_pipeline.zoho.client import ZohoClient
 
 FAST = SyncSettings(max_workers=6, backoff_base_s=0.05, in_run_retry_window_s=2.0, run_stale_after_s=5.0)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 TODAY = dt.datetime.now(UTC).date()
 NOW = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
 LONG_COMPANY = ("Umhlanga Rocks Boutique Guest House & Conference Centre (Pty) Ltd " * 5)[:299] + "."
@@ -52,18 +52,39 @@ def _stamp(row: dict) -> dict:
 
 
 def customer(**kw) -> dict:
-    base = dict(id=uid(), email=f"c{uuid.uuid4().hex[:8]}@example.co.za", first_name="Test", last_name="Customer",
-                phone="+27821234567", account_type="personal", company_name=None, vat_number=None,
-                address_line1="12 Jan Smuts Avenue", address_line2=None, suburb="Rosebank", city="Johannesburg",
-                province="Gauteng", postal_code="2196", country="ZA", status="active")
+    base = dict(
+        id=uid(),
+        email=f"c{uuid.uuid4().hex[:8]}@example.co.za",
+        first_name="Test",
+        last_name="Customer",
+        phone="+27821234567",
+        account_type="personal",
+        company_name=None,
+        vat_number=None,
+        address_line1="12 Jan Smuts Avenue",
+        address_line2=None,
+        suburb="Rosebank",
+        city="Johannesburg",
+        province="Gauteng",
+        postal_code="2196",
+        country="ZA",
+        status="active",
+    )
     base.update(kw)
     return _stamp(base)
 
 
 def service(customer_id, package_id, **kw) -> dict:
-    base = dict(id=uid(), customer_id=customer_id, package_id=package_id, status="active",
-                monthly_price=Decimal("699.00"), activation_date=TODAY - dt.timedelta(days=40),
-                cancellation_date=None, installation_address="12 Jan Smuts Avenue, Rosebank")
+    base = dict(
+        id=uid(),
+        customer_id=customer_id,
+        package_id=package_id,
+        status="active",
+        monthly_price=Decimal("699.00"),
+        activation_date=TODAY - dt.timedelta(days=40),
+        cancellation_date=None,
+        installation_address="12 Jan Smuts Avenue, Rosebank",
+    )
     base.update(kw)
     return _stamp(base)
 
@@ -73,10 +94,20 @@ _INV_SEQ = iter(range(1, 10_000))
 
 def invoice(customer_id, items, totals=None, **kw) -> dict:
     subtotal, vat_amount, total = totals or demo.invoice_totals(items)
-    base = dict(id=uid(), customer_id=customer_id, service_id=None, invoice_number=f"BAD-{next(_INV_SEQ):05d}",
-                invoice_type="equipment", invoice_date=TODAY - dt.timedelta(days=5),
-                due_date=TODAY + dt.timedelta(days=9), line_items=items, subtotal=subtotal, vat_amount=vat_amount,
-                total_amount=total, status="sent")
+    base = dict(
+        id=uid(),
+        customer_id=customer_id,
+        service_id=None,
+        invoice_number=f"BAD-{next(_INV_SEQ):05d}",
+        invoice_type="equipment",
+        invoice_date=TODAY - dt.timedelta(days=5),
+        due_date=TODAY + dt.timedelta(days=9),
+        line_items=items,
+        subtotal=subtotal,
+        vat_amount=vat_amount,
+        total_amount=total,
+        status="sent",
+    )
     base.update(kw)
     return _stamp(base)
 
@@ -85,9 +116,17 @@ _TXN_SEQ = iter(range(1, 10_000))
 
 
 def payment(customer_id, amount, invoice_id=None, **kw) -> dict:
-    base = dict(id=uid(), transaction_id=f"NC-BAD-{next(_TXN_SEQ):06d}", customer_id=customer_id,
-                invoice_id=invoice_id, amount=Decimal(amount), currency="ZAR", payment_method="eft",
-                status="completed", completed_at=NOW - dt.timedelta(days=2))
+    base = dict(
+        id=uid(),
+        transaction_id=f"NC-BAD-{next(_TXN_SEQ):06d}",
+        customer_id=customer_id,
+        invoice_id=invoice_id,
+        amount=Decimal(amount),
+        currency="ZAR",
+        payment_method="eft",
+        status="completed",
+        completed_at=NOW - dt.timedelta(days=2),
+    )
     base.update(kw)
     return _stamp(base)
 
@@ -116,90 +155,225 @@ def build_cases(demo_rows) -> dict[str, Case]:
     add("blank_email", T.customers, customer(email="   "), "email")
     add("invalid_email", T.customers, customer(email="sipho.nxumalo@@webmail"), "email")
     add("email_with_space", T.customers, customer(email="lindiwe dlamini@gmail.com"), "email")
-    add("dup_case_upper", T.customers, customer(email="Thandeka.Mokoena@Example.co.za", first_name="Thandeka",
-                                                last_name="Mokoena"))
-    add("dup_case_lower", T.customers, customer(email="thandeka.mokoena@example.co.za", first_name="Thandeka",
-                                                last_name="Mokoena (home)"))
-    zoe = add("apostrophe_accents", T.customers, customer(first_name="Zoë", last_name="O'Neill-Ndlovu",
-                                                          email="zoe.oneill@example.co.za"))
-    sipho = add("isizulu", T.customers, customer(first_name="Sipho", last_name="Nxumalo", email="sipho@example.co.za",
-                                                 address_line1="7 Umngeni Road", suburb="KwaMashu", city="eThekwini",
-                                                 province="KwaZulu-Natal", postal_code="4359"))
-    add("afrikaans", T.customers, customer(first_name="Ds. Pieter", last_name="Müller", email="pieter@kerk.co.za",
-                                           address_line1="3 Kerkstraat", suburb="Dorp", city="Stellenbosch",
-                                           province="Wes-Kaap", postal_code="7600"))
-    add("afrikaans_business", T.customers, customer(
-        first_name="Anneliës", last_name="du Plessis-Lötter", email="admin@ouma-se-kombuis.co.za",
-        account_type="business", company_name="Ouma se Kombuis & Gogo's Spaza (Edms) Bpk", vat_number="4123456789"))
-    add("long_company", T.customers, customer(account_type="business", company_name=LONG_COMPANY,
-                                              email="info@umhlanga-guesthouse.co.za"), "company_name")
-    no_addr = add("missing_address", T.customers, customer(
-        email="noaddress@example.co.za", address_line1=None, address_line2=None, suburb=None, city=None,
-        province=None, postal_code=None, phone=None))
+    add(
+        "dup_case_upper",
+        T.customers,
+        customer(email="Thandeka.Mokoena@Example.co.za", first_name="Thandeka", last_name="Mokoena"),
+    )
+    add(
+        "dup_case_lower",
+        T.customers,
+        customer(email="thandeka.mokoena@example.co.za", first_name="Thandeka", last_name="Mokoena (home)"),
+    )
+    zoe = add(
+        "apostrophe_accents",
+        T.customers,
+        customer(first_name="Zoë", last_name="O'Neill-Ndlovu", email="zoe.oneill@example.co.za"),
+    )
+    sipho = add(
+        "isizulu",
+        T.customers,
+        customer(
+            first_name="Sipho",
+            last_name="Nxumalo",
+            email="sipho@example.co.za",
+            address_line1="7 Umngeni Road",
+            suburb="KwaMashu",
+            city="eThekwini",
+            province="KwaZulu-Natal",
+            postal_code="4359",
+        ),
+    )
+    add(
+        "afrikaans",
+        T.customers,
+        customer(
+            first_name="Ds. Pieter",
+            last_name="Müller",
+            email="pieter@kerk.co.za",
+            address_line1="3 Kerkstraat",
+            suburb="Dorp",
+            city="Stellenbosch",
+            province="Wes-Kaap",
+            postal_code="7600",
+        ),
+    )
+    add(
+        "afrikaans_business",
+        T.customers,
+        customer(
+            first_name="Anneliës",
+            last_name="du Plessis-Lötter",
+            email="admin@ouma-se-kombuis.co.za",
+            account_type="business",
+            company_name="Ouma se Kombuis & Gogo's Spaza (Edms) Bpk",
+            vat_number="4123456789",
+        ),
+    )
+    add(
+        "long_company",
+        T.customers,
+        customer(account_type="business", company_name=LONG_COMPANY, email="info@umhlanga-guesthouse.co.za"),
+        "company_name",
+    )
+    no_addr = add(
+        "missing_address",
+        T.customers,
+        customer(
+            email="noaddress@example.co.za",
+            address_line1=None,
+            address_line2=None,
+            suburb=None,
+            city=None,
+            province=None,
+            postal_code=None,
+            phone=None,
+        ),
+    )
     add("blank_first_name", T.customers, customer(first_name="  ", email="blank.first@example.co.za"), "first_name")
 
     # --- services
     add("service_deleted_package", T.customer_services, service(zoe["id"], uid()), "package_id", orphan=True)
-    add("service_negative_price", T.customer_services, service(sipho["id"], pkg["id"],
-                                                               monthly_price=Decimal("-50.00")), "monthly_price")
-    add("service_active_no_activation", T.customer_services,
-        service(sipho["id"], pkg["id"], activation_date=None), "activation_date")
-    add("service_future_activation", T.customer_services,
-        service(zoe["id"], pkg["id"], activation_date=TODAY + dt.timedelta(days=7)))
-    add("service_no_address_customer", T.customer_services, service(no_addr["id"], pkg["id"],
-                                                                    installation_address=None))
+    add(
+        "service_negative_price",
+        T.customer_services,
+        service(sipho["id"], pkg["id"], monthly_price=Decimal("-50.00")),
+        "monthly_price",
+    )
+    add(
+        "service_active_no_activation",
+        T.customer_services,
+        service(sipho["id"], pkg["id"], activation_date=None),
+        "activation_date",
+    )
+    add(
+        "service_future_activation",
+        T.customer_services,
+        service(zoe["id"], pkg["id"], activation_date=TODAY + dt.timedelta(days=7)),
+    )
+    add(
+        "service_no_address_customer", T.customer_services, service(no_addr["id"], pkg["id"], installation_address=None)
+    )
 
     # --- invoices
-    add("invoice_negative_installation", T.customer_invoices,
+    add(
+        "invoice_negative_installation",
+        T.customer_invoices,
         invoice(zoe["id"], [item("Fibre installation", 1, "-1499.00")], invoice_type="installation"),
-        "total_amount")
-    add("credit_adjustment", T.customer_invoices,  # a negative adjustment is a credit: a ZOHO credit note
-        invoice(zoe["id"], [item("Krediet: onderbreking — Zoë's diens", 1, "-100.00")], invoice_type="adjustment"))
-    add("credit_mixed_with_charge", T.customer_invoices,
-        invoice(zoe["id"], [item("Credit: outage", 1, "-300.00"), item("Late fee", 1, "100.00")],
-                invoice_type="adjustment"), "line_items")
-    add("invoice_zero", T.customer_invoices,
-        invoice(zoe["id"], [item("Goodwill adjustment", 1, "0.00")], invoice_type="adjustment"), "total_amount")
+        "total_amount",
+    )
+    add(
+        "credit_adjustment",
+        T.customer_invoices,  # a negative adjustment is a credit: a ZOHO credit note
+        invoice(zoe["id"], [item("Krediet: onderbreking — Zoë's diens", 1, "-100.00")], invoice_type="adjustment"),
+    )
+    add(
+        "credit_mixed_with_charge",
+        T.customer_invoices,
+        invoice(
+            zoe["id"], [item("Credit: outage", 1, "-300.00"), item("Late fee", 1, "100.00")], invoice_type="adjustment"
+        ),
+        "line_items",
+    )
+    add(
+        "invoice_zero",
+        T.customer_invoices,
+        invoice(zoe["id"], [item("Goodwill adjustment", 1, "0.00")], invoice_type="adjustment"),
+        "total_amount",
+    )
     good = [item("Wi-Fi 6 router", 1, "1299.00")]
     s, v, total = demo.invoice_totals(good)
-    add("invoice_total_mismatch", T.customer_invoices, invoice(zoe["id"], good, totals=(s, v, total + 1)),
-        "total_amount")
-    add("invoice_vat_mismatch_lines_ok", T.customer_invoices,  # vat_amount wrong but total right: ZOHO is right
-        invoice(sipho["id"], good, totals=(s, v - Decimal("0.01"), total)))
-    add("invoice_garbled_json", T.customer_invoices,
+    add(
+        "invoice_total_mismatch",
+        T.customer_invoices,
+        invoice(zoe["id"], good, totals=(s, v, total + 1)),
+        "total_amount",
+    )
+    add(
+        "invoice_vat_mismatch_lines_ok",
+        T.customer_invoices,  # vat_amount wrong but total right: ZOHO is right
+        invoice(sipho["id"], good, totals=(s, v - Decimal("0.01"), total)),
+    )
+    add(
+        "invoice_garbled_json",
+        T.customer_invoices,
         invoice(zoe["id"], Garbled('[{"description": "Router", "quantity": 1,'), totals=(s, v, total)),
-        "line_items")
-    add("invoice_line_not_object", T.customer_invoices,
-        invoice(zoe["id"], ["Wi-Fi 6 router"], totals=(s, v, total)), "line_items")
-    add("invoice_line_bad_quantity", T.customer_invoices,
-        invoice(zoe["id"], [dict(description="Router", quantity="one", unit_price=1299, amount=1299)],
-                totals=(s, v, total)), "line_items")
-    add("invoice_line_amount_wrong", T.customer_invoices,
-        invoice(zoe["id"], [dict(description="Router", quantity=2, unit_price=1299.0, amount=1299.0)],
-                totals=(s, v, total)), "line_items")
-    add("invoice_future_date", T.customer_invoices,
-        invoice(zoe["id"], [item("Installasie — Lötter's huis, KwaMashu", 1, "1499.00")],
-                invoice_type="installation", invoice_date=TODAY + dt.timedelta(days=32),
-                due_date=TODAY + dt.timedelta(days=46)))
-    add("invoice_no_line_items", T.customer_invoices,
-        invoice(sipho["id"], None, totals=demo.invoice_totals([dict(amount="350.00")]), invoice_type="pro_rata"))
-    add("invoice_unicode_lines", T.customer_invoices,
-        invoice(sipho["id"], [item("Ukufakwa kwe-fibre — Nxumalo's indlu", 1, "1499.00"),
-                              item("Kabel (per meter) ë ô ŝ", 12, "12.50")], invoice_type="installation"))
-    target = add("invoice_for_payments", T.customer_invoices,
-                 invoice(sipho["id"], [item("Mesh Wi-Fi node", 2, "899.00")]))
+        "line_items",
+    )
+    add(
+        "invoice_line_not_object",
+        T.customer_invoices,
+        invoice(zoe["id"], ["Wi-Fi 6 router"], totals=(s, v, total)),
+        "line_items",
+    )
+    add(
+        "invoice_line_bad_quantity",
+        T.customer_invoices,
+        invoice(
+            zoe["id"], [dict(description="Router", quantity="one", unit_price=1299, amount=1299)], totals=(s, v, total)
+        ),
+        "line_items",
+    )
+    add(
+        "invoice_line_amount_wrong",
+        T.customer_invoices,
+        invoice(
+            zoe["id"], [dict(description="Router", quantity=2, unit_price=1299.0, amount=1299.0)], totals=(s, v, total)
+        ),
+        "line_items",
+    )
+    add(
+        "invoice_future_date",
+        T.customer_invoices,
+        invoice(
+            zoe["id"],
+            [item("Installasie — Lötter's huis, KwaMashu", 1, "1499.00")],
+            invoice_type="installation",
+            invoice_date=TODAY + dt.timedelta(days=32),
+            due_date=TODAY + dt.timedelta(days=46),
+        ),
+    )
+    add(
+        "invoice_no_line_items",
+        T.customer_invoices,
+        invoice(sipho["id"], None, totals=demo.invoice_totals([dict(amount="350.00")]), invoice_type="pro_rata"),
+    )
+    add(
+        "invoice_unicode_lines",
+        T.customer_invoices,
+        invoice(
+            sipho["id"],
+            [item("Ukufakwa kwe-fibre — Nxumalo's indlu", 1, "1499.00"), item("Kabel (per meter) ë ô ŝ", 12, "12.50")],
+            invoice_type="installation",
+        ),
+    )
+    target = add(
+        "invoice_for_payments", T.customer_invoices, invoice(sipho["id"], [item("Mesh Wi-Fi node", 2, "899.00")])
+    )
 
     # --- payments
-    add("payment_missing_invoice", T.payment_transactions, payment(sipho["id"], "500.00", invoice_id=uid()),
-        "invoice_id", orphan=True)
+    add(
+        "payment_missing_invoice",
+        T.payment_transactions,
+        payment(sipho["id"], "500.00", invoice_id=uid()),
+        "invoice_id",
+        orphan=True,
+    )
     add("payment_negative", T.payment_transactions, payment(sipho["id"], "-20.00"), "amount")
     add("payment_zero", T.payment_transactions, payment(zoe["id"], "0.00"), "amount")
     add("payment_not_zar", T.payment_transactions, payment(zoe["id"], "10.00", currency="USD"), "currency")
-    add("payment_unknown_method", T.payment_transactions, payment(zoe["id"], "10.00", payment_method="bitcoin"),
-        "payment_method")
+    add(
+        "payment_unknown_method",
+        T.payment_transactions,
+        payment(zoe["id"], "10.00", payment_method="bitcoin"),
+        "payment_method",
+    )
     add("payment_good", T.payment_transactions, payment(sipho["id"], target["total_amount"], invoice_id=target["id"]))
-    add("payment_unapplied_future", T.payment_transactions,  # completed_at in the future (clock skew)
-        payment(zoe["id"], "250.00", completed_at=NOW + dt.timedelta(days=3), updated_at=NOW))
+    add(
+        "payment_unapplied_future",
+        T.payment_transactions,  # completed_at in the future (clock skew)
+        payment(zoe["id"], "250.00", completed_at=NOW + dt.timedelta(days=3), updated_at=NOW),
+    )
     return {c.name: c for c in cases}
 
 
@@ -226,7 +400,7 @@ def build_source(url: str) -> tuple[sa.Engine, dict[str, Case], dict]:
                 conn.execute(btables[name].insert().values(**c.row))
     if loose is not engine:
         loose.dispose()
-    admin.upgrade(url)
+    migrate.upgrade(url)
     return engine, cases, rows.bad
 
 
@@ -254,8 +428,12 @@ def client_for(zoho_config):
         c.close()
 
 
-ZOHO_ID = {"customers": "zoho_billing_customer_id", "customer_services": "zoho_subscription_id",
-           "customer_invoices": "zoho_billing_invoice_id", "payment_transactions": "zoho_payment_id"}
+ZOHO_ID = {
+    "customers": "zoho_billing_customer_id",
+    "customer_services": "zoho_subscription_id",
+    "customer_invoices": "zoho_billing_invoice_id",
+    "payment_transactions": "zoho_payment_id",
+}
 
 
 def test_every_bad_row_fails_alone_naming_its_field_and_the_rest_syncs(db_url, emulator, client_for):
@@ -308,37 +486,49 @@ def test_every_bad_row_fails_alone_naming_its_field_and_the_rest_syncs(db_url, e
         assert {f["value"] for f in lower["custom_fields"]} == {cases["dup_case_lower"].row["id"]}
 
         # future dates: the service is a *future* subscription; the invoice dated next month is accepted as is
-        sub = store.subscriptions[fetch(engine, T.customer_services,
-                                        cases["service_future_activation"].row["id"])["zoho_subscription_id"]]
+        sub = store.subscriptions[
+            fetch(engine, T.customer_services, cases["service_future_activation"].row["id"])["zoho_subscription_id"]
+        ]
         assert sub["status"] == "future"
         assert sub["starts_at"] == (TODAY + dt.timedelta(days=7)).isoformat()
         assert sub["customer_id"] == zoe["customer_id"]
-        future = store.invoices[fetch(engine, T.customer_invoices,
-                                      cases["invoice_future_date"].row["id"])["zoho_billing_invoice_id"]]
+        future = store.invoices[
+            fetch(engine, T.customer_invoices, cases["invoice_future_date"].row["id"])["zoho_billing_invoice_id"]
+        ]
         assert future["date"] == (TODAY + dt.timedelta(days=32)).isoformat()
         assert Decimal(str(future["total"])) == cases["invoice_future_date"].row["total_amount"]
         assert future["invoice_items"][0]["name"] == "Installasie — Lötter's huis, KwaMashu"
-        uni = store.invoices[fetch(engine, T.customer_invoices,
-                                   cases["invoice_unicode_lines"].row["id"])["zoho_billing_invoice_id"]]
-        assert [li["name"] for li in uni["invoice_items"]] == ["Ukufakwa kwe-fibre — Nxumalo's indlu",
-                                                               "Kabel (per meter) ë ô ŝ"]
+        uni = store.invoices[
+            fetch(engine, T.customer_invoices, cases["invoice_unicode_lines"].row["id"])["zoho_billing_invoice_id"]
+        ]
+        assert [li["name"] for li in uni["invoice_items"]] == [
+            "Ukufakwa kwe-fibre — Nxumalo's indlu",
+            "Kabel (per meter) ë ô ŝ",
+        ]
         assert Decimal(str(uni["total"])) == cases["invoice_unicode_lines"].row["total_amount"]
-        fallback = store.invoices[fetch(engine, T.customer_invoices,
-                                        cases["invoice_no_line_items"].row["id"])["zoho_billing_invoice_id"]]
+        fallback = store.invoices[
+            fetch(engine, T.customer_invoices, cases["invoice_no_line_items"].row["id"])["zoho_billing_invoice_id"]
+        ]
         assert Decimal(str(fallback["total"])) == Decimal("402.50")
-        vat_off = store.invoices[fetch(engine, T.customer_invoices,
-                                       cases["invoice_vat_mismatch_lines_ok"].row["id"])["zoho_billing_invoice_id"]]
+        vat_off = store.invoices[
+            fetch(engine, T.customer_invoices, cases["invoice_vat_mismatch_lines_ok"].row["id"])[
+                "zoho_billing_invoice_id"
+            ]
+        ]
         assert Decimal(str(vat_off["total"])) == cases["invoice_vat_mismatch_lines_ok"].row["total_amount"]
-        paid = store.invoices[fetch(engine, T.customer_invoices,
-                                    cases["invoice_for_payments"].row["id"])["zoho_billing_invoice_id"]]
+        paid = store.invoices[
+            fetch(engine, T.customer_invoices, cases["invoice_for_payments"].row["id"])["zoho_billing_invoice_id"]
+        ]
         assert paid["status"] == "paid" and Decimal(str(paid["balance"])) == 0
-        ahead = store.payments[fetch(engine, T.payment_transactions,
-                                     cases["payment_unapplied_future"].row["id"])["zoho_payment_id"]]
+        ahead = store.payments[
+            fetch(engine, T.payment_transactions, cases["payment_unapplied_future"].row["id"])["zoho_payment_id"]
+        ]
         assert ahead["date"] >= TODAY.isoformat()
 
         # a credit adjustment is a credit note for the positive amount, its line named exactly
-        note = store.creditnotes[fetch(engine, T.customer_invoices,
-                                       cases["credit_adjustment"].row["id"])["zoho_billing_invoice_id"]]
+        note = store.creditnotes[
+            fetch(engine, T.customer_invoices, cases["credit_adjustment"].row["id"])["zoho_billing_invoice_id"]
+        ]
         assert Decimal(str(note["total"])) == -cases["credit_adjustment"].row["total_amount"] == Decimal("115.00")
         assert note["reference_number"] == cases["credit_adjustment"].row["invoice_number"]
         assert note["creditnote_items"][0]["description"] == "Krediet: onderbreking — Zoë's diens"
@@ -389,12 +579,16 @@ def test_every_bad_row_fails_alone_naming_its_field_and_the_rest_syncs(db_url, e
 def _dup_source(url):
     engine = make_engine(url)
     business.create_business_tables(engine)
-    first = customer(email="Nomvula.Dlamini@Example.co.za", first_name="Nomvula", last_name="Dlamini",
-                     created_at=NOW - dt.timedelta(days=20))
+    first = customer(
+        email="Nomvula.Dlamini@Example.co.za",
+        first_name="Nomvula",
+        last_name="Dlamini",
+        created_at=NOW - dt.timedelta(days=20),
+    )
     second = customer(email="nomvula.dlamini@example.co.za", first_name="Nomvula", last_name="Dlamini-Khumalo")
     with engine.begin() as conn:
         conn.execute(business.customers.insert(), [first, second])
-    admin.upgrade(url)
+    migrate.upgrade(url)
     return engine, first, second
 
 
@@ -425,16 +619,25 @@ def test_case_duplicate_created_in_doubt_is_never_merged_into_the_other(db_url, 
         assert store[second_zoho]["last_name"] == "Dlamini-Khumalo"
         assert store[first_zoho]["last_name"] == "Dlamini"  # the first was never overwritten
         with engine.connect() as conn:
-            actions = [r.action for r in conn.execute(sa.select(T.zoho_sync_logs.c.action).where(
-                T.zoho_sync_logs.c.entity_id == second["id"], T.zoho_sync_logs.c.outcome == "synced"))]
+            actions = [
+                r.action
+                for r in conn.execute(
+                    sa.select(T.zoho_sync_logs.c.action).where(
+                        T.zoho_sync_logs.c.entity_id == second["id"], T.zoho_sync_logs.c.outcome == "synced"
+                    )
+                )
+            ]
         assert "adopt" in actions, actions
         assert report.entities["customers"].created == 0
 
         # later edits of the first never touch the second, and vice versa
         later = dt.datetime.now(UTC) + dt.timedelta(seconds=1)
         with engine.begin() as conn:
-            conn.execute(T.customers.update().where(T.customers.c.id == first["id"]).values(
-                phone="+27110000001", updated_at=later))
+            conn.execute(
+                T.customers.update()
+                .where(T.customers.c.id == first["id"])
+                .values(phone="+27110000001", updated_at=later)
+            )
         run_sync(engine, client, FAST)
         assert store[first_zoho]["phone"] == "+27110000001"
         assert store[second_zoho]["phone"] == second["phone"]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
 from zoho_pipeline.source import tables as T
-from zoho_pipeline.source.admin import create_demo, make_engine
+from zoho_pipeline.source.database import make_engine
+from zoho_pipeline.source.migrate import create_demo
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.entities.customers import PROVIDER_ID_FIELD
 from zoho_pipeline.sync.entities.invoices import MANUAL_TYPES
@@ -43,8 +44,11 @@ def rows(engine, table, *where):
 
 
 def writes(emulator) -> int:
-    return sum(n for route, n in emulator.stats()["by_route"].items()
-               if route.split()[0] in ("POST", "PUT", "DELETE") and "oauth" not in route)
+    return sum(
+        n
+        for route, n in emulator.stats()["by_route"].items()
+        if route.split()[0] in ("POST", "PUT", "DELETE") and "oauth" not in route
+    )
 
 
 def test_full_sync_puts_every_eligible_row_in_zoho_once(source, client, emulator):
@@ -76,17 +80,27 @@ def test_full_sync_puts_every_eligible_row_in_zoho_once(source, client, emulator
             sub = store.subscriptions[row["zoho_subscription_id"]]
             assert sub["reference_id"] == row["id"] and sub["auto_collect"] is False
             assert Decimal(str(sub["plan"]["price"])) == row["monthly_price"]
-    assert not rows(engine, T.customer_services, T.customer_services.c.status.in_(("pending", "cancelled")),
-                    T.customer_services.c.zoho_subscription_id.is_not(None))
+    assert not rows(
+        engine,
+        T.customer_services,
+        T.customer_services.c.status.in_(("pending", "cancelled")),
+        T.customer_services.c.zoho_subscription_id.is_not(None),
+    )
 
     # invoices: manual ones once each, totals to the cent; recurring never; paid ones paid with balance 0
     numbers = Counter(i["reference_number"] for i in store.invoices.values())
     assert max(numbers.values()) == 1
-    recurring = {r["invoice_number"] for r in rows(engine, T.customer_invoices,
-                                                     T.customer_invoices.c.invoice_type == "recurring")}
+    recurring = {
+        r["invoice_number"]
+        for r in rows(engine, T.customer_invoices, T.customer_invoices.c.invoice_type == "recurring")
+    }
     assert recurring and not recurring & set(numbers)
-    synced_invoices = rows(engine, T.customer_invoices, T.customer_invoices.c.zoho_sync_status == "synced",
-                           T.customer_invoices.c.total_amount > 0)  # credit adjustments: credit notes, below
+    synced_invoices = rows(
+        engine,
+        T.customer_invoices,
+        T.customer_invoices.c.zoho_sync_status == "synced",
+        T.customer_invoices.c.total_amount > 0,
+    )  # credit adjustments: credit notes, below
     assert synced_invoices
     for row in synced_invoices:
         inv = store.invoices[row["zoho_billing_invoice_id"]]
@@ -123,13 +137,16 @@ def test_second_run_makes_no_writes_and_edits_cost_one_update_each(source, clien
 
     # touch 3 customers without changing mapped data, and really edit 4 others
     synced = rows(engine, T.customers, T.customers.c.zoho_sync_status == "synced")
-    later = datetime.now(timezone.utc) + timedelta(seconds=1)
+    later = datetime.now(UTC) + timedelta(seconds=1)
     with engine.begin() as conn:
         for row in synced[:3]:
             conn.execute(T.customers.update().where(T.customers.c.id == row["id"]).values(updated_at=later))
         for row in synced[3:7]:
-            conn.execute(T.customers.update().where(T.customers.c.id == row["id"]).values(
-                phone="+27 82 000 0000", updated_at=later))
+            conn.execute(
+                T.customers.update()
+                .where(T.customers.c.id == row["id"])
+                .values(phone="+27 82 000 0000", updated_at=later)
+            )
     report = run_sync(engine, client, FAST)
     assert report.entities["customers"].updated == 4
     assert report.entities["customers"].unchanged == 3
@@ -143,8 +160,9 @@ def test_dropped_creates_are_adopted_never_duplicated(source, client, emulator):
     emulator.set_faults(drop_rate=0.3)
     total = Counter()
     for _ in range(6):
-        report = run_sync(engine, client, SyncSettings(max_workers=4, backoff_base_s=0.01,
-                                                       in_run_retry_window_s=1.0, max_attempts=20))
+        report = run_sync(
+            engine, client, SyncSettings(max_workers=4, backoff_base_s=0.01, in_run_retry_window_s=1.0, max_attempts=20)
+        )
         for rep in report.entities.values():
             total["adopted"] += rep.adopted
         if not any(rep.backlog for rep in report.entities.values()):
@@ -153,9 +171,13 @@ def test_dropped_creates_are_adopted_never_duplicated(source, client, emulator):
     run_sync(engine, client, FAST)
     assert emulator.stats()["dropped"] > 0 and total["adopted"] > 0
     store = emulator.store
-    for collection, key in (("customers", "email"), ("subscriptions", "reference_id"),
-                            ("invoices", "reference_number"), ("creditnotes", "reference_number"),
-                            ("payments", "reference_number")):
+    for collection, key in (
+        ("customers", "email"),
+        ("subscriptions", "reference_id"),
+        ("invoices", "reference_number"),
+        ("creditnotes", "reference_number"),
+        ("payments", "reference_number"),
+    ):
         seen = Counter(e[key] for e in getattr(store, collection).values())
         assert max(seen.values()) == 1, f"duplicate {collection} in ZOHO"
     for table in T.BUSINESS_TABLES[1:]:
@@ -179,8 +201,12 @@ def test_children_of_a_failed_parent_fail_with_the_parents_reason(source, client
     bad = rows(engine, T.customers, ~T.customers.c.email.contains("@"))
     assert bad, "the demo data holds a customer with an invalid email"
     run_sync(engine, client, FAST)
-    children = rows(engine, T.payment_transactions, T.payment_transactions.c.customer_id == bad[0]["id"],
-                    T.payment_transactions.c.status == "completed")
+    children = rows(
+        engine,
+        T.payment_transactions,
+        T.payment_transactions.c.customer_id == bad[0]["id"],
+        T.payment_transactions.c.status == "completed",
+    )
     assert children
     for child in children:
         assert child["zoho_sync_status"] == "failed"
@@ -232,8 +258,9 @@ def test_slow_calls_are_recorded_as_they_finish_not_a_chunk_later(source, client
 
     def observe() -> bool:
         with engine.connect() as conn:
-            recorded = conn.execute(sa.select(sa.func.count()).where(
-                T.customers.c.zoho_sync_status == "synced")).scalar()
+            recorded = conn.execute(
+                sa.select(sa.func.count()).where(T.customers.c.zoho_sync_status == "synced")
+            ).scalar()
         seen.append((creates(), recorded))
         return False
 
@@ -249,8 +276,11 @@ def test_a_row_zoho_rejects_fails_with_zohos_code_and_the_run_goes_on(source, cl
     engine, _ = source
     # a package pointing at a ZOHO product that does not exist makes ZOHO refuse its plan (code 2006)
     with engine.begin() as conn:
-        conn.execute(T.zoho_pipeline_state.insert().values(
-            key="zoho:10234695:product:services", value="999", updated_at=datetime.now(timezone.utc)))
+        conn.execute(
+            T.zoho_pipeline_state.insert().values(
+                key="zoho:10234695:product:services", value="999", updated_at=datetime.now(UTC)
+            )
+        )
     report = run_sync(engine, client, FAST, entities=["plans", "customers"])
     plans = report.entities["plans"]
     assert plans.failed > 0 and plans.created == 0
@@ -275,9 +305,15 @@ def test_two_runs_at_once_never_claim_the_same_row(pg_url, zoho_config, emulator
     [t.join() for t in threads]
     assert sum(r.entities["customers"].skipped for r in reports) >= 0
     with engine.connect() as conn:
-        creates = conn.execute(sa.select(T.zoho_sync_logs.c.entity_id, sa.func.count()).where(
-            T.zoho_sync_logs.c.action == "create", T.zoho_sync_logs.c.outcome == "synced",
-        ).group_by(T.zoho_sync_logs.c.entity_id).having(sa.func.count() > 1)).all()
+        creates = conn.execute(
+            sa.select(T.zoho_sync_logs.c.entity_id, sa.func.count())
+            .where(
+                T.zoho_sync_logs.c.action == "create",
+                T.zoho_sync_logs.c.outcome == "synced",
+            )
+            .group_by(T.zoho_sync_logs.c.entity_id)
+            .having(sa.func.count() > 1)
+        ).all()
     assert creates == []
     emails = Counter(c["email"] for c in emulator.store.customers.values())
     assert max(emails.values()) == 1
@@ -288,16 +324,27 @@ def test_fixing_a_failed_parent_lets_its_waiting_children_sync_in_the_same_run(s
     engine, _ = source
     bad = rows(engine, T.customers, ~T.customers.c.email.contains("@"))[0]
     run_sync(engine, client, FAST)
-    waiting = rows(engine, T.payment_transactions, T.payment_transactions.c.customer_id == bad["id"],
-                   T.payment_transactions.c.status == "completed")
+    waiting = rows(
+        engine,
+        T.payment_transactions,
+        T.payment_transactions.c.customer_id == bad["id"],
+        T.payment_transactions.c.status == "completed",
+    )
     assert waiting and all(r["zoho_error_code"] == "parent_failed" for r in waiting)
     with engine.begin() as conn:
-        conn.execute(T.customers.update().where(T.customers.c.id == bad["id"]).values(
-            email="fixed.address@example.co.za", updated_at=datetime.now(timezone.utc) + timedelta(seconds=1)))
+        conn.execute(
+            T.customers.update()
+            .where(T.customers.c.id == bad["id"])
+            .values(email="fixed.address@example.co.za", updated_at=datetime.now(UTC) + timedelta(seconds=1))
+        )
     report = run_sync(engine, client, FAST)
     assert report.entities["customers"].created == 1
-    for row in rows(engine, T.payment_transactions, T.payment_transactions.c.customer_id == bad["id"],
-                    T.payment_transactions.c.status == "completed"):
+    for row in rows(
+        engine,
+        T.payment_transactions,
+        T.payment_transactions.c.customer_id == bad["id"],
+        T.payment_transactions.c.status == "completed",
+    ):
         assert row["zoho_sync_status"] == "synced", row["zoho_last_sync_error"]
 
 
@@ -307,8 +354,10 @@ def test_dry_run_estimate_matches_the_calls_of_the_real_run(source, client, emul
     real = run_sync(engine, client, FAST)
     assert dry.estimated_calls > 0
     # within 2 %: the estimate counts creates, updates, look-ups of rows in doubt and the one-off catalog calls
-    assert abs(real.api_calls - dry.estimated_calls) <= max(3, real.api_calls // 50), (real.api_calls,
-                                                                                        dry.estimated_calls)
+    assert abs(real.api_calls - dry.estimated_calls) <= max(3, real.api_calls // 50), (
+        real.api_calls,
+        dry.estimated_calls,
+    )
     from zoho_pipeline.zoho.limiter import paced_seconds
 
     assert paced_seconds(dry.estimated_calls, 100) == ((dry.estimated_calls - 1) // 100) * 61.0
@@ -317,8 +366,13 @@ def test_dry_run_estimate_matches_the_calls_of_the_real_run(source, client, emul
 def test_credit_adjustments_become_credit_notes_once(source, client, emulator):
     engine, _ = source
     run_sync(engine, client, FAST)
-    credits = rows(engine, T.customer_invoices, T.customer_invoices.c.invoice_type == "adjustment",
-                   T.customer_invoices.c.total_amount < 0, T.customer_invoices.c.zoho_sync_status == "synced")
+    credits = rows(
+        engine,
+        T.customer_invoices,
+        T.customer_invoices.c.invoice_type == "adjustment",
+        T.customer_invoices.c.total_amount < 0,
+        T.customer_invoices.c.zoho_sync_status == "synced",
+    )
     assert credits, "the demo data holds credit adjustments"
     notes = emulator.store.creditnotes
     assert len(notes) == len(credits)
@@ -326,20 +380,27 @@ def test_credit_adjustments_become_credit_notes_once(source, client, emulator):
         note = notes[row["zoho_billing_invoice_id"]]
         assert note["reference_number"] == row["invoice_number"]
         assert Decimal(str(note["total"])) == -row["total_amount"]
-    assert not any(i["reference_number"] in {r["invoice_number"] for r in credits}
-                   for i in emulator.store.invoices.values())
+    assert not any(
+        i["reference_number"] in {r["invoice_number"] for r in credits} for i in emulator.store.invoices.values()
+    )
 
 
 def test_a_renamed_package_costs_one_call_and_a_retired_one_is_marked_inactive(source, client, emulator):
     engine, _ = source
     run_sync(engine, client, FAST, entities=["plans"])
     active = rows(engine, T.service_packages, T.service_packages.c.is_active.is_(True))
-    later = datetime.now(timezone.utc) + timedelta(seconds=1)
+    later = datetime.now(UTC) + timedelta(seconds=1)
     with engine.begin() as conn:
-        conn.execute(T.service_packages.update().where(T.service_packages.c.id == active[0]["id"]).values(
-            name="Fibre 100/100 Mbps (renamed)", updated_at=later))
-        conn.execute(T.service_packages.update().where(T.service_packages.c.id == active[1]["id"]).values(
-            is_active=False, updated_at=later))
+        conn.execute(
+            T.service_packages.update()
+            .where(T.service_packages.c.id == active[0]["id"])
+            .values(name="Fibre 100/100 Mbps (renamed)", updated_at=later)
+        )
+        conn.execute(
+            T.service_packages.update()
+            .where(T.service_packages.c.id == active[1]["id"])
+            .values(is_active=False, updated_at=later)
+        )
     report = run_sync(engine, client, FAST, entities=["plans"])
     assert report.entities["plans"].updated == 2 and report.entities["plans"].api_calls == 3
     plans = emulator.store.plans

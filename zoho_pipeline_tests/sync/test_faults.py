@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from zoho_pipeline.source.admin import make_engine
+from zoho_pipeline.source.database import make_engine
 from zoho_pipeline_tests.support import faults as fk
 
 FAST_CUSTOMERS = fk.env_int("ZOHO_FAULT_CUSTOMERS", 100)
@@ -95,20 +95,31 @@ class World:
         return lambda: fk.make_client(url, self.engine, **overrides)
 
     def settle(self, handle, settings=None, *, client=None, **kw) -> list:
-        return fk.sync_until_settled(self.engine, self.clients(handle, **(client or {})),
-                                     settings or fk.fast_settings(), **kw)
+        return fk.sync_until_settled(
+            self.engine, self.clients(handle, **(client or {})), settings or fk.fast_settings(), **kw
+        )
 
     def api_calls(self) -> int:
         return sum(h.stats()["requests"] for h in self.emulators) + self.api_calls_elsewhere
 
     def finish(self, scenario: str, store, reports: list, notes: str = "", extra_dup: int = 0) -> fk.Verdict:
         verdict = fk.verify(self.engine, store)
-        self.results.append(dict(
-            scenario=scenario, rows=verdict.rows, api_calls=self.api_calls(),
-            duplicates=verdict.duplicates + verdict.orphans + extra_dup, lost=verdict.lost, stuck=verdict.stuck,
-            seconds=f"{time.monotonic() - self.started:.1f}", runs=len(reports),
-            adopted=fk.total(reports, "adopted"), failed_ok=verdict.failed_ok, dead=verdict.dead_lettered,
-            notes=notes))
+        self.results.append(
+            dict(
+                scenario=scenario,
+                rows=verdict.rows,
+                api_calls=self.api_calls(),
+                duplicates=verdict.duplicates + verdict.orphans + extra_dup,
+                lost=verdict.lost,
+                stuck=verdict.stuck,
+                seconds=f"{time.monotonic() - self.started:.1f}",
+                runs=len(reports),
+                adopted=fk.total(reports, "adopted"),
+                failed_ok=verdict.failed_ok,
+                dead=verdict.dead_lettered,
+                notes=notes,
+            )
+        )
         assert verdict.duplicates == 0, verdict.summary()
         assert verdict.orphans == 0, verdict.summary()
         assert verdict.lost == 0, verdict.summary()
@@ -177,10 +188,20 @@ def test_429_storm_burns_no_attempts(world, retry_after):
         remaining = h.faults()["storm_remaining_s"]
         time.sleep(min(remaining + 0.1, 6.0))  # the next scheduled run comes after the storm (or during it)
 
-    h = world.emulator(rate_limit_per_minute=2000, lockout_seconds=1, storm_rate_limit_per_minute=200,
-                       storm_seconds=4, retry_after=retry_after, seed=303)
-    reports = world.settle(h, max_runs=6, between=between,
-                           client=dict(requests_per_minute=1500, max_rate_limit_wait_s=2.0, rate_limit_backoff_s=0.3))
+    h = world.emulator(
+        rate_limit_per_minute=2000,
+        lockout_seconds=1,
+        storm_rate_limit_per_minute=200,
+        storm_seconds=4,
+        retry_after=retry_after,
+        seed=303,
+    )
+    reports = world.settle(
+        h,
+        max_runs=6,
+        between=between,
+        client=dict(requests_per_minute=1500, max_rate_limit_wait_s=2.0, rate_limit_backoff_s=0.3),
+    )
     limited = h.stats()["rate_limited"]
     assert limited > 0, "the storm must really answer 429"
     stops = [r.stopped_reason for r in reports if r.stopped_reason]
@@ -199,8 +220,7 @@ def test_429_storm_burns_no_attempts(world, retry_after):
 
 
 def test_token_expiry_and_mint_limit(world):
-    h = world.emulator(early_token_expiry_s=0.5, token_mint_limit=100, token_mint_window_s=3, latency_ms=40,
-                       seed=404)
+    h = world.emulator(early_token_expiry_s=0.5, token_mint_limit=100, token_mint_window_s=3, latency_ms=40, seed=404)
     # a: access tokens really die every half second (though expires_in says an hour): refresh on 401, carry on
     first = world.settle(h, entities=("plans", "customers", "subscriptions"), max_runs=1)
     assert first[0].stopped_reason is None, first[0].stopped_detail
@@ -221,16 +241,25 @@ def test_token_expiry_and_mint_limit(world):
     time.sleep(3.1)
     rest = world.settle(h, max_runs=6, between=lambda n, r: time.sleep(3.1))
     assert rest[0].stopped_reason is None, rest[0].stopped_detail
-    world.finish("4 token expiry + mint limit", h.store, first + [stopped] + rest,
-                 notes=f"{h.stats()['tokens_minted']} tokens minted; mint refused -> stop {stopped.stopped_reason}")
+    world.finish(
+        "4 token expiry + mint limit",
+        h.store,
+        first + [stopped] + rest,
+        notes=f"{h.stats()['tokens_minted']} tokens minted; mint refused -> stop {stopped.stopped_reason}",
+    )
 
 
 # --- 5. SIGKILL -----------------------------------------------------------------------------------------------
 
 
 def _start_child(url: str, emulator_url: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "zoho_pipeline_tests.support.fault_sync_child", url, emulator_url],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zoho_pipeline_tests.support.fault_sync_child", url, emulator_url],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     ready, _, _ = select.select([proc.stdout], [], [], 30)
     line = proc.stdout.readline() if ready else ""
     if not line.startswith("started"):
@@ -260,8 +289,12 @@ def test_sigkill_mid_run(world, seed):
     time.sleep(1.2)  # the dead run's heartbeat goes stale
     reports = world.settle(h, settings, max_runs=6)
     assert fk.claimed_twice(world.engine) == 0
-    world.finish(f"5 SIGKILL seed {seed}", h.store, reports,
-                 notes=f"left {left_syncing} syncing, {synced_by_child} synced by the dead run")
+    world.finish(
+        f"5 SIGKILL seed {seed}",
+        h.store,
+        reports,
+        notes=f"left {left_syncing} syncing, {synced_by_child} synced by the dead run",
+    )
 
 
 # --- 6. two runs at once --------------------------------------------------------------------------------------
@@ -292,8 +325,9 @@ def test_two_runs_at_once(world):
     reports = first + world.settle(h, settings, max_runs=6)
     twice = fk.claimed_twice(world.engine)
     assert twice == 0
-    world.finish("6 two runs at once", h.store, reports, notes=f"{skipped} claims lost to the other run",
-                 extra_dup=twice)
+    world.finish(
+        "6 two runs at once", h.store, reports, notes=f"{skipped} claims lost to the other run", extra_dup=twice
+    )
 
 
 # --- 7. ZOHO down ---------------------------------------------------------------------------------------------
@@ -314,8 +348,12 @@ def test_zoho_down_then_back(world, tmp_path):
     assert sum(c.get("syncing", 0) for c in counts.values()) == 0, counts
     second = world.emulator(port=port, state_file=state, seed=708)  # the same ZOHO, back on the same port
     reports = world.settle(second, settings, max_runs=6)
-    world.finish("7 ZOHO down, then back", second.store, before + [down] + reports,
-                 notes="outage run stopped: unreachable, 0 attempts charged")
+    world.finish(
+        "7 ZOHO down, then back",
+        second.store,
+        before + [down] + reports,
+        notes="outage run stopped: unreachable, 0 attempts charged",
+    )
 
 
 def test_a_failing_parent_is_attempted_once_per_round_not_once_per_child_batch(world):
@@ -326,24 +364,29 @@ def test_a_failing_parent_is_attempted_once_per_round_not_once_per_child_batch(w
     settings = fk.fast_settings(max_attempts=50, batch_size=20)  # many payment batches, each needing invoices
     fk.run_once(world.engine, world.clients(h, max_retries=0), settings, entities=("invoices", "payments"))
     from zoho_pipeline.source.tables import customer_invoices as invoices
+
     with world.engine.connect() as conn:
         worst = conn.execute(sa.select(sa.func.max(invoices.c.zoho_attempts))).scalar()
     assert 1 <= worst <= settings.in_run_retry_rounds + 1, (
         f"an invoice was attempted {worst} times in one run (its own sweep and retry rounds allow "
-        f"{settings.in_run_retry_rounds + 1})")
+        f"{settings.in_run_retry_rounds + 1})"
+    )
 
 
 def test_outage_of_two_runs_dead_letters_nothing(world):
     port = fk.free_port()  # nothing listens: connection refused on every call
     settings = fk.fast_settings(max_attempts=5)  # the default
     for _ in range(2):
-        fk.run_once(world.engine, world.clients(f"http://127.0.0.1:{port}", max_retries=0), settings,
-                    entities=("customers",))
+        fk.run_once(
+            world.engine, world.clients(f"http://127.0.0.1:{port}", max_retries=0), settings, entities=("customers",)
+        )
         fk.fast_forward(world.engine)
     with world.engine.connect() as conn:
         from zoho_pipeline.source.tables import customers
-        dead = conn.execute(sa.select(sa.func.count()).select_from(customers)
-                            .where(customers.c.zoho_dead_lettered.is_(True))).scalar()
+
+        dead = conn.execute(
+            sa.select(sa.func.count()).select_from(customers).where(customers.c.zoho_dead_lettered.is_(True))
+        ).scalar()
     assert dead == 0, f"{dead} customers dead-lettered by a ZOHO outage that lasted two runs"
 
 
@@ -361,8 +404,11 @@ def _half_recorded(world, store) -> list[str]:
                 found = index[name].get(fk._reference(name, row)) or []
                 ids = {fk.zoho_id(name, e) for e in found}
                 recorded = row[spec.zoho_id_column]
-                if ids and str(recorded) not in ids and not (row["zoho_create_in_doubt"]
-                                                             or row["zoho_sync_status"] == "syncing"):
+                if (
+                    ids
+                    and str(recorded) not in ids
+                    and not (row["zoho_create_in_doubt"] or row["zoho_sync_status"] == "syncing")
+                ):
                     problems.append(f"{name} {row['id']}: in ZOHO as {ids}, source records {recorded} and no doubt")
                 if recorded and str(recorded) not in ids:
                     problems.append(f"{name} {row['id']}: records ZOHO id {recorded} that ZOHO lacks")
@@ -399,9 +445,12 @@ def test_source_database_unreachable_mid_run(world):
     left_syncing = sum(c.get("syncing", 0) for c in counts.values())
     reports = world.settle(h, settings, max_runs=6)
     assert fk.claimed_twice(world.engine) == 0
-    world.finish("8 source DB unreachable", h.store, reports,
-                 notes=f"{killed} backends killed; run raised {type(out['error']).__name__}; "
-                       f"{left_syncing} left syncing")
+    world.finish(
+        "8 source DB unreachable",
+        h.store,
+        reports,
+        notes=f"{killed} backends killed; run raised {type(out['error']).__name__}; {left_syncing} left syncing",
+    )
 
 
 # --- soak -----------------------------------------------------------------------------------------------------
@@ -413,12 +462,24 @@ def test_soak_mixed_faults(request):
     world = _world(request, SOAK_CUSTOMERS)
     # tokens die after 65 s: often, yet within ZOHO's 10 mints per 10 minutes (scenario 4 covers the mint limit;
     # here it would only stop every run for ten minutes)
-    h = world.emulator(fail_rate=0.05, drop_rate=0.03, latency_ms=2, jitter_ms=2, early_token_expiry_s=65,
-                       rate_limit_per_minute=20_000, storm_rate_limit_per_minute=2_000, storm_seconds=5,
-                       lockout_seconds=1, seed=909)
-    reports = world.settle(h, max_runs=12, client=dict(requests_per_minute=15_000, max_rate_limit_wait_s=2.0,
-                                                       rate_limit_backoff_s=0.3),
-                           between=lambda n, r: time.sleep(min(h.faults()["storm_remaining_s"], 6)))
+    h = world.emulator(
+        fail_rate=0.05,
+        drop_rate=0.03,
+        latency_ms=2,
+        jitter_ms=2,
+        early_token_expiry_s=65,
+        rate_limit_per_minute=20_000,
+        storm_rate_limit_per_minute=2_000,
+        storm_seconds=5,
+        lockout_seconds=1,
+        seed=909,
+    )
+    reports = world.settle(
+        h,
+        max_runs=12,
+        client=dict(requests_per_minute=15_000, max_rate_limit_wait_s=2.0, rate_limit_backoff_s=0.3),
+        between=lambda n, r: time.sleep(min(h.faults()["storm_remaining_s"], 6)),
+    )
     world.finish(f"soak mixed ({SOAK_CUSTOMERS} customers)", h.store, reports)
 
 
@@ -430,8 +491,11 @@ def _in_doubt_customer(world, h) -> str:
     from zoho_pipeline.source.tables import customers
 
     with world.engine.connect() as conn:
-        cid = str(conn.execute(sa.select(customers.c.id).where(customers.c.email.like("%@%.%"))
-                               .order_by(customers.c.id).limit(1)).scalar())
+        cid = str(
+            conn.execute(
+                sa.select(customers.c.id).where(customers.c.email.like("%@%.%")).order_by(customers.c.id).limit(1)
+            ).scalar()
+        )
     h.set_faults(drop_rate=1.0)
     settings = fk.fast_settings(in_run_retry_rounds=0)
     fk.run_once(world.engine, world.clients(h), settings, entities=("customers",), ids={"customers": [cid]})
@@ -447,21 +511,32 @@ def _change_customer(world, cid, **values) -> None:
     from zoho_pipeline.source.tables import customers
 
     with world.engine.begin() as conn:
-        conn.execute(customers.update().where(customers.c.id == cid).values(
-            updated_at=sa.func.now() + sa.text("interval '1 second'"), **values))
+        conn.execute(
+            customers.update()
+            .where(customers.c.id == cid)
+            .values(updated_at=sa.func.now() + sa.text("interval '1 second'"), **values)
+        )
 
 
 def _sync_customer(world, h, cid) -> None:
     for _ in range(2):
         fk.fast_forward(world.engine)
-        fk.run_once(world.engine, world.clients(h), fk.fast_settings(in_run_retry_rounds=0),
-                    entities=("customers",), ids={"customers": [cid]})
+        fk.run_once(
+            world.engine,
+            world.clients(h),
+            fk.fast_settings(in_run_retry_rounds=0),
+            entities=("customers",),
+            ids={"customers": [cid]},
+        )
 
 
 def _zoho_customers(h, cid) -> list[dict]:
     with h.store.lock:
-        return [dict(c) for c in h.store.customers.values()
-                if any(str(f.get("value")) == cid for f in c.get("custom_fields") or [])]
+        return [
+            dict(c)
+            for c in h.store.customers.values()
+            if any(str(f.get("value")) == cid for f in c.get("custom_fields") or [])
+        ]
 
 
 def test_change_while_in_doubt_reaches_zoho_after_adopt(world):

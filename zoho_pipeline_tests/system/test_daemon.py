@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -56,8 +56,8 @@ def _wait_port(port: int, proc: subprocess.Popen, name: str, timeout: float = 60
 
 
 def test_sensor_launched_run_syncs_a_new_customer(tmp_path, make_pg_database, emulator, zoho_config, monkeypatch):
-    from zoho_pipeline.ops import sync_cmd
-    from zoho_pipeline.source.admin import create_demo
+    from zoho_pipeline.cli import sync as sync_cmd
+    from zoho_pipeline.source.migrate import create_demo
 
     source_url = make_pg_database()
     dagster_pg = make_pg_database()  # postgresql+psycopg2://: dagster-postgres reads it with SQLAlchemy
@@ -65,11 +65,14 @@ def test_sensor_launched_run_syncs_a_new_customer(tmp_path, make_pg_database, em
 
     env = {
         "SOURCE_DATABASE_URL": source_url,
-        "ZOHO_API_BASE_URL": zoho_config.api_base_url, "ZOHO_ACCOUNTS_URL": zoho_config.accounts_url,
-        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"], "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
+        "ZOHO_API_BASE_URL": zoho_config.api_base_url,
+        "ZOHO_ACCOUNTS_URL": zoho_config.accounts_url,
+        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
+        "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
         "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
         "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
-        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000", "ZOHO_DAILY_BUDGET": "10000000",
+        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000",
+        "ZOHO_DAILY_BUDGET": "10000000",
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -82,37 +85,69 @@ def test_sensor_launched_run_syncs_a_new_customer(tmp_path, make_pg_database, em
         "storage:\n  postgres:\n    postgres_url: {env: DAGSTER_PG_URL}\n"
         "concurrency:\n  runs:\n    tag_concurrency_limits:\n      - key: zoho_sync\n        limit: 1\n"
         "  pools:\n    default_limit: 1\n"
-        "telemetry:\n  enabled: false\n")
+        "telemetry:\n  enabled: false\n"
+    )
     grpc_port, web_port = _free_port(), _free_port()
     workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {grpc_port}\n"
-                         "      location_name: zoho_pipeline\n")
-    proc_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": dagster_pg,
-                "DAGSTER_DEPLOYMENT": "production", "PYTHONUNBUFFERED": "1"}
+    workspace.write_text(
+        f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {grpc_port}\n"
+        "      location_name: zoho_pipeline\n"
+    )
+    proc_env = {
+        **os.environ,
+        **env,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": dagster_pg,
+        "DAGSTER_DEPLOYMENT": "production",
+        "PYTHONUNBUFFERED": "1",
+    }
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("grpc", "daemon", "webserver")}
     procs: dict[str, subprocess.Popen] = {}
 
     def start(name, cmd):
-        procs[name] = subprocess.Popen(cmd, env=proc_env, cwd=tmp_path, stdout=logs[name], stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+        procs[name] = subprocess.Popen(
+            cmd, env=proc_env, cwd=tmp_path, stdout=logs[name], stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     try:
-        start("grpc", [str(BIN / "dagster"), "api", "grpc", "-m", "zoho_pipeline.definitions", "-h", "127.0.0.1",
-                       "-p", str(grpc_port)])
+        start(
+            "grpc",
+            [
+                str(BIN / "dagster"),
+                "api",
+                "grpc",
+                "-m",
+                "zoho_pipeline.definitions",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(grpc_port),
+            ],
+        )
         _wait_port(grpc_port, procs["grpc"], "code server")
         # Inserted before the daemon starts, so its first sensor tick sees it instead of the one 60 s later.
         customer_id = str(uuid.uuid4())
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         engine = sa.create_engine(source_url)
         with engine.begin() as conn:
-            conn.execute(T.customers.insert().values(
-                id=customer_id, email=f"daemon-{customer_id[:8]}@example.co.za", first_name="Sipho",
-                last_name="Daemon", account_type="residential", country="ZA", status="active",
-                created_at=now, updated_at=now))
+            conn.execute(
+                T.customers.insert().values(
+                    id=customer_id,
+                    email=f"daemon-{customer_id[:8]}@example.co.za",
+                    first_name="Sipho",
+                    last_name="Daemon",
+                    account_type="residential",
+                    country="ZA",
+                    status="active",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
 
         start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)])
-        start("webserver", [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1",
-                            "-p", str(web_port)])
+        start(
+            "webserver", [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(web_port)]
+        )
         _wait_port(web_port, procs["webserver"], "webserver")
 
         deadline = time.monotonic() + DEADLINE_S
@@ -121,8 +156,11 @@ def test_sensor_launched_run_syncs_a_new_customer(tmp_path, make_pg_database, em
         while time.monotonic() < deadline and succeeded is None:
             for name, proc in procs.items():
                 assert proc.poll() is None, f"{name} exited: {(tmp_path / f'{name}.log').read_text()[-3000:]}"
-            resp = requests.post(f"http://127.0.0.1:{web_port}/graphql",
-                                 json={"query": RUNS_QUERY, "variables": {"tag": "sensor"}}, timeout=10)
+            resp = requests.post(
+                f"http://127.0.0.1:{web_port}/graphql",
+                json={"query": RUNS_QUERY, "variables": {"tag": "sensor"}},
+                timeout=10,
+            )
             data = resp.json()["data"]["runsOrError"]
             assert data["__typename"] == "Runs", data
             seen = data["results"]
@@ -130,12 +168,15 @@ def test_sensor_launched_run_syncs_a_new_customer(tmp_path, make_pg_database, em
             succeeded = next((r for r in seen if r["status"] == "SUCCESS" and r["jobName"] == "zoho_sync_job"), None)
             if succeeded is None:
                 time.sleep(2)
-        assert succeeded, f"no sensor-launched run succeeded within {DEADLINE_S}s: {seen}\n" + \
-            (tmp_path / "daemon.log").read_text()[-3000:]
+        assert succeeded, (
+            f"no sensor-launched run succeeded within {DEADLINE_S}s: {seen}\n"
+            + (tmp_path / "daemon.log").read_text()[-3000:]
+        )
 
         with engine.connect() as conn:
-            zoho_id = conn.execute(sa.select(T.customers.c.zoho_billing_customer_id)
-                                   .where(T.customers.c.id == customer_id)).scalar_one()
+            zoho_id = conn.execute(
+                sa.select(T.customers.c.zoho_billing_customer_id).where(T.customers.c.id == customer_id)
+            ).scalar_one()
         engine.dispose()
         assert zoho_id
         from zoho_pipeline.zoho.client import ZohoClient

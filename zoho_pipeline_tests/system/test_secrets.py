@@ -15,6 +15,7 @@ import time
 import traceback
 import urllib.parse
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import dagster as dg
@@ -23,7 +24,8 @@ import sqlalchemy as sa
 
 from zoho_pipeline.emulator.server import EmulatorConfig, start_emulator
 from zoho_pipeline.source import tables as T
-from zoho_pipeline.source.admin import create_demo, make_engine
+from zoho_pipeline.source.database import make_engine
+from zoho_pipeline.source.migrate import create_demo
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.settings import ENTITY_ORDER, SyncSettings
 from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
@@ -37,22 +39,39 @@ REFRESH_TOKEN = "1000.R3FR3SH-abc123"
 WRONG_REFRESH = "1000.WR0NG-refresh-777"
 ORG = "10234695"
 CREDS = dict(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_token=REFRESH_TOKEN, organization_id=ORG)
-FAST = SyncSettings(max_workers=4, backoff_base_s=0.02, in_run_retry_window_s=1.0, in_run_retry_rounds=2,
-                    run_stale_after_s=5.0)
+FAST = SyncSettings(
+    max_workers=4, backoff_base_s=0.02, in_run_retry_window_s=1.0, in_run_retry_rounds=2, run_stale_after_s=5.0
+)
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def emu():
-    handle = start_emulator(EmulatorConfig(host="127.0.0.1", port=0, rate_limit_per_minute=100_000,
-                                           daily_limit=10_000_000, max_concurrency=64, seed=11, **CREDS))
+    handle = start_emulator(
+        EmulatorConfig(
+            host="127.0.0.1",
+            port=0,
+            rate_limit_per_minute=100_000,
+            daily_limit=10_000_000,
+            max_concurrency=64,
+            seed=11,
+            **CREDS,
+        )
+    )
     yield handle
     handle.stop()
 
 
 def zoho_config(emu, **overrides) -> ZohoConfig:
-    values = dict(api_base_url=f"{emu.url}/billing/v1", accounts_url=emu.url, requests_per_minute=100_000,
-                  daily_budget=10_000_000, read_timeout_s=2.0, retry_base_delay_s=0.01, **CREDS)
+    values = dict(
+        api_base_url=f"{emu.url}/billing/v1",
+        accounts_url=emu.url,
+        requests_per_minute=100_000,
+        daily_budget=10_000_000,
+        read_timeout_s=2.0,
+        retry_base_delay_s=0.01,
+        **CREDS,
+    )
     values.update(overrides)
     return ZohoConfig(**values)
 
@@ -155,9 +174,9 @@ def test_a_full_sync_with_faults_leaks_no_secret_into_logs_reports_or_tables(db_
 
 
 def dt_later():
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    return datetime.now(timezone.utc) + timedelta(seconds=1)
+    return datetime.now(UTC) + timedelta(seconds=1)
 
 
 @pytest.mark.parametrize("wrong", ["refresh_token", "client_secret"])
@@ -175,11 +194,16 @@ def test_rejected_credentials_fail_with_messages_holding_no_secret(sqlite_url, e
         exc = caught.value
         assert exc.kind == "auth"
         texts = {
-            "str(ZohoError)": str(exc), "repr(ZohoError)": repr(exc), "ZohoError.args": repr(exc.args),
+            "str(ZohoError)": str(exc),
+            "repr(ZohoError)": repr(exc),
+            "ZohoError.args": repr(exc.args),
             "ZohoError.__dict__": repr(vars(exc)),
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-            "repr(client)": repr(client), "str(client)": str(client), "repr(config)": repr(cfg),
-            "str(config)": str(cfg), "repr(token provider)": repr(client.tokens),
+            "repr(client)": repr(client),
+            "str(client)": str(client),
+            "repr(config)": repr(cfg),
+            "str(config)": str(cfg),
+            "repr(token provider)": repr(client.tokens),
             "repr(token store)": repr(client.tokens.store),
         }
         report = run_sync(engine, client, FAST)
@@ -213,12 +237,23 @@ def deployed_env(monkeypatch, emu, tmp_path):
     process loading the code location would)."""
 
     def apply(url: str, **overrides):
-        env = dict(SOURCE_DATABASE_URL=url, ZOHO_CLIENT_ID=CLIENT_ID, ZOHO_CLIENT_SECRET=CLIENT_SECRET,
-                   ZOHO_REFRESH_TOKEN=REFRESH_TOKEN, ZOHO_ORGANIZATION_ID=ORG,
-                   ZOHO_API_BASE_URL=f"{emu.url}/billing/v1", ZOHO_ACCOUNTS_URL=emu.url,
-                   ZOHO_RATE_LIMIT_PER_MINUTE="100000", ZOHO_DAILY_BUDGET="10000000", ZOHO_READ_TIMEOUT_S="2",
-                   ZOHO_RETRY_BASE_DELAY_S="0.01", ZOHO_SYNC_WORKERS="4", ZOHO_SYNC_BACKOFF_BASE_S="0.02",
-                   ZOHO_SYNC_IN_RUN_RETRY_WINDOW_S="1", DAGSTER_HOME=str(tmp_path / "dagster_home"))
+        env = dict(
+            SOURCE_DATABASE_URL=url,
+            ZOHO_CLIENT_ID=CLIENT_ID,
+            ZOHO_CLIENT_SECRET=CLIENT_SECRET,
+            ZOHO_REFRESH_TOKEN=REFRESH_TOKEN,
+            ZOHO_ORGANIZATION_ID=ORG,
+            ZOHO_API_BASE_URL=f"{emu.url}/billing/v1",
+            ZOHO_ACCOUNTS_URL=emu.url,
+            ZOHO_RATE_LIMIT_PER_MINUTE="100000",
+            ZOHO_DAILY_BUDGET="10000000",
+            ZOHO_READ_TIMEOUT_S="2",
+            ZOHO_RETRY_BASE_DELAY_S="0.01",
+            ZOHO_SYNC_WORKERS="4",
+            ZOHO_SYNC_BACKOFF_BASE_S="0.02",
+            ZOHO_SYNC_IN_RUN_RETRY_WINDOW_S="1",
+            DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        )
         env.update(overrides)
         (tmp_path / "dagster_home").mkdir(exist_ok=True)
         for key, value in env.items():
@@ -231,9 +266,18 @@ def deployed_env(monkeypatch, emu, tmp_path):
         from zoho_pipeline.defs.schedules import ALL_SCHEDULES
         from zoho_pipeline.defs.sensors import ALL_SENSORS
 
-        monkeypatch.setattr(definitions, "defs", dg.Definitions(
-            assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=ALL_JOBS, schedules=ALL_SCHEDULES, sensors=ALL_SENSORS,
-            resources=resources_from_env()))
+        monkeypatch.setattr(
+            definitions,
+            "defs",
+            dg.Definitions(
+                assets=ALL_ASSETS,
+                asset_checks=ALL_CHECKS,
+                jobs=ALL_JOBS,
+                schedules=ALL_SCHEDULES,
+                sensors=ALL_SENSORS,
+                resources=resources_from_env(),
+            ),
+        )
         return env
 
     return apply
@@ -253,8 +297,8 @@ def scan_instance(instance, run_id: str, secrets: dict, label: str) -> int:
 
 
 def test_a_dagster_run_and_the_cli_leak_no_secret(sqlite_url, emu, deployed_env, capsys, caplog):
-    from zoho_pipeline.ops import cli
-    from zoho_pipeline.ops.sync_cmd import run_job
+    from zoho_pipeline.cli import main as cli
+    from zoho_pipeline.cli.sync import run_job
 
     caplog.set_level(logging.DEBUG)
     create_demo(sqlite_url, customers=12, seed=9)
@@ -275,8 +319,16 @@ def test_a_dagster_run_and_the_cli_leak_no_secret(sqlite_url, emu, deployed_env,
     # the CLI, as an operator runs it (DAGSTER_HOME set: the run is kept in that instance)
     capsys.readouterr()
     outputs = {}
-    for argv in (["sync", "--json"], ["status"], ["status", "--json"], ["logs"], ["logs", "--json"],
-                 ["logs", "--status", "failed"], ["health"], ["alert", "--dry-run"]):
+    for argv in (
+        ["sync", "--json"],
+        ["status"],
+        ["status", "--json"],
+        ["logs"],
+        ["logs", "--json"],
+        ["logs", "--status", "failed"],
+        ["health"],
+        ["alert", "--dry-run"],
+    ):
         try:
             code = cli.main(argv)
         except SystemExit as exc:  # argparse
@@ -304,10 +356,11 @@ def test_a_dagster_run_and_the_cli_leak_no_secret(sqlite_url, emu, deployed_env,
         engine.dispose()
 
 
-def test_a_dagster_run_with_a_revoked_refresh_token_fails_without_printing_it(sqlite_url, emu, deployed_env,
-                                                                             capsys, caplog):
-    from zoho_pipeline.ops import cli
-    from zoho_pipeline.ops.sync_cmd import run_job
+def test_a_dagster_run_with_a_revoked_refresh_token_fails_without_printing_it(
+    sqlite_url, emu, deployed_env, capsys, caplog
+):
+    from zoho_pipeline.cli import main as cli
+    from zoho_pipeline.cli.sync import run_job
 
     caplog.set_level(logging.DEBUG)
     create_demo(sqlite_url, customers=5, seed=3)
@@ -332,20 +385,26 @@ def test_a_dagster_run_with_a_revoked_refresh_token_fails_without_printing_it(sq
 
 def test_alerts_carry_no_secret_even_when_an_error_message_does(emu, capsys, monkeypatch):
     """Belt and braces: were a secret ever to reach a row's error text, the alert still masks it."""
-    from zoho_pipeline.ops import alerts
+    from zoho_pipeline.monitor import alerts
 
     monkeypatch.setenv("ZOHO_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("ZOHO_REFRESH_TOKEN", REFRESH_TOKEN)
     monkeypatch.setenv("ALERT_WEBHOOK_URL", "https://hooks.slack.com/services/T000/B000/XXXXSECRETHOOK")
     event = alerts.AlertEvent(
-        kind="failed_rows", title=f"Rows failed (client_secret={CLIENT_SECRET})",
-        summary=f"refresh_token={REFRESH_TOKEN} rejected", details={"refresh token": REFRESH_TOKEN},
-        rows=[{"entity": "customers", "label": "Zoë O'Neill", "error": f"token {REFRESH_TOKEN} / {CLIENT_SECRET}"}])
+        kind="failed_rows",
+        title=f"Rows failed (client_secret={CLIENT_SECRET})",
+        summary=f"refresh_token={REFRESH_TOKEN} rejected",
+        details={"refresh token": REFRESH_TOKEN},
+        rows=[{"entity": "customers", "label": "Zoë O'Neill", "error": f"token {REFRESH_TOKEN} / {CLIENT_SECRET}"}],
+    )
     alerts.send_alert(event, dry_run=True)
     out = capsys.readouterr().out
     assert out.strip()
-    assert_clean(out, {"client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN,
-                       "webhook": "XXXXSECRETHOOK"}, "alert dry-run output")
+    assert_clean(
+        out,
+        {"client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN, "webhook": "XXXXSECRETHOOK"},
+        "alert dry-run output",
+    )
 
 
 # --- the token cache locked away from a read-only role (Postgres) ----------------------------------------------------
@@ -391,8 +450,9 @@ def test_the_documented_roles_sync_as_zoho_sync_and_keep_the_token_cache_from_re
 
         sync_url = sa.engine.make_url(pg_url).set(username=sync_role, password=None)
         sync_engine = make_engine(sync_url)
-        with ZohoClient(zoho_config(emu), token_store=DbTokenStore(sync_engine),
-                        usage_store=DbUsageStore(sync_engine)) as c:
+        with ZohoClient(
+            zoho_config(emu), token_store=DbTokenStore(sync_engine), usage_store=DbUsageStore(sync_engine)
+        ) as c:
             report = run_sync(sync_engine, c, FAST)
         assert report.stopped_reason is None
         assert report.entities["customers"].created > 0

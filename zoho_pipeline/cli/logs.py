@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from zoho_pipeline.ops.health import command_parser, entity_arg, format_table, open_source
-from zoho_pipeline.sync import queries as Q
+from zoho_pipeline.cli.common import command_parser, entity_arg, format_table, open_source
+from zoho_pipeline.monitor import history
+from zoho_pipeline.monitor.queries import resolve_ids
 
 OUTCOMES = ("synced", "unchanged", "failed", "retrying", "dead_lettered", "dry_run")
 
@@ -22,11 +23,17 @@ OUTCOMES = ("synced", "unchanged", "failed", "retrying", "dead_lettered", "dry_r
 def _parser() -> argparse.ArgumentParser:
     p = command_parser("logs", "The sync attempt log, newest first.")
     p.add_argument("--entity", type=entity_arg, help="plans, customers, subscriptions, invoices or payments")
-    p.add_argument("--status", "--outcome", dest="status", action="append",
-                   help=f"outcome to show ({', '.join(OUTCOMES)}); repeatable; 'failed' includes dead letters")
+    p.add_argument(
+        "--status",
+        "--outcome",
+        dest="status",
+        action="append",
+        help=f"outcome to show ({', '.join(OUTCOMES)}); repeatable; 'failed' includes dead letters",
+    )
     p.add_argument("--since", help="ISO time (2025-06-01T08:00, UTC when no offset) or a duration: 30m, 2h, 7d")
-    p.add_argument("--row", help="one row's history: its id, or email / invoice number / transaction id "
-                                 "(needs --entity)")
+    p.add_argument(
+        "--row", help="one row's history: its id, or email / invoice number / transaction id (needs --entity)"
+    )
     p.add_argument("--run", help="only lines of this run id")
     p.add_argument("--limit", type=int, default=50, help="lines per page (default 50)")
     p.add_argument("--offset", type=int, default=0, help="lines to skip (paging)")
@@ -39,7 +46,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     entity = args.entity
     try:
-        Q.parse_since(args.since)
+        history.parse_since(args.since)
     except ValueError as exc:
         parser.error(str(exc))
     if args.row and not entity:
@@ -52,12 +59,20 @@ def main(argv: list[str]) -> int:
     try:
         row_id = None
         if args.row:
-            found, missing = Q.resolve_ids(engine, entity, [args.row])
+            found, missing = resolve_ids(engine, entity, [args.row])
             row_id = found.get(args.row.strip(), args.row.strip())
-        lines = Q.recent_logs(engine, entity=entity, outcome=args.status, since=args.since, limit=args.limit + 1,
-                              offset=args.offset, entity_id=row_id, run_id=args.run)
+        lines = history.recent_logs(
+            engine,
+            entity=entity,
+            outcome=args.status,
+            since=args.since,
+            limit=args.limit + 1,
+            offset=args.offset,
+            entity_id=row_id,
+            run_id=args.run,
+        )
         has_more = len(lines) > args.limit
-        lines = lines[:args.limit]
+        lines = lines[: args.limit]
     finally:
         engine.dispose()
     if args.json:
@@ -66,10 +81,25 @@ def main(argv: list[str]) -> int:
     if not lines:
         print("no log lines match")
         return 0
-    print(format_table(
-        ["time", "entity", "row", "action", "outcome", "code", "error", "attempt", "run"],
-        [[x["time"], x["entity"], x["label"], x["action"], x["outcome"], x["error_code"] or "", x["error"] or "",
-          x["attempt"] or "", x["run_id"] or ""] for x in lines]))
+    print(
+        format_table(
+            ["time", "entity", "row", "action", "outcome", "code", "error", "attempt", "run"],
+            [
+                [
+                    x["time"],
+                    x["entity"],
+                    x["label"],
+                    x["action"],
+                    x["outcome"],
+                    x["error_code"] or "",
+                    x["error"] or "",
+                    x["attempt"] or "",
+                    x["run_id"] or "",
+                ]
+                for x in lines
+            ],
+        )
+    )
     more = f" · next page: --offset {args.offset + args.limit}" if has_more else ""
     print(f"\n{len(lines)} line(s), offset {args.offset}{more}")
     return 0

@@ -10,14 +10,14 @@ import sys
 
 COMMANDS = {
     "emulator": ("zoho_pipeline.emulator.__main__", "run the ZOHO Billing emulator (a real HTTP server)"),
-    "db": ("zoho_pipeline.ops.db_cmd", "source database: upgrade, downgrade, current, create-demo"),
-    "sync": ("zoho_pipeline.ops.sync_cmd", "run the sync job through Dagster and print a summary"),
-    "status": ("zoho_pipeline.ops.status_cmd", "per-entity counts, failures, API budget, backlog ETA"),
-    "logs": ("zoho_pipeline.ops.logs_cmd", "the attempt log, newest first"),
-    "retry": ("zoho_pipeline.ops.retry_cmd", "requeue failed or dead-lettered rows and sync them now"),
-    "health": ("zoho_pipeline.ops.health_cmd", "health check for cron or a probe (exit 0 healthy, 1 not)"),
-    "alert": ("zoho_pipeline.ops.alert_cmd", "send (or --dry-run print) alerts for failed syncs"),
-    "reconcile": ("zoho_pipeline.ops.reconcile_cmd", "differences between the source and ZOHO, row by row"),
+    "db": ("zoho_pipeline.cli.db", "source database: upgrade, downgrade, current, create-demo"),
+    "sync": ("zoho_pipeline.cli.sync", "run the sync job through Dagster and print a summary"),
+    "status": ("zoho_pipeline.cli.status", "per-entity counts, failures, API budget, backlog ETA"),
+    "logs": ("zoho_pipeline.cli.logs", "the attempt log, newest first"),
+    "retry": ("zoho_pipeline.cli.retry", "requeue failed or dead-lettered rows and sync them now"),
+    "health": ("zoho_pipeline.cli.health", "health check for cron or a probe (exit 0 healthy, 1 not)"),
+    "alert": ("zoho_pipeline.cli.alert", "send (or --dry-run print) alerts for failed syncs"),
+    "reconcile": ("zoho_pipeline.cli.reconcile", "differences between the source and ZOHO, row by row"),
 }
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from dataclasses import fields
 
+from zoho_pipeline.cli.common import format_table
+from zoho_pipeline.env import text
 from zoho_pipeline.sync.report import EntityReport, Failure, RunReport
 from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES
 from zoho_pipeline.zoho.limiter import paced_seconds
@@ -30,14 +31,28 @@ def _month(value: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoho-pipeline sync",
-        description="Sync the source database to ZOHO Billing now, as a Dagster run (recorded in DAGSTER_HOME).")
-    p.add_argument("--entity", action="append", choices=ENTITY_ORDER, metavar="ENTITY",
-                   help=f"only this entity (repeatable; missing parents are synced too): {', '.join(ENTITY_ORDER)}")
-    p.add_argument("--mode", choices=MODES, default="due",
-                   help="due: new, changed and retry-due rows (default); failed: failed and dead-lettered rows again; "
-                        "all: every row (unchanged rows cost no API call)")
-    p.add_argument("--month", type=_month, metavar="YYYY-MM",
-                   help="only invoices dated and payments completed in this month (its Dagster partition)")
+        description="Sync the source database to ZOHO Billing now, as a Dagster run (recorded in DAGSTER_HOME).",
+    )
+    p.add_argument(
+        "--entity",
+        action="append",
+        choices=ENTITY_ORDER,
+        metavar="ENTITY",
+        help=f"only this entity (repeatable; missing parents are synced too): {', '.join(ENTITY_ORDER)}",
+    )
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="due",
+        help="due: new, changed and retry-due rows (default); failed: failed and dead-lettered rows again; "
+        "all: every row (unchanged rows cost no API call)",
+    )
+    p.add_argument(
+        "--month",
+        type=_month,
+        metavar="YYYY-MM",
+        help="only invoices dated and payments completed in this month (its Dagster partition)",
+    )
     p.add_argument("--dry-run", action="store_true", help="map and validate only: show what would be sent")
     p.add_argument("--json", action="store_true", help="print the merged run report as JSON")
     return p
@@ -49,41 +64,48 @@ def build_parser() -> argparse.ArgumentParser:
 def _instance():
     import dagster as dg
 
-    if os.environ.get("DAGSTER_HOME"):
+    if text("DAGSTER_HOME"):
         return dg.DagsterInstance.get(), None
-    return dg.DagsterInstance.ephemeral(), ("note: DAGSTER_HOME is not set, so this run is not kept; set it (make "
-                                            "demo uses .dagster_home) to see the run in `dagster dev`")
+    return dg.DagsterInstance.ephemeral(), (
+        "note: DAGSTER_HOME is not set, so this run is not kept; set it (make "
+        "demo uses .dagster_home) to see the run in `dagster dev`"
+    )
 
 
 def run_job(entities, mode: str = "due", month: str | None = None, dry_run: bool = False, instance=None):
     """Execute zoho_full_sync_job in-process for the assets of `entities`. Returns (ExecuteInProcessResult)."""
+    import dagster as dg
+
     from zoho_pipeline.definitions import defs
     from zoho_pipeline.defs.assets import ASSET_OF_ENTITY
     from zoho_pipeline.defs.jobs import SYNC_TAGS, sync_target, zoho_full_sync_job
     from zoho_pipeline.defs.resources import resources_from_env
-
-    import dagster as dg
 
     job = defs.resolve_job_def(zoho_full_sync_job.name)
     assets = {dg.AssetKey(ASSET_OF_ENTITY[e]) for e in entities}
     # the selected assets and their database checks (not the API-spending reconciliation)
     checks = {k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in assets}
     job = job.get_subset(asset_selection=assets, asset_check_selection=checks)
-    run_config = {"ops": {key.to_python_identifier(): {"config": {"mode": mode, "dry_run": dry_run}}
-                          for key in assets},
-                  # the summary is the output; the full event log is in the run (dagster dev)
-                  "loggers": {"console": {"config": {"log_level": os.environ.get("ZOHO_SYNC_LOG_LEVEL", "WARNING")}}}}
+    run_config = {
+        "ops": {key.to_python_identifier(): {"config": {"mode": mode, "dry_run": dry_run}} for key in assets},
+        # the summary is the output; the full event log is in the run (dagster dev)
+        "loggers": {"console": {"config": {"log_level": text("ZOHO_SYNC_LOG_LEVEL", "WARNING")}}},
+    }
     partition_key, range_tags = (month, {}) if month else sync_target(_source_engine(), entities, mode)
     return job.execute_in_process(
-        run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False,
+        run_config=run_config,
+        instance=instance,
+        partition_key=partition_key,
+        raise_on_error=False,
         resources=resources_from_env(),  # this process's environment now, not when definitions were first imported
-        tags={**SYNC_TAGS, **range_tags, "zoho_trigger": "cli", **({"zoho_dry_run": "1"} if dry_run else {})})
+        tags={**SYNC_TAGS, **range_tags, "zoho_trigger": "cli", **({"zoho_dry_run": "1"} if dry_run else {})},
+    )
 
 
 def _source_engine():
     from zoho_pipeline.defs.resources import SourceDatabaseResource
 
-    url = os.environ.get("SOURCE_DATABASE_URL")
+    url = text("SOURCE_DATABASE_URL")
     if not url:
         raise RuntimeError("SOURCE_DATABASE_URL is not set (a SQLAlchemy URL of the provider's database)")
     return SourceDatabaseResource(url=url).engine()
@@ -150,42 +172,67 @@ def collect(result) -> tuple[RunReport, list[str], list[tuple[str, bool, str]]]:
 # --- printing ----------------------------------------------------------------------------------------------------
 
 
-def _table(headers: list[str], rows: list[list]) -> str:
-    cells = [headers] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
-
-
 def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str:
     ents = list(report.entities.values())
     if report.dry_run:
-        rows = [[e.entity, e.due, e.would_create, e.would_update, e.unchanged, e.invalid,
-                 e.would_create + e.would_update] for e in ents]
+        rows = [
+            [e.entity, e.due, e.would_create, e.would_update, e.unchanged, e.invalid, e.would_create + e.would_update]
+            for e in ents
+        ]
         calls = report.estimated_calls  # rows, look-ups of rows in doubt, and one-off catalog calls
         rows.append(["total", *[sum(r[i] for r in rows) for i in range(1, 7)]])
-        out = ["DRY RUN: nothing was sent to ZOHO.",
-               _table(["entity", "due", "would_create", "would_update", "unchanged", "invalid", "est_api_calls"], rows)]
+        out = [
+            "DRY RUN: nothing was sent to ZOHO.",
+            format_table(
+                ["entity", "due", "would_create", "would_update", "unchanged", "invalid", "est_api_calls"],
+                rows,
+                numbers_right=True,
+            ),
+        ]
         if rate_per_minute:
             minutes = paced_seconds(calls, rate_per_minute) / 60
-            out.append(f"Estimated {calls} API calls (incl. {report.setup_calls} one-off set-up): about "
-                       f"{minutes:.1f} min at {rate_per_minute}/min (retries of failing calls come on top).")
+            out.append(
+                f"Estimated {calls} API calls (incl. {report.setup_calls} one-off set-up): about "
+                f"{minutes:.1f} min at {rate_per_minute}/min (retries of failing calls come on top)."
+            )
         return "\n".join(out)
-    rows = [[e.entity, e.due, e.created, e.updated, e.unchanged, e.adopted, e.failed, e.retried, e.backlog,
-             e.api_calls] for e in ents]
+    rows = [
+        [e.entity, e.due, e.created, e.updated, e.unchanged, e.adopted, e.failed, e.retried, e.backlog, e.api_calls]
+        for e in ents
+    ]
     total = ["total", *[sum(r[i] for r in rows) for i in range(1, 10)]]
     total[-1] = report.api_calls or total[-1]
     rows.append(total)
-    out = [_table(["entity", "due", "created", "updated", "unchanged", "adopted", "failed", "retried", "backlog",
-                   "api_calls"], rows)]
+    out = [
+        format_table(
+            [
+                "entity",
+                "due",
+                "created",
+                "updated",
+                "unchanged",
+                "adopted",
+                "failed",
+                "retried",
+                "backlog",
+                "api_calls",
+            ],
+            rows,
+            numbers_right=True,
+        )
+    ]
     out.append(f"{report.api_calls} API calls in {report.duration_s:.1f}s")
     if report.stopped_reason:
-        out.append(f"Run stopped early: {report.stopped_reason}"
-                   + (f" ({report.stopped_detail})" if report.stopped_detail else ""))
+        out.append(
+            f"Run stopped early: {report.stopped_reason}"
+            + (f" ({report.stopped_detail})" if report.stopped_detail else "")
+        )
     failures = report.failures
     if failures:
         out.append("")
-        out.append(f"Failed rows ({len(failures)}{' shown: first ' + str(FAILURES_LISTED) if len(failures) > FAILURES_LISTED else ''}):")
+        out.append(
+            f"Failed rows ({len(failures)}{' shown: first ' + str(FAILURES_LISTED) if len(failures) > FAILURES_LISTED else ''}):"
+        )
         for f in failures[:FAILURES_LISTED]:
             kind = "dead-lettered" if f.dead_lettered else (f.error_code or "error")
             out.append(f"  {f.entity:<13} {f.label}  [{kind}] {f.error}")
@@ -208,8 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     code = 2 if (not result.success or errors) else report.exit_code
     if args.json:
         data = report.as_dict()
-        data.update(exit_code=code, dagster_run_id=result.run_id, errors=errors,
-                    checks=[{"check": n, "passed": p, "description": d} for n, p, d in checks])
+        data.update(
+            exit_code=code,
+            dagster_run_id=result.run_id,
+            errors=errors,
+            checks=[{"check": n, "passed": p, "description": d} for n, p, d in checks],
+        )
         print(json.dumps(data, indent=2, default=str))
         return code
     from zoho_pipeline.zoho.config import ZohoConfig
@@ -223,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         print(format_summary(report, rate))
     failed_checks = [(n, d) for n, p, d in checks if not p]
     if checks:
-        print(f"Checks: {len(checks) - len(failed_checks)} passed, {len(failed_checks)} failed"
-              + "".join(f"\n  {n}: {d}" for n, d in failed_checks))
+        print(
+            f"Checks: {len(checks) - len(failed_checks)} passed, {len(failed_checks)} failed"
+            + "".join(f"\n  {n}: {d}" for n, d in failed_checks)
+        )
     if errors:
         print("\nThe run failed:", file=sys.stderr)
         for e in errors:

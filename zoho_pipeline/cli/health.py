@@ -15,31 +15,39 @@ import argparse
 import json
 import sys
 
-from zoho_pipeline.ops import health as H
+from zoho_pipeline.cli.common import command_parser, open_source
+from zoho_pipeline.monitor import alerts
+from zoho_pipeline.monitor import health as H
+from zoho_pipeline.monitor.thresholds import thresholds_help
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = H.command_parser(
+    p = command_parser(
         "health",
         "Health of the ZOHO sync in four categories: database, recent activity, API connectivity, "
-                    "data integrity. Exit 0 healthy, 1 unhealthy.",
-        epilog="Thresholds: ZOHO_HEALTH_ACTIVITY_HOURS (24), ZOHO_STUCK_AFTER_S (900), ZOHO_HEALTH_MAX_FAILED (10), "
-               "ZOHO_HEALTH_MAX_DEAD_LETTERED (0), ZOHO_HEALTH_MAX_BACKLOG_AGE_S (3600), "
-               "ZOHO_HEALTH_MIN_SUCCESS_RATE (0.9), ZOHO_HEALTH_BUDGET_WARN_RATIO (0.8).")
+        "data integrity. Exit 0 healthy, 1 unhealthy.",
+        epilog="Thresholds (the Dagster checks and `alert` use the same): " + thresholds_help(),
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--detailed", action="store_true", help="every check with its figures")
     mode.add_argument("--json", action="store_true", help="JSON report")
-    mode.add_argument("--email", action="store_true",
-                      help="print an RFC 5322 email (multipart plain text + HTML), e.g. `| sendmail -t`")
-    p.add_argument("--send", action="store_true",
-                   help="with --email: send it to the alert targets (ALERT_*) instead of printing it")
+    mode.add_argument(
+        "--email",
+        action="store_true",
+        help="print an RFC 5322 email (multipart plain text + HTML), e.g. `| sendmail -t`",
+    )
+    p.add_argument(
+        "--send",
+        action="store_true",
+        help="with --email: send it to the alert targets (ALERT_*) instead of printing it",
+    )
     p.add_argument("--no-api", action="store_true", help="skip the ZOHO connectivity call")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    engine = H.open_source(args)
+    engine = open_source(args)
     if engine is None:
         return 2
     try:
@@ -49,14 +57,15 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     elif args.email:
-        from zoho_pipeline.ops import alerts
-
         settings = alerts.AlertSettings.from_env()
         event = H.health_event(report)
         if args.send:
             result = alerts.send_alert(event, settings)
-            print(f"sent to: {', '.join(result['sent']) or 'nothing'}"
-                  + "".join(f"\n{ch} failed: {msg}" for ch, msg in result["errors"].items()), file=sys.stderr)
+            print(
+                f"sent to: {', '.join(result['sent']) or 'nothing'}"
+                + "".join(f"\n{ch} failed: {msg}" for ch, msg in result["errors"].items()),
+                file=sys.stderr,
+            )
         else:
             print(alerts.build_email(event, settings).as_string())
     else:

@@ -18,21 +18,30 @@ import argparse
 import json
 import sys
 
-from zoho_pipeline.ops.health import (build_client, command_parser, entity_arg, format_table, missing_credentials,
-                                      open_source, zoho_config_from_env)
-from zoho_pipeline.sync import queries as Q
+from zoho_pipeline.cli.common import command_parser, entity_arg, format_table, open_source
+from zoho_pipeline.monitor import queries as Q
+from zoho_pipeline.sync.requeue import requeue
+from zoho_pipeline.sync.stores import zoho_client
+from zoho_pipeline.zoho.config import ZohoConfig
 
 
 def _parser() -> argparse.ArgumentParser:
     p = command_parser("retry", "Requeue failed or dead-lettered rows and sync them now.")
     p.add_argument("entity", nargs="?", type=entity_arg, help="plans, customers, subscriptions, invoices or payments")
-    p.add_argument("ids", nargs="*", metavar="ID",
-                   help="row ids, or emails (customers), invoice numbers, transaction ids, plan codes, ZOHO ids")
+    p.add_argument(
+        "ids",
+        nargs="*",
+        metavar="ID",
+        help="row ids, or emails (customers), invoice numbers, transaction ids, plan codes, ZOHO ids",
+    )
     p.add_argument("--failed", action="store_true", help="every failed, retrying or dead-lettered row")
     p.add_argument("--entity", dest="entity_opt", type=entity_arg, help="with --failed: only this entity")
     p.add_argument("--no-sync", action="store_true", help="only requeue; the next scheduled run picks them up")
-    p.add_argument("--force", action="store_true",
-                   help="also forget the last payload hash, so unchanged rows are sent to ZOHO again")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also forget the last payload hash, so unchanged rows are sent to ZOHO again",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable outcome")
     return p
 
@@ -40,15 +49,35 @@ def _parser() -> argparse.ArgumentParser:
 def _print_report(report, labels: dict) -> None:
     rows = []
     for name, rep in report.entities.items():
-        rows.append([name, rep.created, rep.updated, rep.adopted, rep.unchanged, rep.failed, rep.retried,
-                     rep.dead_lettered, rep.api_calls])
-    print(format_table(["entity", "created", "updated", "adopted", "unchanged", "failed", "retrying", "dead",
-                        "api calls"], rows))
+        rows.append(
+            [
+                name,
+                rep.created,
+                rep.updated,
+                rep.adopted,
+                rep.unchanged,
+                rep.failed,
+                rep.retried,
+                rep.dead_lettered,
+                rep.api_calls,
+            ]
+        )
+    print(
+        format_table(
+            ["entity", "created", "updated", "adopted", "unchanged", "failed", "retrying", "dead", "api calls"], rows
+        )
+    )
     if report.failures:
         print("\nStill failing:")
-        print(format_table(["entity", "row", "code", "error", "dead-lettered"],
-                           [[f.entity, f.label, f.error_code or "", f.error, "yes" if f.dead_lettered else ""]
-                            for f in report.failures]))
+        print(
+            format_table(
+                ["entity", "row", "code", "error", "dead-lettered"],
+                [
+                    [f.entity, f.label, f.error_code or "", f.error, "yes" if f.dead_lettered else ""]
+                    for f in report.failures
+                ],
+            )
+        )
     if report.stopped_reason:
         print(f"\nrun stopped: {report.stopped_reason} {report.stopped_detail or ''}".rstrip())
 
@@ -91,7 +120,7 @@ def _retry(engine, args, entity: str | None) -> int:
         if found:
             ids_by_entity[entity] = sorted(set(found.values()))
     for e, ids in ids_by_entity.items():
-        out["requeued"][e] = Q.requeue(engine, e, ids=ids, force=args.force)
+        out["requeued"][e] = requeue(engine, e, ids=ids, force=args.force)
     total = sum(out["requeued"].values())
     labels = {e: Q.labels_for(engine, e, ids) for e, ids in ids_by_entity.items()}
     if not args.json:
@@ -109,23 +138,35 @@ def _retry(engine, args, entity: str | None) -> int:
             print(json.dumps(out, indent=2))
         return exit_code
     if not settings.enabled:
-        print("ENABLE_ZOHO_SYNC is false: rows requeued, nothing sent; they sync once the switch is back on",
-              file=sys.stderr)
+        print(
+            "ENABLE_ZOHO_SYNC is false: rows requeued, nothing sent; they sync once the switch is back on",
+            file=sys.stderr,
+        )
         if args.json:
             print(json.dumps(out, indent=2))
         return 2
-    config = zoho_config_from_env()
-    if missing_credentials(config):
-        print("rows requeued, but ZOHO credentials are missing (" + ", ".join(missing_credentials(config))
-              + "): the next scheduled run will sync them", file=sys.stderr)
+    config = ZohoConfig.from_env()
+    if config.missing_credentials():
+        print(
+            "rows requeued, but ZOHO credentials are missing ("
+            + ", ".join(config.missing_credentials())
+            + "): the next scheduled run will sync them",
+            file=sys.stderr,
+        )
         if args.json:
             print(json.dumps(out, indent=2))
         return 2
     from zoho_pipeline.sync.engine import run_sync
 
-    with build_client(engine, config) as client:
-        report = run_sync(engine, client, settings, entities=list(ids_by_entity), mode="due",
-                          ids={e: ids for e, ids in ids_by_entity.items()})
+    with zoho_client(config, engine) as client:
+        report = run_sync(
+            engine,
+            client,
+            settings,
+            entities=list(ids_by_entity),
+            mode="due",
+            ids={e: ids for e, ids in ids_by_entity.items()},
+        )
     out["synced"] = report.as_dict()
     if args.json:
         print(json.dumps(out, indent=2, default=str))
