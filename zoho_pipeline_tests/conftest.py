@@ -15,6 +15,7 @@ from zoho_pipeline_tests.support.emulator import TEST_CREDENTIALS, start_emulato
 from zoho_pipeline_tests.support.emulator import zoho_config as emulator_config
 
 PG_ADMIN_URL = databases.PG_ADMIN_URL
+pytest_plugins = ["zoho_pipeline_tests.support.alert_targets"]  # smtp_server, webhook_server, env
 __all__ = ["PG_ADMIN_URL", "TEST_CREDENTIALS"]
 
 

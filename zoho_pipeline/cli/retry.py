@@ -1,5 +1,6 @@
-"""`zoho-pipeline retry`: requeue failed or dead-lettered rows and sync them now, through the same engine as the
-scheduled runs (claims, parents first, look-up before any second create, rate limits).
+"""`zoho-pipeline retry`: requeue failed or dead-lettered rows and sync them now, as a Dagster run of the same job
+the schedule launches (the assets' retry config: claims, parents first, look-up before any second create, rate
+limits, the zoho_api pool).
 
     zoho-pipeline retry invoices INV-2025-000123 INV-2025-000124     rows by id or by what a person knows them by
     zoho-pipeline retry customers thandi@example.co.za                (email, invoice number, transaction id, ...)
@@ -19,9 +20,11 @@ import json
 import sys
 
 from zoho_pipeline.cli.common import command_parser, entity_arg, format_table, open_source
+from zoho_pipeline.cli.sync import collect, instance_for_cli, materializations, run_job
+from zoho_pipeline.defs.assets import ENTITY_OF_ASSET
 from zoho_pipeline.monitor import queries as Q
 from zoho_pipeline.sync.requeue import requeue
-from zoho_pipeline.sync.stores import zoho_client
+from zoho_pipeline.sync.settings import SyncSettings
 from zoho_pipeline.zoho.config import ZohoConfig
 
 
@@ -99,78 +102,76 @@ def main(argv: list[str]) -> int:
         engine.dispose()
 
 
-def _retry(engine, args, entity: str | None) -> int:
-    from zoho_pipeline.sync.settings import SyncSettings
-
-    settings = SyncSettings.from_env()
-    out: dict = {"requeued": {}, "not_found": [], "synced": None}
-    ids_by_entity: dict[str, list[str]] = {}
-    exit_code = 0
+def _rows_asked_for(engine, args, entity: str | None, out: dict) -> dict[str, list[str]]:
+    """{entity: source ids}: every failed row (--failed), or the rows the given keys name."""
     if args.failed:
-        for e in Q.entities(entity):
-            ids = Q.failed_ids(engine, e)
-            if ids:
-                ids_by_entity[e] = ids
-    else:
-        found, missing = Q.resolve_ids(engine, entity, args.ids)
-        if missing:
-            out["not_found"] = missing
-            print(f"not found in {entity}: {', '.join(missing)}", file=sys.stderr)
-            exit_code = 1
-        if found:
-            ids_by_entity[entity] = sorted(set(found.values()))
-    for e, ids in ids_by_entity.items():
-        out["requeued"][e] = requeue(engine, e, ids=ids, force=args.force)
-    total = sum(out["requeued"].values())
-    labels = {e: Q.labels_for(engine, e, ids) for e, ids in ids_by_entity.items()}
-    if not args.json:
-        if total:
-            print(f"requeued {total} row(s): " + ", ".join(f"{n} {e}" for e, n in out["requeued"].items() if n))
-            for e, ids in ids_by_entity.items():
-                for i in ids[:20]:
-                    print(f"  {e}: {labels[e].get(i, i)}")
-                if len(ids) > 20:
-                    print(f"  … and {len(ids) - 20} more {e}")
-        else:
-            print("nothing to requeue" + (" (rows currently syncing are left to their run)" if ids_by_entity else ""))
-    if args.no_sync or not total:
-        if args.json:
-            print(json.dumps(out, indent=2))
-        return exit_code
-    if not settings.enabled:
-        print(
-            "ENABLE_ZOHO_SYNC is false: rows requeued, nothing sent; they sync once the switch is back on",
-            file=sys.stderr,
-        )
-        if args.json:
-            print(json.dumps(out, indent=2))
-        return 2
-    config = ZohoConfig.from_env()
-    if config.missing_credentials():
-        print(
-            "rows requeued, but ZOHO credentials are missing ("
-            + ", ".join(config.missing_credentials())
-            + "): the next scheduled run will sync them",
-            file=sys.stderr,
-        )
-        if args.json:
-            print(json.dumps(out, indent=2))
-        return 2
-    from zoho_pipeline.sync.engine import run_sync
+        return {e: ids for e in Q.entities(entity) if (ids := Q.failed_ids(engine, e))}
+    found, missing = Q.resolve_ids(engine, entity, args.ids)
+    if missing:
+        out["not_found"] = missing
+        print(f"not found in {entity}: {', '.join(missing)}", file=sys.stderr)
+    return {entity: sorted(set(found.values()))} if found else {}
 
-    with zoho_client(config, engine) as client:
-        report = run_sync(
-            engine,
-            client,
-            settings,
-            entities=list(ids_by_entity),
-            mode="due",
-            ids={e: ids for e, ids in ids_by_entity.items()},
+
+def _print_requeued(out: dict, ids_by_entity: dict, labels: dict) -> None:
+    total = sum(out["requeued"].values())
+    if not total:
+        print("nothing to requeue" + (" (rows currently syncing are left to their run)" if ids_by_entity else ""))
+        return
+    print(f"requeued {total} row(s): " + ", ".join(f"{n} {e}" for e, n in out["requeued"].items() if n))
+    for e, ids in ids_by_entity.items():
+        for i in ids[:20]:
+            print(f"  {e}: {labels[e].get(i, i)}")
+        if len(ids) > 20:
+            print(f"  … and {len(ids) - 20} more {e}")
+
+
+def _cannot_sync() -> str | None:
+    """Why a sync cannot start now (the rows are requeued instead, for the next scheduled run), or None."""
+    if not SyncSettings.from_env().enabled:
+        return "ENABLE_ZOHO_SYNC is false: rows requeued, nothing sent; they sync once the switch is back on"
+    missing = ZohoConfig.from_env().missing_credentials()
+    if missing:
+        return (
+            f"rows requeued, but ZOHO credentials are missing ({', '.join(missing)}): the next scheduled run "
+            "will sync them"
         )
-    out["synced"] = report.as_dict()
+    return None
+
+
+def _retry(engine, args, entity: str | None) -> int:
+    out: dict = {"requeued": {}, "not_found": [], "synced": None}
+    ids_by_entity = _rows_asked_for(engine, args, entity, out)
+    exit_code = 1 if out["not_found"] else 0
+    labels = {e: Q.labels_for(engine, e, ids) for e, ids in ids_by_entity.items()}
+    why_not = None if args.no_sync or not ids_by_entity else _cannot_sync()
+    if args.no_sync or why_not or not ids_by_entity:  # requeue only: no call to ZOHO from here
+        out["requeued"] = {e: requeue(engine, e, ids=ids, force=args.force) for e, ids in ids_by_entity.items()}
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            _print_requeued(out, ids_by_entity, labels)
+        if why_not:
+            print(why_not, file=sys.stderr)
+            return 2
+        return exit_code
+    # requeue and sync inside a Dagster run (the assets' retry config), in the zoho_api pool like every sync
+    retry = {e: {"ids": ids, "force": args.force} for e, ids in ids_by_entity.items()}
+    instance, note = instance_for_cli()
+    if note and not args.json:
+        print(note, file=sys.stderr)
+    result = run_job(list(ids_by_entity), instance=instance, retry=retry, trigger="retry")
+    report, errors, _ = collect(result)
+    out["requeued"] = {ENTITY_OF_ASSET[k]: m.get("requeued", 0) for k, m in materializations(result).items()}
+    out["synced"] = {**report.as_dict(), "dagster_run_id": result.run_id, "errors": errors}
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:
+        _print_requeued(out, ids_by_entity, labels)
         print()
         _print_report(report, labels)
+        for e in errors:
+            print(f"the run failed: {e}", file=sys.stderr)
+    if not result.success or errors:
+        return 2
     return max(exit_code, 1 if report.exit_code else 0)

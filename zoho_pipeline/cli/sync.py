@@ -1,4 +1,4 @@
-"""`zoho-pipeline sync`: run the sync job in this process through Dagster, so the run, its metadata and its checks
+"""`zoho-pipeline sync`: run zoho_all_entities_sync_job in this process through Dagster, so the run, its metadata and its checks
 land in the instance's history like any scheduled run, then print a per-entity summary.
 
 Exit 0 when every due row synced, 1 when some rows failed or were left due (they are listed), 2 when the run itself
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --- running the job ---------------------------------------------------------------------------------------------
 
 
-def _instance():
+def instance_for_cli():
     import dagster as dg
 
     if text("DAGSTER_HOME"):
@@ -72,34 +72,57 @@ def _instance():
     )
 
 
-def run_job(entities, mode: str = "due", month: str | None = None, dry_run: bool = False, instance=None):
-    """Execute zoho_full_sync_job in-process for the assets of `entities`. Returns (ExecuteInProcessResult)."""
+def run_job(
+    entities,
+    mode: str = "due",
+    month: str | None = None,
+    dry_run: bool = False,
+    instance=None,
+    retry: dict | None = None,
+    trigger: str = "cli",
+):
+    """Execute zoho_all_entities_sync_job in-process for the assets of `entities`, with their database checks.
+    `retry`: asset config that requeues rows first ({"ids": [...], "force": bool} per entity), over every month.
+    Returns the ExecuteInProcessResult."""
     import dagster as dg
 
     from zoho_pipeline.definitions import defs
     from zoho_pipeline.defs.assets import ASSET_OF_ENTITY
-    from zoho_pipeline.defs.jobs import SYNC_TAGS, sync_target, zoho_full_sync_job
+    from zoho_pipeline.defs.jobs import SYNC_TAGS, sync_target, zoho_all_entities_sync_job
     from zoho_pipeline.defs.resources import resources_from_env
 
-    job = defs.resolve_job_def(zoho_full_sync_job.name)
-    assets = {dg.AssetKey(ASSET_OF_ENTITY[e]) for e in entities}
+    job = defs.resolve_job_def(zoho_all_entities_sync_job.name)
+    assets = {e: dg.AssetKey(ASSET_OF_ENTITY[e]) for e in entities}
     # the selected assets and their database checks (not the API-spending reconciliation)
-    checks = {k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in assets}
-    job = job.get_subset(asset_selection=assets, asset_check_selection=checks)
+    checks = {k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in assets.values()}
+    job = job.get_subset(asset_selection=set(assets.values()), asset_check_selection=checks)
+    config = {e: {"mode": mode, "dry_run": dry_run, **(retry or {}).get(e, {})} for e in entities}
     run_config = {
-        "ops": {key.to_python_identifier(): {"config": {"mode": mode, "dry_run": dry_run}} for key in assets},
+        "ops": {key.to_python_identifier(): {"config": config[e]} for e, key in assets.items()},
         # the summary is the output; the full event log is in the run (dagster dev)
         "loggers": {"console": {"config": {"log_level": text("ZOHO_SYNC_LOG_LEVEL", "WARNING")}}},
     }
-    partition_key, range_tags = (month, {}) if month else sync_target(_source_engine(), entities, mode)
+    if month:
+        partition_key, range_tags = month, {}
+    else:
+        partition_key, range_tags = sync_target(_source_engine(), entities, "all" if retry else mode)
     return job.execute_in_process(
         run_config=run_config,
         instance=instance,
         partition_key=partition_key,
         raise_on_error=False,
         resources=resources_from_env(),  # this process's environment now, not when definitions were first imported
-        tags={**SYNC_TAGS, **range_tags, "zoho_trigger": "cli", **({"zoho_dry_run": "1"} if dry_run else {})},
+        tags={**SYNC_TAGS, **range_tags, "zoho_trigger": trigger, **({"zoho_dry_run": "1"} if dry_run else {})},
     )
+
+
+def materializations(result) -> dict[str, dict]:
+    """{asset key: metadata values} of the first materialization of each asset in an in-process run."""
+    out = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        out.setdefault(mat.asset_key.to_user_string(), {k: v.value for k, v in mat.metadata.items()})
+    return out
 
 
 def _source_engine():
@@ -148,14 +171,11 @@ def collect(result) -> tuple[RunReport, list[str], list[tuple[str, bool, str]]]:
     """(merged report, step errors, check results (name, passed, description)) of an in-process run."""
     from zoho_pipeline.defs.assets import ENTITY_OF_ASSET
 
-    reports, seen = [], set()
-    for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        key = mat.asset_key.to_user_string()
-        if key in seen or "report" not in mat.metadata:
-            continue
-        seen.add(key)
-        reports.append((ENTITY_OF_ASSET.get(key, key), mat.metadata["report"].value))
+    reports = [
+        (ENTITY_OF_ASSET.get(key, key), meta["report"])
+        for key, meta in materializations(result).items()
+        if "report" in meta
+    ]
     errors = []
     for event in result.all_events:
         if event.is_step_failure:
@@ -163,9 +183,10 @@ def collect(result) -> tuple[RunReport, list[str], list[tuple[str, bool, str]]]:
             errors.append(f"{event.step_key}: {(err.message if err else event.message or '').strip()}")
         elif event.event_type_value == "RUN_FAILURE" and not errors:
             errors.append((event.message or "run failed").strip())
-    checks = []
-    for ev in result.get_asset_check_evaluations():
-        checks.append((f"{ev.asset_key.to_user_string()}.{ev.check_name}", ev.passed, ev.description or ""))
+    checks = [
+        (f"{ev.asset_key.to_user_string()}.{ev.check_name}", ev.passed, ev.description or "")
+        for ev in result.get_asset_check_evaluations()
+    ]
     return merge_reports(reports, result.run_id), errors, checks
 
 
@@ -243,7 +264,7 @@ def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     entities = args.entity or list(ENTITY_ORDER)
-    instance, note = _instance()
+    instance, note = instance_for_cli()
     if note and not args.json:
         print(note, file=sys.stderr)
     try:

@@ -195,8 +195,6 @@ def check_recovery(
 
 # Checks whose facts are the row verdicts `zoho-pipeline alert` sends: alerted as those verdicts, once.
 VERDICT_CHECKS = frozenset({"failures_under_threshold", "no_stuck_syncing"})
-# Checks of the deployment rather than of one entity: one ZOHO outage is one alert, not one per asset.
-ENVIRONMENT_CHECKS = frozenset({"api_reachable", "migrations_at_head"})
 
 
 def state_key(key: dg.AssetCheckKey) -> str:
@@ -233,17 +231,13 @@ def alert_on_checks(
     settings = settings or alerts.AlertSettings.from_env()
     dry_run = dry_run_from_env() if dry_run is None else dry_run
     descriptions = descriptions or {}
-    outcomes, seen_environment, verdict_checks = [], set(), False
+    outcomes, verdict_checks = [], False
     evaluations = latest_evaluations(instance, check_keys)
     for key in sorted(evaluations, key=lambda k: k.to_user_string()):
         record, evaluation = evaluations[key]
         if key.name in VERDICT_CHECKS:
             verdict_checks = True
             continue
-        if key.name in ENVIRONMENT_CHECKS:  # one verdict for the whole deployment, reported on every asset
-            if key.name in seen_environment:
-                continue
-            seen_environment.add(key.name)
         event = check_event(key, record, evaluation, descriptions.get(key), settings)
         outcome = alerts.alert_unattended(
             engine,

@@ -8,7 +8,7 @@ Every failing check carries a table of the rows concerned (ids and labels) in it
 
 import dagster as dg
 
-from zoho_pipeline.defs.assets import ALL_ASSETS, ENTITY_OF_ASSET, POOL
+from zoho_pipeline.defs.assets import ALL_ASSETS, ENTITY_OF_ASSET, POOL, SOURCE_DATABASE, ZOHO_API
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
 from zoho_pipeline.env import number
 from zoho_pipeline.monitor import queries
@@ -117,67 +117,55 @@ def _entity_checks(asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]
 ENTITY_CHECKS = [check for asset in ALL_ASSETS for check in _entity_checks(asset)]
 
 
-# --- environment: credentials and migrations -------------------------------------------------------------------
-
-ASSET_KEYS = [a.key for a in ALL_ASSETS]
+# --- the deployment: credentials and migrations, once each on the external assets ------------------------------
 
 
-@dg.multi_asset_check(
-    name="zoho_environment",
-    specs=[
-        dg.AssetCheckSpec("api_reachable", asset=k, description="ZOHO answers with these credentials and organization")
-        for k in ASSET_KEYS
-    ]
-    + [
-        dg.AssetCheckSpec(
-            "migrations_at_head",
-            asset=k,
-            description="The source database has the pipeline's columns and tables at the shipped revision",
-        )
-        for k in ASSET_KEYS
-    ],
-    can_subset=True,
+@dg.asset_check(
+    asset=ZOHO_API.key,
     pool=POOL,
-    description="One API call (GET /organizations) and one migration read, reported on every selected asset.",
+    description="ZOHO answers with these credentials and organization (one call: GET /organizations).",
 )
-def zoho_environment(context: dg.AssetCheckExecutionContext, source: SourceDatabaseResource, zoho: ZohoBillingResource):
-    selected = context.selected_asset_check_keys
-    names = {k.name for k in selected}
-    api = None
-    if "api_reachable" in names:
-        try:
-            with zoho.client(source.engine()) as client:
-                org = client.check_connection()
-            api = (
-                True,
-                {"organization_id": str(org.get("organization_id", "")), "name": str(org.get("name", ""))},
-                None,
-            )
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"; the message says which
-            api = (False, {"error": f"{type(exc).__name__}: {exc}"[:500]}, f"ZOHO not reachable: {exc}"[:300])
-    mig = None
-    if "migrations_at_head" in names:
-        try:
-            at, want = migrate.current(source.url), migrate.head()
-            mig = (
-                at == want,
-                {"current": at or "none", "head": want},
-                None
-                if at == want
-                else f"source at revision {at or 'none'}, head is {want}: run `zoho-pipeline db upgrade`",
-            )
-        except Exception as exc:  # noqa: BLE001
-            mig = (False, {"error": str(exc)[:500]}, f"cannot read the migration revision: {exc}"[:300])
-    for key in selected:
-        passed, meta, description = api if key.name == "api_reachable" else mig
-        yield dg.AssetCheckResult(
-            asset_key=key.asset_key,
-            check_name=key.name,
-            passed=passed,
-            metadata=meta,
-            description=description,
+def api_reachable(source: SourceDatabaseResource, zoho: ZohoBillingResource) -> dg.AssetCheckResult:
+    try:
+        with zoho.client(source.engine()) as client:
+            org = client.check_connection()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"; the message says which
+        return dg.AssetCheckResult(
+            passed=False,
             severity=dg.AssetCheckSeverity.ERROR,
+            description=f"ZOHO not reachable: {exc}"[:300],
+            metadata={"error": f"{type(exc).__name__}: {exc}"[:500]},
         )
+    return dg.AssetCheckResult(
+        passed=True, metadata={"organization_id": str(org.get("organization_id", "")), "name": str(org.get("name", ""))}
+    )
+
+
+@dg.asset_check(
+    asset=SOURCE_DATABASE.key,
+    description="The source database has the pipeline's columns and tables at the shipped revision.",
+)
+def migrations_at_head(source: SourceDatabaseResource) -> dg.AssetCheckResult:
+    try:
+        at, want = migrate.current(source.url), migrate.head()
+    except Exception as exc:  # noqa: BLE001
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"cannot read the migration revision: {exc}"[:300],
+            metadata={"error": str(exc)[:500]},
+        )
+    return dg.AssetCheckResult(
+        passed=at == want,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"current": at or "none", "head": want},
+        description=None
+        if at == want
+        else f"source at revision {at or 'none'}, head is {want}: run `zoho-pipeline db upgrade`",
+    )
+
+
+DEPLOYMENT_CHECKS = [api_reachable, migrations_at_head]
 
 
 # --- reconciliation: ZOHO matches the source ---------------------------------------------------------------------
@@ -244,7 +232,7 @@ def reconcile_within(engine, client, entity: str, budget: int):
             "missing, duplicate, unlinked and unknown entities, and a sample compared field by "
             "field (zoho_pipeline.monitor.reconcile)",
         )
-        for k in ASSET_KEYS
+        for k in [a.key for a in ALL_ASSETS]
     ],
     can_subset=True,
     pool=POOL,
@@ -289,5 +277,5 @@ def zoho_matches_source(
             )
 
 
-CROSS_ENTITY_CHECKS = [zoho_environment, zoho_matches_source]
+CROSS_ENTITY_CHECKS = [*DEPLOYMENT_CHECKS, zoho_matches_source]
 ALL_CHECKS = ENTITY_CHECKS + CROSS_ENTITY_CHECKS

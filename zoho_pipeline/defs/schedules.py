@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from zoho_pipeline.defs.automation import KILL_SWITCH_SKIP, default_schedule_status
-from zoho_pipeline.defs.jobs import SYNC_TAGS, sync_target, zoho_full_sync_job, zoho_reconciliation_job
-from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
+from zoho_pipeline.defs.jobs import SYNC_TAGS, sync_target, zoho_all_entities_sync_job, zoho_reconciliation_job
+from zoho_pipeline.defs.resources import SourceDatabaseResource, SyncEngineResource
+from zoho_pipeline.defs.switches import KILL_SWITCH_SKIP, default_schedule_status
 from zoho_pipeline.env import text
 
 SYNC_CRON = text("ZOHO_SYNC_CRON", "*/5 * * * *")
@@ -13,7 +13,7 @@ TIMEZONE = text("ZOHO_SCHEDULE_TIMEZONE", "UTC")
 
 
 @dg.schedule(
-    job=zoho_full_sync_job,
+    job=zoho_all_entities_sync_job,
     cron_schedule=SYNC_CRON,
     execution_timezone=TIMEZONE,
     default_status=default_schedule_status(),
@@ -21,9 +21,9 @@ TIMEZONE = text("ZOHO_SCHEDULE_TIMEZONE", "UTC")
     "makes the next one queue (zoho_sync tag limit 1), never run twice at once.",
 )
 def zoho_sync_schedule(
-    context: dg.ScheduleEvaluationContext, source: SourceDatabaseResource, zoho: ZohoBillingResource
+    context: dg.ScheduleEvaluationContext, source: SourceDatabaseResource, engine: SyncEngineResource
 ):
-    if not zoho.enabled:
+    if not engine.enabled:
         return dg.SkipReason(KILL_SWITCH_SKIP)
     partition_key, tags = sync_target(source.engine())
     return dg.RunRequest(partition_key=partition_key, tags={**SYNC_TAGS, **tags, "zoho_trigger": "schedule"})
@@ -36,8 +36,8 @@ def zoho_sync_schedule(
     default_status=default_schedule_status(),
     description="Daily: credentials, migrations, and ZOHO compared with the source (budgeted API calls).",
 )
-def zoho_reconciliation_schedule(context: dg.ScheduleEvaluationContext, zoho: ZohoBillingResource):
-    if not zoho.enabled:
+def zoho_reconciliation_schedule(context: dg.ScheduleEvaluationContext, engine: SyncEngineResource):
+    if not engine.enabled:
         return dg.SkipReason(KILL_SWITCH_SKIP)
     return dg.RunRequest(tags={**SYNC_TAGS, "zoho_trigger": "reconciliation"})
 

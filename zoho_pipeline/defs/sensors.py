@@ -8,11 +8,11 @@ import json
 import dagster as dg
 
 from zoho_pipeline.defs import alerting
-from zoho_pipeline.defs.automation import KILL_SWITCH_SKIP, default_sensor_status
 from zoho_pipeline.defs.checks import ALL_CHECKS
 from zoho_pipeline.defs.jobs import SYNC_TAGS, zoho_billing_sync_job, zoho_sync_job
 from zoho_pipeline.defs.partitions import partition_target
-from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
+from zoho_pipeline.defs.resources import SourceDatabaseResource, SyncEngineResource
+from zoho_pipeline.defs.switches import KILL_SWITCH_SKIP, default_sensor_status
 from zoho_pipeline.monitor import changes
 
 CORE_ENTITIES = ("plans", "customers", "subscriptions")
@@ -85,9 +85,9 @@ def plan_requests(engine, previous: dict | None, marks: dict) -> list[dg.RunRequ
     "months whose invoices or payments changed.",
 )
 def zoho_source_changes_sensor(
-    context: dg.SensorEvaluationContext, source: SourceDatabaseResource, zoho: ZohoBillingResource
+    context: dg.SensorEvaluationContext, source: SourceDatabaseResource, engine: SyncEngineResource
 ):
-    if not zoho.enabled:
+    if not engine.enabled:
         return dg.SkipReason(KILL_SWITCH_SKIP)
     engine = source.engine()
     marks = changes.watermarks(engine)

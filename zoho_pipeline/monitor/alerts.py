@@ -338,7 +338,7 @@ def verdict_alerts(verdicts: dict, settings: AlertSettings) -> list[tuple[str, b
         severity="critical" if n_dead else "error",
         title=f"{n_failed + n_dead} row(s) failed to sync to ZOHO" + (f" ({n_dead} dead-lettered)" if n_dead else ""),
         summary="These rows are not in ZOHO Billing (or ZOHO is out of date for them). Dead-lettered rows are not "
-        "retried automatically: fix the cause, then `zoho-pipeline retry --failed` or launch zoho_retry_job.",
+        "retried automatically: fix the cause, then `zoho-pipeline retry --failed` or set `all_failed` on the asset in the Launchpad.",
         details=per_entity,
         rows=rows,
         link=_ui_link(settings, "/assets/zoho_customers"),

@@ -64,7 +64,7 @@ def test_json_report_and_dagster_history(env, monkeypatch, capsys):
     assert data["entities"]["customers"]["failed"] == 1
     instance = dg.DagsterInstance.get()
     run = instance.get_run_by_id(data["dagster_run_id"])
-    assert run is not None and run.tags["zoho_sync"] == "1" and run.job_name == "zoho_full_sync_job"
+    assert run is not None and run.tags["zoho_sync"] == "1" and run.job_name == "zoho_all_entities_sync_job"
 
 
 def test_dry_run_prints_what_would_be_sent(env, monkeypatch, capsys, emulator):

@@ -8,7 +8,7 @@ import contextlib
 import json
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -19,10 +19,25 @@ from zoho_pipeline.defs.checks import ENTITY_CHECKS
 from zoho_pipeline.defs.schedules import zoho_sync_schedule
 from zoho_pipeline.defs.sensors import zoho_source_changes_sensor
 from zoho_pipeline.source import tables as T
-from zoho_pipeline_tests.support.dagster import DEMO_CUSTOMERS, demo_db, make_resources, materialize
+from zoho_pipeline_tests.support.dagster import demo_db, make_resources, materialize
 
-STABLE_KEYS = {"created", "updated", "unchanged", "failed", "retried", "api_calls", "rate_limited", "duration_s",
-               "rows_per_minute", "backlog", "adopted", "dead_lettered", "prerequisites", "failures", "report"}
+STABLE_KEYS = {
+    "created",
+    "updated",
+    "unchanged",
+    "failed",
+    "retried",
+    "api_calls",
+    "rate_limited",
+    "duration_s",
+    "rows_per_minute",
+    "backlog",
+    "adopted",
+    "dead_lettered",
+    "prerequisites",
+    "failures",
+    "report",
+}
 
 
 # One in-memory instance kept for the whole module: Dagster keeps weak references to the instance a sensor or
@@ -55,9 +70,13 @@ def test_definitions_load_and_validate():
 
     dg.Definitions.validate_loadable(defs)
     assert {a.key.to_user_string() for a in ALL_ASSETS} == {
-        "zoho_plans", "zoho_customers", "zoho_subscriptions", "zoho_invoices", "zoho_payments"}
-    for name in ("zoho_sync_job", "zoho_billing_sync_job", "zoho_full_sync_job", "zoho_resync_job",
-                 "zoho_retry_job", "zoho_reconciliation_job"):
+        "zoho_plans",
+        "zoho_customers",
+        "zoho_subscriptions",
+        "zoho_invoices",
+        "zoho_payments",
+    }
+    for name in ("zoho_sync_job", "zoho_billing_sync_job", "zoho_all_entities_sync_job", "zoho_reconciliation_job"):
         job = defs.resolve_job_def(name)
         assert job.tags.get("zoho_sync") == "1", name
     for asset in ALL_ASSETS:
@@ -68,9 +87,13 @@ def test_definitions_load_and_validate():
 
 
 def test_dagster_cli_validates_the_code_location(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-m",
-                           "zoho_pipeline.definitions"], capture_output=True, text=True, timeout=180,
-                          env={**_clean_env(), "DAGSTER_HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "zoho_pipeline.definitions"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**_clean_env(), "DAGSTER_HOME": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
@@ -83,7 +106,7 @@ def _clean_env():
 def test_schedules_and_sensors_stopped_unless_production(monkeypatch):
     import importlib
 
-    import zoho_pipeline.defs.automation as automation
+    import zoho_pipeline.defs.switches as automation
 
     monkeypatch.delenv("DAGSTER_DEPLOYMENT", raising=False)
     assert automation.default_sensor_status() == dg.DefaultSensorStatus.STOPPED
@@ -101,8 +124,7 @@ def _sync_everything(url, zoho_config, instance=None, checks=(), **zoho):
 
     resources = make_resources(url, zoho_config, **zoho)
     partition_key, tags = sync_target(resources["source"].engine())
-    return materialize(ALL_ASSETS, resources, instance=instance, checks=checks, partition_key=partition_key,
-                       tags=tags)
+    return materialize(ALL_ASSETS, resources, instance=instance, checks=checks, partition_key=partition_key, tags=tags)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -128,8 +150,12 @@ def test_partitioned_backfill_of_three_months_is_one_run_limited_to_them(sqlite_
     engine = sa.create_engine(url)
     inv = T.customer_invoices
     with engine.connect() as conn:
-        dates = sorted(d for d in conn.execute(sa.select(inv.c.invoice_date).where(
-            inv.c.invoice_type != "recurring", inv.c.status != "draft")).scalars())
+        dates = sorted(
+            d
+            for d in conn.execute(
+                sa.select(inv.c.invoice_date).where(inv.c.invoice_type != "recurring", inv.c.status != "draft")
+            ).scalars()
+        )
     months = sorted({date(d.year, d.month, 1) for d in dates})
     assert len(months) >= 4, months
 
@@ -140,16 +166,26 @@ def test_partitioned_backfill_of_three_months_is_one_run_limited_to_them(sqlite_
     first, last = months[0], add_months(months[0], 2)
     end = add_months(first, 3)
     resources = make_resources(url, zoho_config)
-    tags = {"dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": last.isoformat()}
+    tags = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
     result = materialize(PARTITIONED_ASSETS, resources, tags=tags)
     assert result.success
-    partitions = sorted({ev.partition for ev in result.get_asset_materialization_events()
-                         if ev.asset_key == dg.AssetKey("zoho_invoices")})
+    partitions = sorted(
+        {
+            ev.partition
+            for ev in result.get_asset_materialization_events()
+            if ev.asset_key == dg.AssetKey("zoho_invoices")
+        }
+    )
     assert partitions == [add_months(first, i).isoformat() for i in range(3)]
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(inv.c.invoice_date, inv.c.zoho_sync_status, inv.c.zoho_billing_invoice_id)
-                            .where(inv.c.invoice_type != "recurring", inv.c.status != "draft")).all()
+        rows = conn.execute(
+            sa.select(inv.c.invoice_date, inv.c.zoho_sync_status, inv.c.zoho_billing_invoice_id).where(
+                inv.c.invoice_type != "recurring", inv.c.status != "draft"
+            )
+        ).all()
     inside = [r for r in rows if first <= r.invoice_date < end]
     outside = [r for r in rows if not first <= r.invoice_date < end]
     assert inside and outside
@@ -183,12 +219,22 @@ def _insert_customer(url: str) -> str:
     import uuid
 
     engine = sa.create_engine(url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cid = str(uuid.uuid4())
     with engine.begin() as conn:
-        conn.execute(T.customers.insert().values(
-            id=cid, email=f"new-{cid[:8]}@example.co.za", first_name="Lerato", last_name="Dlamini",
-            account_type="residential", country="ZA", status="active", created_at=now, updated_at=now))
+        conn.execute(
+            T.customers.insert().values(
+                id=cid,
+                email=f"new-{cid[:8]}@example.co.za",
+                first_name="Lerato",
+                last_name="Dlamini",
+                account_type="residential",
+                country="ZA",
+                status="active",
+                created_at=now,
+                updated_at=now,
+            )
+        )
     engine.dispose()
     return cid
 
@@ -202,18 +248,21 @@ def test_sensor_requests_one_run_per_change(sqlite_url, emulator, zoho_config):
         cursor = first.cursor if isinstance(first, dg.SensorResult) else None
         # after a full sync only the deliberately bad demo rows remain due; the cursor is set either way
         assert cursor
-        nothing = zoho_source_changes_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
-                                                                     resources=resources))
+        nothing = zoho_source_changes_sensor(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        )
         assert isinstance(nothing, dg.SkipReason)
         _insert_customer(url)
-        changed = zoho_source_changes_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
-                                                                     resources=resources))
+        changed = zoho_source_changes_sensor(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        )
         assert isinstance(changed, dg.SensorResult)
         assert [r.job_name for r in changed.run_requests] == ["zoho_sync_job"]
         assert changed.run_requests[0].tags["zoho_sync"] == "1"
         assert json.loads(changed.cursor)["customers"]["rows"] == json.loads(cursor)["customers"]["rows"] + 1
-        again = zoho_source_changes_sensor(dg.build_sensor_context(instance=instance, cursor=changed.cursor,
-                                                                   resources=resources))
+        again = zoho_source_changes_sensor(
+            dg.build_sensor_context(instance=instance, cursor=changed.cursor, resources=resources)
+        )
         assert isinstance(again, dg.SkipReason)
 
 
@@ -226,15 +275,22 @@ def test_sensor_requests_the_changed_invoice_month(sqlite_url, emulator, zoho_co
         engine = sa.create_engine(url)
         inv = T.customer_invoices
         with engine.begin() as conn:
-            row = conn.execute(sa.select(inv.c.id, inv.c.invoice_date).where(
-                inv.c.zoho_sync_status == "synced").limit(1)).one()
-            newest = max(json.loads(cursor)["invoices"]["max_updated_at"], datetime.now(timezone.utc).isoformat())
-            conn.execute(inv.update().where(inv.c.id == row.id).values(
-                updated_at=datetime.fromisoformat(newest) + timedelta(seconds=1),
-                due_date=row.invoice_date + timedelta(days=45)))
+            row = conn.execute(
+                sa.select(inv.c.id, inv.c.invoice_date).where(inv.c.zoho_sync_status == "synced").limit(1)
+            ).one()
+            newest = max(json.loads(cursor)["invoices"]["max_updated_at"], datetime.now(UTC).isoformat())
+            conn.execute(
+                inv.update()
+                .where(inv.c.id == row.id)
+                .values(
+                    updated_at=datetime.fromisoformat(newest) + timedelta(seconds=1),
+                    due_date=row.invoice_date + timedelta(days=45),
+                )
+            )
         engine.dispose()
-        result = zoho_source_changes_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
-                                                                    resources=resources))
+        result = zoho_source_changes_sensor(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        )
         assert isinstance(result, dg.SensorResult)
         billing = [r for r in result.run_requests if r.job_name == "zoho_billing_sync_job"]
         assert [r.partition_key for r in billing] == [f"{row.invoice_date:%Y-%m}-01"]
@@ -244,33 +300,39 @@ def test_sensor_and_schedule_skip_when_the_kill_switch_is_off(sqlite_url, emulat
     url = demo_db(sqlite_url)
     resources = make_resources(url, zoho_config, enabled=False)
     with _instance() as instance:
-        assert isinstance(zoho_source_changes_sensor(dg.build_sensor_context(instance=instance,
-                                                                             resources=resources)), dg.SkipReason)
+        assert isinstance(
+            zoho_source_changes_sensor(dg.build_sensor_context(instance=instance, resources=resources)), dg.SkipReason
+        )
         sched = zoho_sync_schedule(dg.build_schedule_context(instance=instance, resources=resources))
         assert isinstance(sched, dg.SkipReason)
 
 
 def test_kill_switch_from_the_environment(monkeypatch):
-    from zoho_pipeline.defs.resources import zoho_resource_from_env
+    from zoho_pipeline.defs.resources import engine_resource_from_env
 
     monkeypatch.setenv("ENABLE_ZOHO_SYNC", "false")
-    assert zoho_resource_from_env().enabled is False
+    assert engine_resource_from_env().enabled is False
     monkeypatch.setenv("ENABLE_ZOHO_SYNC", "true")
-    assert zoho_resource_from_env().enabled is True
+    assert engine_resource_from_env().enabled is True
 
 
 def test_schedule_requests_a_tagged_full_sync(sqlite_url, zoho_config):
     resources = make_resources(demo_db(sqlite_url), zoho_config)
     with _instance() as instance:
-        ctx = dg.build_schedule_context(instance=instance, resources=resources,
-                                        scheduled_execution_time=datetime(2025, 3, 1, 12, 5, tzinfo=timezone.utc))
+        ctx = dg.build_schedule_context(
+            instance=instance,
+            resources=resources,
+            scheduled_execution_time=datetime(2025, 3, 1, 12, 5, tzinfo=UTC),
+        )
         req = zoho_sync_schedule(ctx)
     assert isinstance(req, dg.RunRequest)
     assert req.tags["zoho_sync"] == "1"
     # the demo has due invoices in several months: one run over their range
-    assert req.partition_key is None and req.tags["dagster/asset_partition_range_start"] < req.tags[
-        "dagster/asset_partition_range_end"]
-    assert zoho_sync_schedule.job_name == "zoho_full_sync_job"
+    assert (
+        req.partition_key is None
+        and req.tags["dagster/asset_partition_range_start"] < req.tags["dagster/asset_partition_range_end"]
+    )
+    assert zoho_sync_schedule.job_name == "zoho_all_entities_sync_job"
     assert zoho_sync_schedule.cron_schedule == "*/5 * * * *"
 
 
@@ -293,13 +355,22 @@ def test_checks_pass_when_synced_and_point_at_corrupted_rows(sqlite_url, emulato
     with engine.begin() as conn:
         synced = conn.execute(sa.select(c.id).where(c.zoho_sync_status == "synced").limit(2)).scalars().all()
         conn.execute(T.customers.update().where(c.id == synced[0]).values(zoho_billing_customer_id=None))
-        conn.execute(T.customers.update().where(c.id == synced[1]).values(
-            zoho_sync_status="syncing", zoho_claimed_by="dead-run",
-            zoho_claimed_at=datetime.now(timezone.utc) - timedelta(hours=2)))
+        conn.execute(
+            T.customers.update()
+            .where(c.id == synced[1])
+            .values(
+                zoho_sync_status="syncing",
+                zoho_claimed_by="dead-run",
+                zoho_claimed_at=datetime.now(UTC) - timedelta(hours=2),
+            )
+        )
     engine.dispose()
-    customer_checks = [ch for ch in ENTITY_CHECKS if next(iter(ch.check_keys)).asset_key == dg.AssetKey("zoho_customers")]
-    after = checks_by_name(materialize([], resources, checks=customer_checks,
-                                       selection=dg.AssetSelection.checks(*customer_checks)))
+    customer_checks = [
+        ch for ch in ENTITY_CHECKS if next(iter(ch.check_keys)).asset_key == dg.AssetKey("zoho_customers")
+    ]
+    after = checks_by_name(
+        materialize([], resources, checks=customer_checks, selection=dg.AssetSelection.checks(*customer_checks))
+    )
     missing = after["zoho_customers.synced_rows_have_zoho_id"]
     stuck = after["zoho_customers.no_stuck_syncing"]
     assert not missing.passed and not stuck.passed
@@ -309,15 +380,19 @@ def test_checks_pass_when_synced_and_point_at_corrupted_rows(sqlite_url, emulato
 
 
 def test_environment_and_reconciliation_checks(sqlite_url, emulator, zoho_config):
-    from zoho_pipeline.defs.checks import zoho_environment, zoho_matches_source
+    from zoho_pipeline.defs.checks import DEPLOYMENT_CHECKS, zoho_matches_source
 
     url = demo_db(sqlite_url)
     resources = make_resources(url, zoho_config)
     assert _sync_everything(url, zoho_config).success
-    result = materialize([], resources, checks=[zoho_environment, zoho_matches_source],
-                         selection=dg.AssetSelection.checks(zoho_environment, zoho_matches_source))
+    result = materialize(
+        [],
+        resources,
+        checks=[*DEPLOYMENT_CHECKS, zoho_matches_source],
+        selection=dg.AssetSelection.checks(*DEPLOYMENT_CHECKS, zoho_matches_source),
+    )
     checks = checks_by_name(result)
-    assert checks["zoho_customers.api_reachable"].passed
-    assert checks["zoho_payments.migrations_at_head"].passed
+    assert checks["zoho_billing_api.api_reachable"].passed
+    assert checks["source_database.migrations_at_head"].passed
     assert checks["zoho_customers.matches_source"].passed, checks["zoho_customers.matches_source"].description
     assert checks["zoho_invoices.matches_source"].metadata["sampled"].value > 0

@@ -1,11 +1,11 @@
-"""zoho_retry_job, the data team's retry from the UI: rows that failed (an email ZOHO refuses) are fixed in the
-source, then the job (config: entity + all_failed, or entity + ids) requeues and syncs them; ZOHO has them after.
-On SQLite and on Postgres (source and Dagster's own storage)."""
+"""The retry from the UI, as asset config: rows that failed (an email ZOHO refuses) are fixed in the source, then a
+run of the sync job with the entity's asset selected (config: all_failed, or ids) requeues and syncs them; ZOHO
+has them after. On SQLite and on Postgres (source and Dagster's own storage)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -13,22 +13,38 @@ import sqlalchemy as sa
 
 from zoho_pipeline.defs.assets import ALL_ASSETS
 from zoho_pipeline.source import tables as T
-from zoho_pipeline_tests.support.dagster import BACKENDS, dagster_instance, source_url
-from zoho_pipeline_tests.support.dagster import demo_db, make_resources, materialize
+from zoho_pipeline_tests.support.dagster import (
+    BACKENDS,
+    dagster_instance,
+    demo_db,
+    make_resources,
+    materialize,
+    source_url,
+)
 
 C = T.customers.c
 
 
 def _add_customers(url: str, n: int, email) -> list[str]:
     engine = sa.create_engine(url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ids = []
     with engine.begin() as conn:
         for i in range(n):
             cid = str(uuid.uuid4())
-            conn.execute(T.customers.insert().values(
-                id=cid, email=email(cid), first_name="Retry", last_name=f"Case{i}", account_type="residential",
-                country="ZA", status="active", created_at=now, updated_at=now))
+            conn.execute(
+                T.customers.insert().values(
+                    id=cid,
+                    email=email(cid),
+                    first_name="Retry",
+                    last_name=f"Case{i}",
+                    account_type="residential",
+                    country="ZA",
+                    status="active",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             ids.append(cid)
     engine.dispose()
     return ids
@@ -37,8 +53,9 @@ def _add_customers(url: str, n: int, email) -> list[str]:
 def _rows(url: str, ids) -> dict[str, sa.Row]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(C.id, C.email, C.zoho_sync_status, C.zoho_billing_customer_id)
-                            .where(C.id.in_(ids))).all()
+        rows = conn.execute(
+            sa.select(C.id, C.email, C.zoho_sync_status, C.zoho_billing_customer_id).where(C.id.in_(ids))
+        ).all()
     engine.dispose()
     return {str(r.id): r for r in rows}
 
@@ -47,17 +64,33 @@ def _fix_emails(url: str, ids) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         for cid in ids:
-            conn.execute(T.customers.update().where(C.id == cid).values(
-                email=f"fixed-{cid[:8]}@example.co.za", updated_at=datetime.now(timezone.utc)))
+            conn.execute(
+                T.customers.update()
+                .where(C.id == cid)
+                .values(email=f"fixed-{cid[:8]}@example.co.za", updated_at=datetime.now(UTC))
+            )
     engine.dispose()
 
 
-def _retry(instance, resources, **config):
+def _retry(instance, resources, entity: str, **config):
+    """What the Launchpad launches: zoho_all_entities_sync_job, the entity's asset selected, retry config set."""
     from zoho_pipeline.definitions import defs
+    from zoho_pipeline.defs.assets import ASSET_OF_ENTITY
+    from zoho_pipeline.defs.partitions import all_months_target
 
-    job = defs.resolve_job_def("zoho_retry_job")
-    return job.execute_in_process(run_config={"ops": {"zoho_retry_op": {"config": config}}}, instance=instance,
-                                  resources=resources, raise_on_error=False)
+    key = dg.AssetKey(ASSET_OF_ENTITY[entity])
+    job = defs.resolve_job_def("zoho_all_entities_sync_job").get_subset(
+        asset_selection={key}, asset_check_selection=set()
+    )
+    partition_key, tags = all_months_target()
+    return job.execute_in_process(
+        run_config={"ops": {key.to_python_identifier(): {"config": config}}},
+        instance=instance,
+        resources=resources,
+        partition_key=partition_key,
+        tags=tags,
+        raise_on_error=False,
+    )
 
 
 def _in_zoho(zoho_config, zoho_id: str) -> dict:
@@ -75,8 +108,9 @@ def test_retry_job_all_failed_and_by_ids(request, backend, emulator, zoho_config
     with dagster_instance(backend, request) as instance:
         assert materialize([ALL_ASSETS[1]], resources, instance=instance).success
         before = _rows(url, bad)
-        assert all(r.zoho_sync_status in ("failed", "retrying") or r.zoho_billing_customer_id is None
-                   for r in before.values())
+        assert all(
+            r.zoho_sync_status in ("failed", "retrying") or r.zoho_billing_customer_id is None for r in before.values()
+        )
         assert all(r.zoho_billing_customer_id is None for r in before.values())
 
         _fix_emails(url, bad)
@@ -100,12 +134,12 @@ def test_retry_job_all_failed_and_by_ids(request, backend, emulator, zoho_config
             assert customer["email"] == f"fixed-{cid[:8]}@example.co.za"
 
 
-def test_retry_job_refuses_bad_config(sqlite_url, emulator, zoho_config):
+def test_retry_config_refuses_bad_config(sqlite_url, emulator, zoho_config):
     resources = make_resources(demo_db(sqlite_url, customers=2), zoho_config)
     with dagster_instance("sqlite", request=None) as instance:
-        nothing = _retry(instance, resources, entity="customers")
+        nothing = _retry(instance, resources, entity="customers", all_failed=True, mode="all")
         assert not nothing.success
         failure = next(e for e in nothing.all_events if e.is_step_failure)
         assert "all_failed" in failure.step_failure_data.error.message
-        unknown = _retry(instance, resources, entity="customer", all_failed=True)
-        assert not unknown.success
+        with pytest.raises(dg.DagsterInvalidConfigError):
+            _retry(instance, resources, entity="customers", all_failed="every one")

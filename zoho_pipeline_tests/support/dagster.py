@@ -8,7 +8,7 @@ import contextlib
 
 import dagster as dg
 
-from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
+from zoho_pipeline.defs.resources import SourceDatabaseResource, SyncEngineResource, ZohoBillingResource
 from zoho_pipeline_tests.support.emulator import TEST_CREDENTIALS
 
 BACKENDS = ["sqlite", "postgres"]
@@ -33,19 +33,25 @@ def source_url(backend: str, request) -> str:
     return request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
 
 
-def make_resources(url: str, zoho_config, **zoho_overrides) -> dict:
+def make_resources(url: str, zoho_config, **overrides) -> dict:
+    """The three resources pointed at `url` and the emulator; `overrides` go to the resource that has the field
+    (ZohoBillingResource or SyncEngineResource)."""
     zoho = dict(
         api_base_url=zoho_config.api_base_url,
         accounts_url=zoho_config.accounts_url,
         requests_per_minute=zoho_config.requests_per_minute,
         daily_budget=zoho_config.daily_budget,
         read_timeout_s=zoho_config.read_timeout_s,
-        max_workers=4,
-        backoff_base_s=0.01,
         **TEST_CREDENTIALS,
     )
-    zoho.update(zoho_overrides)
-    return {"source": SourceDatabaseResource(url=url), "zoho": ZohoBillingResource(**zoho)}
+    engine = dict(max_workers=4, backoff_base_s=0.01)
+    for name, value in overrides.items():
+        (engine if name in SyncEngineResource.model_fields else zoho)[name] = value
+    return {
+        "source": SourceDatabaseResource(url=url),
+        "zoho": ZohoBillingResource(**zoho),
+        "engine": SyncEngineResource(**engine),
+    }
 
 
 def demo_db(url: str, customers: int = DEMO_CUSTOMERS) -> str:

@@ -89,19 +89,29 @@ def webserver(tmp_path):
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # SQLite storage under DAGSTER_HOME
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "ALERT_"))}
-    env.update({
-        "DAGSTER_HOME": str(home), "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-        "SOURCE_DATABASE_URL": f"sqlite:///{tmp_path / 'source.db'}",
-        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"], "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
-        "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
-        "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
-        "ZOHO_API_BASE_URL": "http://127.0.0.1:9/billing/v1", "ZOHO_ACCOUNTS_URL": "http://127.0.0.1:9",
-    })
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+            "SOURCE_DATABASE_URL": f"sqlite:///{tmp_path / 'source.db'}",
+            "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
+            "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
+            "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
+            "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
+            "ZOHO_API_BASE_URL": "http://127.0.0.1:9/billing/v1",
+            "ZOHO_ACCOUNTS_URL": "http://127.0.0.1:9",
+        }
+    )
     log_path = tmp_path / "webserver.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([str(BIN / "dagster-webserver"), "-m", "zoho_pipeline.definitions", "-h", "127.0.0.1",
-                                 "-p", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-m", "zoho_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         gql = _GraphQL(port)
         deadline = time.monotonic() + STARTUP_S
@@ -133,18 +143,24 @@ def test_the_ui_shows_the_whole_code_location(webserver):
     repo = location["repositories"][0]
     selector = {"repositoryLocationName": location["name"], "repositoryName": repo["name"]}
 
-    # assets: five in zoho_billing, their edges as defined, invoices and payments monthly (one-run backfills)
+    # assets: five in zoho_billing downstream of the two external systems, their edges as defined, invoices and
+    # payments monthly (one-run backfills)
     nodes = {"/".join(n["assetKey"]["path"]): n for n in gql(ASSETS)["assetNodes"]}
     expected = {a.key.to_user_string(): a for a in ALL_ASSETS}
-    assert set(nodes) == set(expected) == {"zoho_plans", "zoho_customers", "zoho_subscriptions", "zoho_invoices",
-                                           "zoho_payments"}
-    for name, node in nodes.items():
+    external = {"source_database", "zoho_billing_api"}
+    assert (
+        set(nodes) - external
+        == set(expected)
+        == {"zoho_plans", "zoho_customers", "zoho_subscriptions", "zoho_invoices", "zoho_payments"}
+    )
+    assert external <= set(nodes)
+    for name, node in ((n, nodes[n]) for n in expected):
         assert node["groupName"] == "zoho_billing", name
         deps = {"/".join(d["path"]) for d in node["dependencyKeys"]}
         assert deps == {k.to_user_string() for k in expected[name].asset_deps[expected[name].key]}, name
-    assert {"/".join(d["path"]) for d in nodes["zoho_customers"]["dependencyKeys"]} == {"zoho_plans"}
+    assert {"/".join(d["path"]) for d in nodes["zoho_customers"]["dependencyKeys"]} == {"zoho_plans", *external}
     assert "zoho_customers" in {"/".join(d["path"]) for d in nodes["zoho_subscriptions"]["dependencyKeys"]}
-    assert {"/".join(d["path"]) for d in nodes["zoho_payments"]["dependencyKeys"]} == {"zoho_invoices"}
+    assert {"/".join(d["path"]) for d in nodes["zoho_payments"]["dependencyKeys"]} == {"zoho_invoices", *external}
     for name in ("zoho_invoices", "zoho_payments"):
         node = nodes[name]
         assert node["isPartitioned"] and node["partitionDefinition"]["type"] == "TIME_WINDOW"
@@ -155,30 +171,36 @@ def test_the_ui_shows_the_whole_code_location(webserver):
         assert not nodes[name]["isPartitioned"], name
 
     # every asset check, each with its description
-    shown = {(name, c["name"]) for name, node in nodes.items()
-             for c in node["assetChecksOrError"]["checks"] if c["description"]}
+    shown = {
+        (name, c["name"])
+        for name, node in nodes.items()
+        for c in node["assetChecksOrError"]["checks"]
+        if c["description"]
+    }
     defined = {(k.asset_key.to_user_string(), k.name) for check in ALL_CHECKS for k in check.check_keys}
-    assert shown == defined and len(defined) == 35
+    assert shown == defined and len(defined) == 4 * 5 + 2 + 5  # per entity; api and migrations once; reconcile
 
     # jobs, with what the launchpad asks for
     jobs = {j["name"] for j in repo["jobs"]}
-    assert {"zoho_sync_job", "zoho_billing_sync_job", "zoho_full_sync_job", "zoho_resync_job", "zoho_retry_job",
-            "zoho_reconciliation_job"} <= jobs
-    resync = gql(RUN_CONFIG, selector={**selector, "pipelineName": "zoho_resync_job"})["runConfigSchemaOrError"]
+    assert {"zoho_sync_job", "zoho_billing_sync_job", "zoho_all_entities_sync_job", "zoho_reconciliation_job"} <= jobs
+    # a resync and a retry are asset config on the sync job, shown with their defaults in the Launchpad
+    resync = gql(RUN_CONFIG, selector={**selector, "pipelineName": "zoho_sync_job"})["runConfigSchemaOrError"]
     for op in ("zoho_plans", "zoho_customers", "zoho_subscriptions"):
-        assert f"  {op}:\n    config:\n      dry_run: false\n      mode: due\n" in resync["rootDefaultYaml"]
+        assert f"  {op}:\n    config:\n      all_failed: false\n      dry_run: false\n" in resync["rootDefaultYaml"]
+        assert "      mode: due\n" in resync["rootDefaultYaml"]
     assert "client_secret:\n        env: ZOHO_CLIENT_SECRET" in resync["rootDefaultYaml"]  # the name, never the value
     assert TEST_CREDENTIALS["client_secret"] not in resync["rootDefaultYaml"]
-    retry = {**selector, "pipelineName": "zoho_retry_job"}
-    for config in ({"entity": "customers", "all_failed": True}, {"entity": "invoices", "ids": ["a-uuid"]}):
-        valid = gql(VALID, selector=retry, config={"ops": {"zoho_retry_op": {"config": config}}})
+    assert "max_workers: 4" in resync["rootDefaultYaml"]  # the engine's knobs, one resource
+    retry = {**selector, "pipelineName": "zoho_sync_job"}
+    for op, config in (("zoho_customers", {"all_failed": True}), ("zoho_plans", {"ids": ["a-uuid"]})):
+        valid = gql(VALID, selector=retry, config={"ops": {op: {"config": config}}})
         assert valid["isPipelineConfigValid"]["__typename"] == "PipelineConfigValidationValid", valid
-    invalid = gql(VALID, selector=retry, config={"ops": {"zoho_retry_op": {"config": {"all_failed": True}}}})
+    invalid = gql(VALID, selector=retry, config={"ops": {"zoho_customers": {"config": {"entity": "customers"}}}})
     assert "entity" in invalid["isPipelineConfigValid"]["errors"][0]["message"]
 
     # schedules and sensors
     schedules = {s["name"]: s for s in repo["schedules"]}
-    assert schedules["zoho_sync_schedule"]["pipelineName"] == "zoho_full_sync_job"
+    assert schedules["zoho_sync_schedule"]["pipelineName"] == "zoho_all_entities_sync_job"
     assert "zoho_reconciliation_schedule" in schedules
     sensors = {s["name"]: s for s in repo["sensors"]}
     assert set(sensors) >= {"zoho_source_changes_sensor", "zoho_run_failure_sensor", "zoho_check_alert_sensor"}

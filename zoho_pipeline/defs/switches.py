@@ -1,4 +1,5 @@
-"""Shared by schedules and sensors: whether they start RUNNING, and whether the kill switch is on."""
+"""The switches schedules and sensors share: whether they start RUNNING (DAGSTER_DEPLOYMENT=production), and what
+they say when the kill switch (ENABLE_ZOHO_SYNC=false) is off."""
 
 from __future__ import annotations
 
