@@ -44,7 +44,9 @@ def parse_since(value: str | datetime | None, now: datetime | None = None) -> da
     try:
         return aware(datetime.fromisoformat(s.replace("Z", "+00:00")))
     except ValueError:
-        raise ValueError(f"cannot read time {value!r}: use ISO (2025-06-01T08:00) or a duration like 2h, 30m, 7d")
+        raise ValueError(
+            f"cannot read time {value!r}: use ISO (2025-06-01T08:00) or a duration like 2h, 30m, 7d"
+        ) from None
 
 
 def recent_logs(

@@ -58,7 +58,7 @@ class Catalog:
                 return f"<{key}>"
             if value is None:
                 value = resolve()
-                set_state(self._engine, state_key, value)
+                set_state(self._engine, state_key, value)  # race-safe: two processes may resolve it at once
             self._cache[key] = value
             return value
 
@@ -85,17 +85,8 @@ class Catalog:
         except ZohoError as exc:
             if exc.kind != PERMANENT:
                 raise
-        self._client.post(
-            "/addons",
-            json={
-                "addon_code": code,
-                "name": ADDONS[code],
-                "product_id": self.product_id("services"),
-                "type": "one_time",
-                "pricing_scheme": "unit",
-                "unit_name": "credit",
-                "price_brackets": [{"price": 0}],
-                "tax_id": self.tax_id(),
-            },
-        )
+        self._client.post("/addons", json={
+            "addon_code": code, "name": ADDONS[code], "product_id": self.product_id("services"),
+            "type": "one_time", "pricing_scheme": "unit", "unit_name": "credit", "price_brackets": [{"price": 0}],
+            "tax_id": self.tax_id()})
         return code

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -21,6 +22,7 @@ from zoho_pipeline.defs.sensors import zoho_source_changes_sensor
 from zoho_pipeline.source import tables as T
 from zoho_pipeline_tests.support.dagster import demo_db, make_resources, materialize
 
+REPO = Path(__file__).resolve().parents[2]
 STABLE_KEYS = {
     "created",
     "updated",
@@ -95,6 +97,22 @@ def test_dagster_cli_validates_the_code_location(tmp_path):
         env={**_clean_env(), "DAGSTER_HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_dg_checks_and_lists_the_code_location(tmp_path):
+    """`dg check defs` and `dg list defs` load the same code location as `dagster dev` ([tool.dg] in pyproject)."""
+    dg_cli = Path(sys.executable).with_name("dg")
+    env = {**_clean_env(), "DAGSTER_HOME": str(tmp_path)}
+    check = subprocess.run(
+        [str(dg_cli), "check", "defs"], capture_output=True, text=True, timeout=180, env=env, cwd=REPO
+    )
+    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
+    listed = subprocess.run(
+        [str(dg_cli), "list", "defs", "--json"], capture_output=True, text=True, timeout=180, env=env, cwd=REPO
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    for name in ("zoho_customers", "zoho_billing_api", "zoho_all_entities_sync_job", "zoho_sync_schedule"):
+        assert name in listed.stdout
 
 
 def _clean_env():

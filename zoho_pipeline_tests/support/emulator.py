@@ -61,7 +61,7 @@ class EmulatorProc:
                     return
             except requests.RequestException:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"emulator exited: {self.proc.stderr.read()[-2000:]}")
+                    raise RuntimeError(f"emulator exited: {self.proc.stderr.read()[-2000:]}") from None
                 time.sleep(0.05)
         raise RuntimeError("emulator did not start within 20 s")
 

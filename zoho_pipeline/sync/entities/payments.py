@@ -14,14 +14,7 @@ from sqlalchemy import and_, func, or_, select
 from zoho_pipeline.source.tables import customer_invoices as invoices
 from zoho_pipeline.source.tables import payment_transactions as t
 from zoho_pipeline.sync.entities.base import (
-    Collection,
-    EntitySpec,
-    InvalidRow,
-    Reconciliation,
-    find_by_reference,
-    money,
-    money_differs,
-    sql_text,
+    Collection, EntitySpec, InvalidRow, Reconciliation, find_by_reference, money, money_differs, sql_text,
 )
 from zoho_pipeline.sync.entities.invoices import MANUAL_TYPES
 
@@ -45,10 +38,8 @@ def select_rows():
             prior.c.invoice_id == t.c.invoice_id,
             prior.c.status == "completed",
             prior.c.id != t.c.id,
-            or_(
-                prior.c.completed_at < t.c.completed_at,
-                and_(prior.c.completed_at == t.c.completed_at, prior.c.id < t.c.id),
-            ),
+            or_(prior.c.completed_at < t.c.completed_at,
+                and_(prior.c.completed_at == t.c.completed_at, prior.c.id < t.c.id)),
         )
         .scalar_subquery()
     )
@@ -68,11 +59,8 @@ def label(row) -> str:
 
 def _applies_to_invoice(row) -> bool:
     """A pushed manual invoice; not a recurring one (ZOHO's own), nor a credit adjustment (a credit note)."""
-    return (
-        row["invoice_id"] is not None
-        and row.get("invoice_type") in MANUAL_TYPES
-        and (row.get("invoice_total") or 0) > 0
-    )
+    return (row["invoice_id"] is not None and row.get("invoice_type") in MANUAL_TYPES
+            and (row.get("invoice_total") or 0) > 0)
 
 
 def parents(row) -> list[tuple[str, str]]:
@@ -129,15 +117,8 @@ def update(client, zoho_id, payload, row, ctx) -> None:
 
 
 def lookup(client, payload, row, ctx) -> str | None:
-    return find_by_reference(
-        client,
-        "/payments",
-        "payments",
-        "payment_id",
-        "reference_number",
-        payload["reference_number"],
-        params={"customer_id": payload["customer_id"]},
-    )
+    return find_by_reference(client, "/payments", "payments", "payment_id", "reference_number",
+                             payload["reference_number"], params={"customer_id": payload["customer_id"]})
 
 
 def compare(row, remote) -> list[tuple]:
@@ -151,15 +132,8 @@ def compare(row, remote) -> list[tuple]:
 
 RECONCILE = Reconciliation(
     collections=(Collection("/payments", "payments", "payment_id", needs=("amount", "invoices")),),
-    columns=lambda: (
-        [
-            t.c.amount,
-            t.c.invoice_id,
-            invoices.c.zoho_billing_invoice_id.label("invoice_zoho_id"),
-            t.c.transaction_id.label("ref"),
-        ],
-        t.outerjoin(invoices, invoices.c.id == t.c.invoice_id),
-    ),
+    columns=lambda: ([t.c.amount, t.c.invoice_id, invoices.c.zoho_billing_invoice_id.label("invoice_zoho_id"),
+                      t.c.transaction_id.label("ref")], t.outerjoin(invoices, invoices.c.id == t.c.invoice_id)),
     reference=lambda item: item.get("reference_number") or None,
     compare=compare,
     zoho_label=lambda item: f"payment {item.get('amount')} (ref {item.get('reference_number') or '-'})",
