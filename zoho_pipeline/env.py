@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
+from dataclasses import MISSING, fields
 
 
 def environ(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
@@ -55,3 +56,24 @@ def renamed(name: str, old_names: tuple[str, ...], env: Mapping[str, str] | None
             )
             return old
     return name
+
+
+def dataclass_from_env(cls, env_vars: Mapping[str, str | tuple[str, tuple[str, ...]]], env=None):
+    """`cls(...)` with each field named in `env_vars` read from its variable (or `(variable, old names)`), read as
+    the field's default is typed: a bool as a flag, a number as a number, else text. Unset variables keep the
+    dataclass's default (a field without one reads as ""), so every default is written once, in the dataclass."""
+    env = environ(env)
+    values = {}
+    for f in fields(cls):
+        if f.name not in env_vars:
+            continue
+        name, old_names = env_vars[f.name] if isinstance(env_vars[f.name], tuple) else (env_vars[f.name], ())
+        name = renamed(name, old_names, env)
+        default = "" if f.default is MISSING else f.default
+        if isinstance(default, bool):
+            values[f.name] = flag(env.get(name), default)
+        elif isinstance(default, int | float):
+            values[f.name] = number(name, default, type(default), env)
+        else:
+            values[f.name] = text(name, default, env)
+    return cls(**values)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, fields
 
-from zoho_pipeline.env import environ, number, renamed
+from zoho_pipeline.env import dataclass_from_env, environ
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,7 @@ class Thresholds:
                     DeprecationWarning,
                     stacklevel=2,
                 )
-        values = {}
-        for f in fields(cls):
-            name, old_names = ENV_VARS[f.name]
-            default = getattr(cls, f.name)
-            values[f.name] = number(renamed(name, old_names, env), default, type(default), env)
-        return cls(**values)
+        return dataclass_from_env(cls, ENV_VARS, env)
 
 
 # field → (environment variable, the names it had before this release)

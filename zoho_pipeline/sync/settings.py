@@ -3,9 +3,9 @@ environment variable of each (the Dagster resource shows the same fields in the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from zoho_pipeline.env import environ, flag, number
+from zoho_pipeline.env import dataclass_from_env
 
 ENTITY_ORDER = ("plans", "customers", "subscriptions", "invoices", "payments")
 MODES = ("due", "failed", "all")
@@ -31,17 +31,7 @@ class SyncSettings:
 
     @classmethod
     def from_env(cls, env=None) -> SyncSettings:
-        env = environ(env)
-        values = {}
-        for f in fields(cls):
-            name = ENV_VARS.get(f.name)
-            if name is None:
-                continue
-            default = getattr(cls, f.name)
-            values[f.name] = (
-                flag(env.get(name), default) if f.type == "bool" else number(name, default, type(default), env)
-            )
-        return cls(**values)
+        return dataclass_from_env(cls, ENV_VARS, env)
 
 
 # field → environment variable (fields without one keep their default)

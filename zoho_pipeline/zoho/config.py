@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 
-from zoho_pipeline.env import environ, number
+from zoho_pipeline.env import dataclass_from_env
 
 # Data centre → (API base, accounts host). Sources: ../shared/reference/zoho-billing-api.md §1.1.
 REGIONS = {
@@ -63,21 +63,7 @@ class ZohoConfig:
     @classmethod
     def from_env(cls, env=None) -> ZohoConfig:
         """Every field from its variable (ENV_VARS); an unset one keeps the default written above."""
-        env = environ(env)
-        values = {}
-        for f in fields(cls):
-            name = ENV_VARS.get(f.name)
-            if name is None:
-                continue
-            if f.default is MISSING:  # the credentials: empty when unset (missing_credentials names them)
-                values[f.name] = env.get(name, "")
-            elif f.type == "str | None":
-                values[f.name] = env.get(name) or None
-            else:
-                values[f.name] = (
-                    number(name, f.default, type(f.default), env) if f.type != "str" else (env.get(name) or f.default)
-                )
-        return cls(**values)
+        return dataclass_from_env(cls, ENV_VARS, env)
 
 
 # field → environment variable (token_lock_wait_s has none: tests shrink it)

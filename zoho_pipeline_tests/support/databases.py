@@ -35,25 +35,28 @@ def pg_available(admin_url: str = PG_ADMIN_URL) -> str | None:
         return str(exc).splitlines()[0]
 
 
-def create_database(admin_url: str = PG_ADMIN_URL, prefix: str = "zp_test") -> tuple[str, str]:
-    """(name, URL) of a new empty Postgres database."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def admin_connection(admin_url: str = PG_ADMIN_URL):
+    """An autocommit connection to the admin database (CREATE/DROP/ALTER DATABASE), disposed after."""
     admin = admin_engine(admin_url)
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            yield conn
     finally:
         admin.dispose()
+
+
+def create_database(admin_url: str = PG_ADMIN_URL, prefix: str = "zp_test", template: str | None = None):
+    """(name, URL) of a new Postgres database: empty, or a copy of `template`."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin_connection(admin_url) as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     return name, database_url(admin_url, name)
 
 
 def drop_database(admin_url: str, name: str) -> None:
-    admin = admin_engine(admin_url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with admin_connection(admin_url) as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,9 +28,7 @@ from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.entities.customers import PROVIDER_ID_FIELD
 from zoho_pipeline.sync.settings import ENTITY_ORDER, SyncSettings
 from zoho_pipeline_tests.support import emulator as emu
-from zoho_pipeline_tests.support.databases import admin_engine as _admin
-from zoho_pipeline_tests.support.databases import create_database, drop_database  # noqa: F401
-from zoho_pipeline_tests.support.databases import database_url as db_url
+from zoho_pipeline_tests.support.databases import admin_connection, create_database, drop_database  # noqa: F401
 from zoho_pipeline_tests.support.emulator import free_port, start_emulator  # noqa: F401 - the suite's names
 
 SYNCING, SYNCED, FAILED, RETRYING = "syncing", "synced", "failed", "retrying"
@@ -49,41 +46,19 @@ def make_demo_template(admin_url: str, customers: int, seed: int) -> str:
 
 
 def clone_database(admin_url: str, template: str) -> tuple[str, str]:
-    name = f"zp_fault_{uuid.uuid4().hex[:12]}"
-    admin = _admin(admin_url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    finally:
-        admin.dispose()
-    return name, db_url(admin_url, name)
+    return create_database(admin_url, "zp_fault", template=template)
 
 
 def terminate_backends(admin_url: str, name: str) -> int:
     """Kill every connection to database `name` (what a failover or a DBA's pg_terminate_backend does)."""
-    admin = _admin(admin_url)
-    try:
-        with admin.connect() as conn:
-            return len(
-                conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                ).all()
-            )
-    finally:
-        admin.dispose()
+    query = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
+    with admin_connection(admin_url) as conn:
+        return len(conn.execute(sa.text(query), {"name": name}).all())
 
 
 def allow_connections(admin_url: str, name: str, allowed: bool) -> None:
-    admin = _admin(admin_url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if allowed else "false"}'))
-    finally:
-        admin.dispose()
+    with admin_connection(admin_url) as conn:
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if allowed else "false"}'))
 
 
 # --- ZOHO side ------------------------------------------------------------------------------------------------
