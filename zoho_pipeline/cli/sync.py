@@ -12,6 +12,7 @@ import json
 import re
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from zoho_pipeline.cli.common import format_table
 from zoho_pipeline.env import text
@@ -62,9 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def instance_for_cli():
+    """The instance in DAGSTER_HOME (made when the directory does not exist yet, as `make` names it before any
+    run), else an ephemeral one with a note that the run is not kept."""
     import dagster as dg
 
     if text("DAGSTER_HOME"):
+        Path(text("DAGSTER_HOME")).mkdir(parents=True, exist_ok=True)
         return dg.DagsterInstance.get(), None
     return dg.DagsterInstance.ephemeral(), (
         "note: DAGSTER_HOME is not set, so this run is not kept; set it (make "

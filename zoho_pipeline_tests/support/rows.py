@@ -178,10 +178,11 @@ def add_run(engine, run_id, status="running", started=None, heartbeat=None, fini
 
 
 def set_usage(engine, organization_id, calls, day=None) -> None:
+    """The organization's API calls of `day` (today): whatever a call of the test recorded is replaced."""
+    u, day = T.zoho_api_usage, day or now().date()
     with engine.begin() as conn:
-        conn.execute(
-            T.zoho_api_usage.insert().values(organization_id=organization_id, day=day or now().date(), calls=calls)
-        )
+        conn.execute(u.delete().where(u.c.organization_id == organization_id, u.c.day == day))
+        conn.execute(u.insert().values(organization_id=organization_id, day=day, calls=calls))
 
 
 def row(engine, table, row_id) -> dict:
