@@ -12,7 +12,7 @@ nothing from ``zoho_pipeline.zoho`` or ``zoho_pipeline.sync``. Standard library 
 
 Modules: ``server`` (HTTP plumbing, auth, admin, handle), ``tokens`` (OAuth grant, mint limit), ``limits``
 (per-minute window + lockout, daily budget, in-flight cap), ``faults`` (run-time settings, seeded randomness),
-``state`` (store + JSON state file), ``resources`` (one module per group of ZOHO modules, and the route table).
+``state`` (store + JSON state file), ``api`` (one module per ZOHO module, and the route table).
 
 Behaviour worth knowing:
 - ``GET /organizations`` needs a token but no organization header (it is how a client finds the id).

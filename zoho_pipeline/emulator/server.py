@@ -1,7 +1,7 @@
 """HTTP plumbing for the ZOHO Billing emulator: config, auth, limits, faults, admin, and the programmatic handle.
 
 Standard library only; imports nothing from ``zoho_pipeline.zoho`` or ``zoho_pipeline.sync`` (it is the other side of
-the wire). See ``resources`` for the ZOHO modules and ``state.Store`` for the data kept.
+the wire). See ``api`` for the ZOHO modules and ``state.Store`` for the data kept.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import resources, tokens
+from . import api, tokens
 from .errors import ApiError
 from .faults import SETTABLE, Faults
 from .limits import Limiter
-from .resources.common import Ctx
+from .api.common import Ctx
 from .state import Store
 
 API_PREFIX = "/billing/v1"
@@ -70,8 +70,9 @@ class Stats:
             self.requests = 0
             self.by_status: collections.Counter = collections.Counter()
             self.by_route: collections.Counter = collections.Counter()
-            self.counters = collections.Counter({"tokens_minted": 0, "dropped": 0, "failed_injected": 0,
-                                                 "rate_limited": 0})
+            self.counters = collections.Counter(
+                {"tokens_minted": 0, "dropped": 0, "failed_injected": 0, "rate_limited": 0}
+            )
 
     def record(self, route: str, status: int | None) -> None:
         with self.lock:
@@ -98,8 +99,12 @@ class Emulator:
 
     def stats_dict(self) -> dict:
         with self.stats.lock:
-            out = {"requests": self.stats.requests, "by_status": dict(self.stats.by_status),
-                   "by_route": dict(self.stats.by_route), **dict(self.stats.counters)}
+            out = {
+                "requests": self.stats.requests,
+                "by_status": dict(self.stats.by_status),
+                "by_route": dict(self.stats.by_route),
+                **dict(self.stats.counters),
+            }
         out["entities"] = self.store.counts()
         out["limits"] = self.limiter.snapshot()
         return out
@@ -166,11 +171,11 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         try:
             if path.startswith(ADMIN_PREFIX):
-                self._admin(method, path[len(ADMIN_PREFIX):], raw)
+                self._admin(method, path[len(ADMIN_PREFIX) :], raw)
             elif path == TOKEN_PATH and method == "POST":
                 self._token(query, raw)
             elif path.startswith(API_PREFIX + "/") or path == API_PREFIX:
-                self._api(method, path[len(API_PREFIX):] or "/", query, raw)
+                self._api(method, path[len(API_PREFIX) :] or "/", query, raw)
             else:
                 self._send(404, {"code": 5, "message": "Invalid URL Passed"})
         except (BrokenPipeError, ConnectionResetError):
@@ -211,7 +216,7 @@ class Handler(BaseHTTPRequestHandler):
     # API --------------------------------------------------------------------------------------------------------
     def _api(self, method: str, path: str, query: dict, raw: bytes) -> None:
         emu = self.emulator
-        template, handler, params = resources.match(method, path)
+        template, handler, params = api.match(method, path)
         route = f"{method} {template}" if template else f"{method} <unmatched>"
         status = None
         try:
@@ -332,7 +337,9 @@ def start_emulator(config: EmulatorConfig | None = None) -> EmulatorHandle:
     server = _Server((config.host, config.port), handler)
     host, port = server.server_address[:2]
     emulator.url = f"http://{host}:{port}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"zoho-emulator-{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"zoho-emulator-{port}", daemon=True
+    )
     thread.start()
     return EmulatorHandle(emulator, server, thread)
 

@@ -13,8 +13,18 @@ import tempfile
 import threading
 import time
 
-COLLECTIONS = ("products", "plans", "addons", "customers", "subscriptions", "invoices", "payments", "creditnotes",
-               "refunds", "taxes")
+COLLECTIONS = (
+    "products",
+    "plans",
+    "addons",
+    "customers",
+    "subscriptions",
+    "invoices",
+    "payments",
+    "creditnotes",
+    "refunds",
+    "taxes",
+)
 FIRST_ID = 187955000000050001
 VAT_TAX_ID = "187955000000000435"
 SAVE_INTERVAL_S = 0.2  # a process killed with SIGKILL loses at most this much of the state file
@@ -53,8 +63,14 @@ class Store:
             self.next_id = FIRST_ID
             self.seq = {"invoice": 0, "creditnote": 0, "refund": 0}
             self.taxes[VAT_TAX_ID] = {
-                "tax_id": VAT_TAX_ID, "tax_name": "VAT", "tax_percentage": 15, "tax_type": "tax",
-                "is_default_tax": True, "is_editable": True, "tax_authority_id": "", "tax_authority_name": "",
+                "tax_id": VAT_TAX_ID,
+                "tax_name": "VAT",
+                "tax_percentage": 15,
+                "tax_type": "tax",
+                "is_default_tax": True,
+                "is_editable": True,
+                "tax_authority_id": "",
+                "tax_authority_name": "",
             }
 
     def new_id(self) -> str:

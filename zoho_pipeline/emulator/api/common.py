@@ -74,8 +74,14 @@ def custom_fields(value) -> list[dict]:
     for i, item in enumerate(value or [], start=1):
         if not isinstance(item, dict) or (item.get("label") is None and item.get("value") is None):
             continue
-        out.append({"index": item.get("index", i), "value": item.get("value"), "label": item.get("label") or "",
-                    "data_type": item.get("data_type", "text")})
+        out.append(
+            {
+                "index": item.get("index", i),
+                "value": item.get("value"),
+                "label": item.get("label") or "",
+                "data_type": item.get("data_type", "text"),
+            }
+        )
     return out
 
 
@@ -84,17 +90,29 @@ def text(body: dict, name: str, default: str = "") -> str:
     return default if value is None else str(value)
 
 
-def page(ctx: Ctx, items: list[dict], key: str, applied_filter: str, sort_column: str = "created_time",
-         extra: dict | None = None) -> tuple[int, dict]:
+def page(
+    ctx: Ctx,
+    items: list[dict],
+    key: str,
+    applied_filter: str,
+    sort_column: str = "created_time",
+    extra: dict | None = None,
+) -> tuple[int, dict]:
     try:
         page_no = max(1, int(ctx.query.get("page", 1)))
         per_page = min(200, max(1, int(ctx.query.get("per_page", 200))))
     except ValueError:
         raise bad(4, "Invalid value passed for page") from None
     start = (page_no - 1) * per_page
-    chunk = items[start:start + per_page]
-    context = {"page": page_no, "per_page": per_page, "has_more_page": start + per_page < len(items),
-               "applied_filter": applied_filter, "sort_column": sort_column, "sort_order": "A"}
+    chunk = items[start : start + per_page]
+    context = {
+        "page": page_no,
+        "per_page": per_page,
+        "has_more_page": start + per_page < len(items),
+        "applied_filter": applied_filter,
+        "sort_column": sort_column,
+        "sort_order": "A",
+    }
     context.update(extra or {})
     return 200, {"code": 0, "message": "success", key: chunk, "page_context": context}
 

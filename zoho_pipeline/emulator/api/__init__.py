@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import billing, catalog, customers, subscriptions
+from . import catalog, creditnotes, customers, invoices, payments, subscriptions
 
 ROUTES = [
     ("GET", "/organizations", catalog.list_organizations),
@@ -42,24 +42,24 @@ ROUTES = [
     ("DELETE", "/subscriptions/{subscription_id}", subscriptions.delete_subscription),
     ("POST", "/subscriptions/{subscription_id}/cancel", subscriptions.cancel_subscription),
     ("POST", "/subscriptions/{subscription_id}/reactivate", subscriptions.reactivate_subscription),
-    ("POST", "/invoices", billing.create_invoice),
-    ("GET", "/invoices", billing.list_invoices),
-    ("GET", "/invoices/{invoice_id}", billing.get_invoice),
-    ("PUT", "/invoices/{invoice_id}", billing.update_invoice),
-    ("DELETE", "/invoices/{invoice_id}", billing.delete_invoice),
-    ("POST", "/invoices/{invoice_id}/void", billing.void_invoice),
-    ("POST", "/payments", billing.create_payment),
-    ("GET", "/payments", billing.list_payments),
-    ("GET", "/payments/{payment_id}", billing.get_payment),
-    ("PUT", "/payments/{payment_id}", billing.update_payment),
-    ("DELETE", "/payments/{payment_id}", billing.delete_payment),
-    ("POST", "/payments/{payment_id}/refunds", billing.refund_payment),
-    ("GET", "/creditnotes/refunds/{refund_id}", billing.get_refund),
-    ("POST", "/creditnotes", billing.create_creditnote),
-    ("GET", "/creditnotes", billing.list_creditnotes),
-    ("GET", "/creditnotes/{creditnote_id}", billing.get_creditnote),
-    ("POST", "/creditnotes/{creditnote_id}/void", billing.void_creditnote),
-    ("POST", "/creditnotes/{creditnote_id}/refunds", billing.refund_creditnote),
+    ("POST", "/invoices", invoices.create_invoice),
+    ("GET", "/invoices", invoices.list_invoices),
+    ("GET", "/invoices/{invoice_id}", invoices.get_invoice),
+    ("PUT", "/invoices/{invoice_id}", invoices.update_invoice),
+    ("DELETE", "/invoices/{invoice_id}", invoices.delete_invoice),
+    ("POST", "/invoices/{invoice_id}/void", invoices.void_invoice),
+    ("POST", "/payments", payments.create_payment),
+    ("GET", "/payments", payments.list_payments),
+    ("GET", "/payments/{payment_id}", payments.get_payment),
+    ("PUT", "/payments/{payment_id}", payments.update_payment),
+    ("DELETE", "/payments/{payment_id}", payments.delete_payment),
+    ("POST", "/payments/{payment_id}/refunds", payments.refund_payment),
+    ("GET", "/creditnotes/refunds/{refund_id}", creditnotes.get_refund),
+    ("POST", "/creditnotes", creditnotes.create_creditnote),
+    ("GET", "/creditnotes", creditnotes.list_creditnotes),
+    ("GET", "/creditnotes/{creditnote_id}", creditnotes.get_creditnote),
+    ("POST", "/creditnotes/{creditnote_id}/void", creditnotes.void_creditnote),
+    ("POST", "/creditnotes/{creditnote_id}/refunds", creditnotes.refund_creditnote),
 ]
 
 

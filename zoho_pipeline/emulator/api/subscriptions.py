@@ -11,10 +11,18 @@ from . import customers as customers_mod
 from .common import Ctx, cents, created, custom_fields, dec, num, ok, page, qty, tax_of, text, timestamp, today
 from .common import stored, valid_date
 
-STATUS_FILTERS = {"all": None, "active": {"live", "non_renewing", "trial", "future", "unpaid"},
-                  "live": {"live"}, "future": {"future"}, "trial": {"trial"}, "unpaid": {"unpaid"},
-                  "non_renewing": {"non_renewing"}, "cancelled": {"cancelled"}, "expired": {"expired"},
-                  "past_due": {"past_due"}}
+STATUS_FILTERS = {
+    "all": None,
+    "active": {"live", "non_renewing", "trial", "future", "unpaid"},
+    "live": {"live"},
+    "future": {"future"},
+    "trial": {"trial"},
+    "unpaid": {"unpaid"},
+    "non_renewing": {"non_renewing"},
+    "cancelled": {"cancelled"},
+    "expired": {"expired"},
+    "past_due": {"past_due"},
+}
 
 
 def _add_interval(start: str, interval: int, unit: str) -> str:
@@ -28,14 +36,27 @@ def _add_interval(start: str, interval: int, unit: str) -> str:
 
 
 def _find(ctx: Ctx) -> dict:
-    return stored(ctx.store.subscriptions, ctx.params["subscription_id"], not_found, 1002,
-                  "Subscription ID does not exist.")
+    return stored(
+        ctx.store.subscriptions, ctx.params["subscription_id"], not_found, 1002, "Subscription ID does not exist."
+    )
 
 
 def _customer_block(customer: dict) -> dict:
-    keys = ("customer_id", "display_name", "company_name", "first_name", "last_name", "email", "website",
-            "zcrm_account_id", "zcrm_contact_id", "billing_address", "shipping_address", "payment_terms",
-            "payment_terms_label")
+    keys = (
+        "customer_id",
+        "display_name",
+        "company_name",
+        "first_name",
+        "last_name",
+        "email",
+        "website",
+        "zcrm_account_id",
+        "zcrm_contact_id",
+        "billing_address",
+        "shipping_address",
+        "payment_terms",
+        "payment_terms_label",
+    )
     return {k: customer.get(k, "") for k in keys}
 
 
@@ -50,13 +71,24 @@ def _price(ctx: Ctx, sub: dict, plan_body: dict, addons_body) -> None:
     quantity = qty(plan_body.get("quantity", old.get("quantity", 1)) or 1)
     tax = tax_of(ctx, plan_body.get("tax_id", old.get("tax_id", plan.get("tax_id"))))
     total = cents(price * dec(quantity, "quantity"))
-    line = {"plan_code": code, "name": plan["name"], "description": text(plan_body, "plan_description",
-                                                                          plan["description"]),
-            "price": num(price), "quantity": quantity, "discount": 0.0, "total": num(total),
-            "setup_fee": 0.0, "tax_id": tax["tax_id"] if tax else "", "tax_name": tax["tax_name"] if tax else "",
-            "tax_percentage": tax["tax_percentage"] if tax else "", "tax_type": tax["tax_type"] if tax else "",
-            "setup_fee_tax_id": "", "setup_fee_tax_name": "", "setup_fee_tax_percentage": "",
-            "setup_fee_tax_type": ""}
+    line = {
+        "plan_code": code,
+        "name": plan["name"],
+        "description": text(plan_body, "plan_description", plan["description"]),
+        "price": num(price),
+        "quantity": quantity,
+        "discount": 0.0,
+        "total": num(total),
+        "setup_fee": 0.0,
+        "tax_id": tax["tax_id"] if tax else "",
+        "tax_name": tax["tax_name"] if tax else "",
+        "tax_percentage": tax["tax_percentage"] if tax else "",
+        "tax_type": tax["tax_type"] if tax else "",
+        "setup_fee_tax_id": "",
+        "setup_fee_tax_name": "",
+        "setup_fee_tax_percentage": "",
+        "setup_fee_tax_type": "",
+    }
     taxes: dict[str, Decimal] = {}
     if tax:
         taxes[tax["tax_name"]] = cents(total * Decimal(str(tax["tax_percentage"])) / 100)
@@ -69,17 +101,31 @@ def _price(ctx: Ctx, sub: dict, plan_body: dict, addons_body) -> None:
             raise bad(102001, "Invalid AddonCode.")
         a_price = dec(item.get("price", addon["price_brackets"][0]["price"]), "price")
         a_qty = qty(item.get("quantity") or 1)
-        addons.append({"addon_code": addon["addon_code"], "name": addon["name"], "description":
-                       text(item, "addon_description", addon["description"]), "price": num(a_price),
-                       "quantity": a_qty, "total": num(cents(a_price * dec(a_qty, "quantity"))),
-                       "tax_id": "", "type": addon["type"]})
+        addons.append(
+            {
+                "addon_code": addon["addon_code"],
+                "name": addon["name"],
+                "description": text(item, "addon_description", addon["description"]),
+                "price": num(a_price),
+                "quantity": a_qty,
+                "total": num(cents(a_price * dec(a_qty, "quantity"))),
+                "tax_id": "",
+                "type": addon["type"],
+            }
+        )
     sub_total = total + sum((Decimal(str(a["total"])) for a in addons), Decimal(0))
-    sub.update(plan=line, addons=addons, sub_total=num(sub_total), amount=num(sub_total),
-               taxes=[{"tax_name": k, "tax_amount": num(v)} for k, v in taxes.items()],
-               name=f"{ctx.store.products.get(plan['product_id'], {}).get('name', '')}-{plan['name']}",
-               product_id=plan["product_id"],
-               product_name=ctx.store.products.get(plan["product_id"], {}).get("name", ""),
-               interval=plan["interval"], interval_unit=plan["interval_unit"])
+    sub.update(
+        plan=line,
+        addons=addons,
+        sub_total=num(sub_total),
+        amount=num(sub_total),
+        taxes=[{"tax_name": k, "tax_amount": num(v)} for k, v in taxes.items()],
+        name=f"{ctx.store.products.get(plan['product_id'], {}).get('name', '')}-{plan['name']}",
+        product_id=plan["product_id"],
+        product_name=ctx.store.products.get(plan["product_id"], {}).get("name", ""),
+        interval=plan["interval"],
+        interval_unit=plan["interval_unit"],
+    )
 
 
 def create_subscription(ctx: Ctx):
@@ -95,17 +141,36 @@ def create_subscription(ctx: Ctx):
         raise bad(4, "Please enter plan. plan is mandatory.")
     now, sid = timestamp(), ctx.store.new_id()
     starts = valid_date(body.get("starts_at"), "starts_at")
-    sub = {"subscription_id": sid, "customer_id": customer["customer_id"], "status": "", "source": "api",
-           "reference_id": text(body, "reference_id"), "auto_collect": bool(body.get("auto_collect", True)),
-           "salesperson_id": "", "salesperson_name": text(body, "salesperson_name"), "child_invoice_id": "",
-           "currency_code": customer["currency_code"], "currency_symbol": customer["currency_symbol"],
-           "end_of_term": False, "expires_at": "", "payment_terms": customer.get("payment_terms", 0),
-           "payment_terms_label": customer.get("payment_terms_label", ""), "created_time": now,
-           "updated_time": now, "custom_fields": custom_fields(body.get("custom_fields")),
-           "customer": _customer_block(customer),
-           "contactpersons": [{"contactperson_id": customer["customer_id"], "email": customer["email"],
-                               "phone": customer.get("phone", ""), "mobile": customer.get("mobile", ""),
-                               "zcrm_contact_id": ""}]}
+    sub = {
+        "subscription_id": sid,
+        "customer_id": customer["customer_id"],
+        "status": "",
+        "source": "api",
+        "reference_id": text(body, "reference_id"),
+        "auto_collect": bool(body.get("auto_collect", True)),
+        "salesperson_id": "",
+        "salesperson_name": text(body, "salesperson_name"),
+        "child_invoice_id": "",
+        "currency_code": customer["currency_code"],
+        "currency_symbol": customer["currency_symbol"],
+        "end_of_term": False,
+        "expires_at": "",
+        "payment_terms": customer.get("payment_terms", 0),
+        "payment_terms_label": customer.get("payment_terms_label", ""),
+        "created_time": now,
+        "updated_time": now,
+        "custom_fields": custom_fields(body.get("custom_fields")),
+        "customer": _customer_block(customer),
+        "contactpersons": [
+            {
+                "contactperson_id": customer["customer_id"],
+                "email": customer["email"],
+                "phone": customer.get("phone", ""),
+                "mobile": customer.get("mobile", ""),
+                "zcrm_contact_id": "",
+            }
+        ],
+    }
     _price(ctx, sub, body["plan"], body.get("addons") or [])
     _term(sub, starts)
     ctx.store.subscriptions[sid] = sub
@@ -115,9 +180,15 @@ def create_subscription(ctx: Ctx):
 def _term(sub: dict, starts: str) -> None:
     ends = _add_interval(starts, sub["interval"], sub["interval_unit"])
     live = starts <= today()
-    sub.update(status="live" if live else "future", starts_at=starts, activated_at=starts if live else "",
-               current_term_starts_at=starts, current_term_ends_at=ends, last_billing_at=starts if live else "",
-               next_billing_at=ends if live else starts)
+    sub.update(
+        status="live" if live else "future",
+        starts_at=starts,
+        activated_at=starts if live else "",
+        current_term_starts_at=starts,
+        current_term_ends_at=ends,
+        last_billing_at=starts if live else "",
+        next_billing_at=ends if live else starts,
+    )
 
 
 def list_subscriptions(ctx: Ctx):
@@ -134,16 +205,45 @@ def list_subscriptions(ctx: Ctx):
         items = [s for s in items if ctx.query["reference_contains"] in s["reference_id"]]
     if ctx.query.get("reference_id"):
         items = [s for s in items if s["reference_id"] == ctx.query["reference_id"]]
-    listed = ("customer_id", "customer_name", "email", "subscription_id", "name", "status", "sub_total", "amount",
-              "activated_at", "current_term_starts_at", "current_term_ends_at", "last_billing_at",
-              "next_billing_at", "expires_at", "interval", "interval_unit", "auto_collect", "created_time",
-              "updated_time", "reference_id", "salesperson_id", "salesperson_name", "currency_code",
-              "currency_symbol", "plan_code", "plan_name", "product_id", "product_name")
+    listed = (
+        "customer_id",
+        "customer_name",
+        "email",
+        "subscription_id",
+        "name",
+        "status",
+        "sub_total",
+        "amount",
+        "activated_at",
+        "current_term_starts_at",
+        "current_term_ends_at",
+        "last_billing_at",
+        "next_billing_at",
+        "expires_at",
+        "interval",
+        "interval_unit",
+        "auto_collect",
+        "created_time",
+        "updated_time",
+        "reference_id",
+        "salesperson_id",
+        "salesperson_name",
+        "currency_code",
+        "currency_symbol",
+        "plan_code",
+        "plan_name",
+        "product_id",
+        "product_name",
+    )
     rows = []
     for s in items:
         row = {k: s.get(k, "") for k in listed}
-        row.update(plan_code=s["plan"]["plan_code"], plan_name=s["plan"]["name"],
-                   customer_name=s["customer"]["display_name"], email=s["customer"]["email"])
+        row.update(
+            plan_code=s["plan"]["plan_code"],
+            plan_name=s["plan"]["name"],
+            customer_name=s["customer"]["display_name"],
+            email=s["customer"]["email"],
+        )
         rows.append(row)
     return page(ctx, rows, "subscriptions", flt)
 

@@ -10,17 +10,41 @@ from .common import Ctx, created, dec, num, ok, page, require, stored, tax_of, t
 
 def list_organizations(ctx: Ctx):
     org = {
-        "organization_id": ctx.config.organization_id, "name": "Emulated ISP", "contact_name": "Billing Team",
-        "email": "billing@example.com", "is_default_org": True, "source": 2, "country": "South Africa",
-        "org_settings": True, "is_ziedition": False, "is_zbclient": False, "custom_field_type": 1,
-        "version": "global", "is_moss_enabled": False, "is_sales_inclusive_tax_enabled": False, "plan_type": 0,
-        "tax_group_enabled": True, "plan_name": "EMULATOR", "plan_period": "", "language_code": "en",
-        "fiscal_year_start_month": 0, "account_created_date": "2024-01-01",
-        "account_created_date_formatted": "01/01/24", "time_zone": "Africa/Johannesburg", "field_separator": "/",
+        "organization_id": ctx.config.organization_id,
+        "name": "Emulated ISP",
+        "contact_name": "Billing Team",
+        "email": "billing@example.com",
+        "is_default_org": True,
+        "source": 2,
+        "country": "South Africa",
+        "org_settings": True,
+        "is_ziedition": False,
+        "is_zbclient": False,
+        "custom_field_type": 1,
+        "version": "global",
+        "is_moss_enabled": False,
+        "is_sales_inclusive_tax_enabled": False,
+        "plan_type": 0,
+        "tax_group_enabled": True,
+        "plan_name": "EMULATOR",
+        "plan_period": "",
+        "language_code": "en",
+        "fiscal_year_start_month": 0,
+        "account_created_date": "2024-01-01",
+        "account_created_date_formatted": "01/01/24",
+        "time_zone": "Africa/Johannesburg",
+        "field_separator": "/",
         "time_zone_formatted": "( GMT 2:00 ) South Africa Standard Time(Africa/Johannesburg)",
-        "is_org_active": True, "mode": "test", "is_quick_setup_completed": True, "is_trial_period_extended": False,
-        "currency_id": "187955000000000097", "currency_code": "ZAR", "currency_symbol": "R",
-        "currency_format": "###,##0.00", "price_precision": 2, "badge_count": 0,
+        "is_org_active": True,
+        "mode": "test",
+        "is_quick_setup_completed": True,
+        "is_trial_period_extended": False,
+        "currency_id": "187955000000000097",
+        "currency_code": "ZAR",
+        "currency_symbol": "R",
+        "currency_format": "###,##0.00",
+        "price_precision": 2,
+        "badge_count": 0,
     }
     return ok("success", organizations=[org])
 
@@ -37,6 +61,7 @@ def _mark(entity: dict, noun: str, status: str):
 
 # products -------------------------------------------------------------------------------------------------------
 
+
 def _product(ctx: Ctx) -> dict:
     return stored(ctx.store.products, ctx.params["product_id"], bad, 2006, "Invalid Product ID.")
 
@@ -50,9 +75,16 @@ def _known_product_id(ctx: Ctx, value) -> str:
 def create_product(ctx: Ctx):
     require(ctx.body, "name")
     now, pid = timestamp(), ctx.store.new_id()
-    product = {"product_id": pid, "name": text(ctx.body, "name"), "description": text(ctx.body, "description"),
-               "status": "active", "redirect_url": text(ctx.body, "redirect_url"),
-               "email_ids": text(ctx.body, "email_ids"), "created_time": now, "updated_time": now}
+    product = {
+        "product_id": pid,
+        "name": text(ctx.body, "name"),
+        "description": text(ctx.body, "description"),
+        "status": "active",
+        "redirect_url": text(ctx.body, "redirect_url"),
+        "email_ids": text(ctx.body, "email_ids"),
+        "created_time": now,
+        "updated_time": now,
+    }
     ctx.store.products[pid] = product
     return created("The product has been added.", product=product)
 
@@ -96,14 +128,19 @@ def product_inactive(ctx: Ctx):
 
 # plans ----------------------------------------------------------------------------------------------------------
 
+
 def _plan(ctx: Ctx) -> dict:
     return stored(ctx.store.plans, ctx.params["plan_code"], bad, 101002, "Invalid PlanCode.")
 
 
 def _apply_tax(ctx: Ctx, entity: dict, tax_id) -> None:
     tax = tax_of(ctx, tax_id)
-    entity.update(tax_id=tax["tax_id"] if tax else "", tax_name=tax["tax_name"] if tax else "",
-                  tax_percentage=tax["tax_percentage"] if tax else 0, tax_type=tax["tax_type"] if tax else "")
+    entity.update(
+        tax_id=tax["tax_id"] if tax else "",
+        tax_name=tax["tax_name"] if tax else "",
+        tax_percentage=tax["tax_percentage"] if tax else 0,
+        tax_type=tax["tax_type"] if tax else "",
+    )
 
 
 def _plan_fields(ctx: Ctx, plan: dict, body: dict) -> None:
@@ -130,6 +167,7 @@ def _plan_fields(ctx: Ctx, plan: dict, body: dict) -> None:
         _apply_tax(ctx, plan, body["tax_id"])
     if "custom_fields" in body:
         from .common import custom_fields
+
         plan["custom_fields"] = custom_fields(body["custom_fields"])
 
 
@@ -139,12 +177,32 @@ def create_plan(ctx: Ctx):
     if code in ctx.store.plans:
         raise bad(101001, "The plan code already exists.")
     now = timestamp()
-    plan = {"plan_code": code, "name": "", "description": "", "status": "active", "product_id": "",
-            "account_id": "187955000000000388", "account_name": "Sales", "tax_id": "", "tax_name": "",
-            "tax_percentage": 0, "tax_type": "", "trial_period": 0, "setup_fee": 0.0, "recurring_price": 0.0,
-            "interval": 1, "interval_unit": "months", "billing_cycles": -1, "custom_fields": [],
-            "url": f"{ctx.base_url}/subscribe/{code}", "addons": [], "created_time": now, "updated_time": now,
-            "created_time_formatted": now, "updated_time_formatted": now}
+    plan = {
+        "plan_code": code,
+        "name": "",
+        "description": "",
+        "status": "active",
+        "product_id": "",
+        "account_id": "187955000000000388",
+        "account_name": "Sales",
+        "tax_id": "",
+        "tax_name": "",
+        "tax_percentage": 0,
+        "tax_type": "",
+        "trial_period": 0,
+        "setup_fee": 0.0,
+        "recurring_price": 0.0,
+        "interval": 1,
+        "interval_unit": "months",
+        "billing_cycles": -1,
+        "custom_fields": [],
+        "url": f"{ctx.base_url}/subscribe/{code}",
+        "addons": [],
+        "created_time": now,
+        "updated_time": now,
+        "created_time_formatted": now,
+        "updated_time_formatted": now,
+    }
     _plan_fields(ctx, plan, ctx.body)
     ctx.store.plans[code] = plan
     return created("The plan has been added.", plan=plan)
@@ -190,6 +248,7 @@ def plan_inactive(ctx: Ctx):
 
 # addons ---------------------------------------------------------------------------------------------------------
 
+
 def _addon(ctx: Ctx) -> dict:
     return stored(ctx.store.addons, ctx.params["addon_code"], bad, 102001, "Invalid AddonCode.")
 
@@ -207,8 +266,9 @@ def _addon_fields(ctx: Ctx, addon: dict, body: dict) -> None:
     if "applicable_to_all_plans" in body:
         addon["applicable_to_all_plans"] = bool(body["applicable_to_all_plans"])
     if isinstance(body.get("price_brackets"), list) and body["price_brackets"]:
-        addon["price_brackets"] = [{**b, "price": num(dec(b.get("price", 0), "price"))}
-                                   for b in body["price_brackets"] if isinstance(b, dict)]
+        addon["price_brackets"] = [
+            {**b, "price": num(dec(b.get("price", 0), "price"))} for b in body["price_brackets"] if isinstance(b, dict)
+        ]
     if "tax_id" in body:
         _apply_tax(ctx, addon, body["tax_id"])
 
@@ -219,11 +279,28 @@ def create_addon(ctx: Ctx):
     if code in ctx.store.addons:
         raise bad(102002, "The addon code already exists.")
     now = timestamp()
-    addon = {"name": "", "addon_code": code, "description": "", "status": "active", "product_id": "",
-             "account_id": "187955000000000388", "account_name": "Sales", "tax_id": "", "tax_name": "",
-             "tax_percentage": 0, "tax_type": "", "applicable_to_all_plans": True, "type": "recurring",
-             "pricing_scheme": "unit", "unit_name": "", "interval_unit": "monthly", "stock_on_hand": "",
-             "price_brackets": [{"price": 0.0}], "created_time": now, "updated_time": now}
+    addon = {
+        "name": "",
+        "addon_code": code,
+        "description": "",
+        "status": "active",
+        "product_id": "",
+        "account_id": "187955000000000388",
+        "account_name": "Sales",
+        "tax_id": "",
+        "tax_name": "",
+        "tax_percentage": 0,
+        "tax_type": "",
+        "applicable_to_all_plans": True,
+        "type": "recurring",
+        "pricing_scheme": "unit",
+        "unit_name": "",
+        "interval_unit": "monthly",
+        "stock_on_hand": "",
+        "price_brackets": [{"price": 0.0}],
+        "created_time": now,
+        "updated_time": now,
+    }
     _addon_fields(ctx, addon, ctx.body)
     ctx.store.addons[code] = addon
     return created("The addon has been added.", addon=addon)
