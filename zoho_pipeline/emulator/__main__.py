@@ -15,7 +15,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoho-pipeline emulator",
         description="A local ZOHO Billing API (OAuth token + /billing/v1) with limits and "
-        "fault injection. Admin: /__emulator__/stats|reset|faults|health.",
+        "fault injection. Admin: /__emulator__/stats|reset|faults|clock|health.",
     )
     p.add_argument("--host", default=d.host)
     p.add_argument("--port", type=int, default=d.port)
@@ -44,6 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storm-rate-limit-per-minute", type=int, default=d.storm_rate_limit_per_minute)
     p.add_argument("--storm-seconds", type=float, default=d.storm_seconds)
     p.add_argument("--early-token-expiry-s", type=float, default=d.early_token_expiry_s)
+    p.add_argument(
+        "--start-time",
+        default=d.start_time,
+        help="ZOHO's clock at start, ISO-8601 (default: the wall clock; a clock saved in --state-file is kept, "
+        "and moved forward to --start-time if that is later). Move it with PUT /__emulator__/clock",
+    )
+    p.add_argument(
+        "--prorate",
+        action="store_true",
+        help="the organization prorates: an immediate plan change raises a prorated invoice or credit note",
+    )
     p.add_argument(
         "--no-retry-after", dest="retry_after", action="store_false", help="send 429s without a Retry-After header"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import catalog, creditnotes, customers, invoices, payments, subscriptions
+from . import catalog, creditnotes, customers, invoice_actions, invoices, payments, subscription_actions, subscriptions
 
 ROUTES = [
     ("GET", "/organizations", catalog.list_organizations),
@@ -40,26 +40,38 @@ ROUTES = [
     ("GET", "/subscriptions/{subscription_id}", subscriptions.get_subscription),
     ("PUT", "/subscriptions/{subscription_id}", subscriptions.update_subscription),
     ("DELETE", "/subscriptions/{subscription_id}", subscriptions.delete_subscription),
-    ("POST", "/subscriptions/{subscription_id}/cancel", subscriptions.cancel_subscription),
-    ("POST", "/subscriptions/{subscription_id}/reactivate", subscriptions.reactivate_subscription),
+    ("POST", "/subscriptions/{subscription_id}/cancel", subscription_actions.cancel_subscription),
+    ("POST", "/subscriptions/{subscription_id}/reactivate", subscription_actions.reactivate_subscription),
+    ("POST", "/subscriptions/{subscription_id}/postpone", subscription_actions.postpone_subscription),
+    ("GET", "/subscriptions/{subscription_id}/scheduledchanges", subscription_actions.get_scheduled_changes),
+    ("DELETE", "/subscriptions/{subscription_id}/scheduledchanges", subscription_actions.delete_scheduled_changes),
     ("POST", "/invoices", invoices.create_invoice),
     ("GET", "/invoices", invoices.list_invoices),
     ("GET", "/invoices/{invoice_id}", invoices.get_invoice),
     ("PUT", "/invoices/{invoice_id}", invoices.update_invoice),
     ("DELETE", "/invoices/{invoice_id}", invoices.delete_invoice),
-    ("POST", "/invoices/{invoice_id}/void", invoices.void_invoice),
+    ("POST", "/invoices/{invoice_id}/void", invoice_actions.void_invoice),
+    ("POST", "/invoices/{invoice_id}/converttoopen", invoice_actions.convert_to_open),
+    ("POST", "/invoices/{invoice_id}/writeoff", invoice_actions.write_off),
+    ("POST", "/invoices/{invoice_id}/cancelwriteoff", invoice_actions.cancel_write_off),
+    ("POST", "/invoices/{invoice_id}/credits", invoice_actions.apply_credits),
     ("POST", "/payments", payments.create_payment),
     ("GET", "/payments", payments.list_payments),
     ("GET", "/payments/{payment_id}", payments.get_payment),
     ("PUT", "/payments/{payment_id}", payments.update_payment),
     ("DELETE", "/payments/{payment_id}", payments.delete_payment),
     ("POST", "/payments/{payment_id}/refunds", payments.refund_payment),
+    ("GET", "/payments/{payment_id}/refunds", payments.list_payment_refunds),
     ("GET", "/creditnotes/refunds/{refund_id}", creditnotes.get_refund),
     ("POST", "/creditnotes", creditnotes.create_creditnote),
     ("GET", "/creditnotes", creditnotes.list_creditnotes),
     ("GET", "/creditnotes/{creditnote_id}", creditnotes.get_creditnote),
+    ("DELETE", "/creditnotes/{creditnote_id}", creditnotes.delete_creditnote),
     ("POST", "/creditnotes/{creditnote_id}/void", creditnotes.void_creditnote),
+    ("POST", "/creditnotes/{creditnote_id}/converttoopen", creditnotes.open_creditnote),
+    ("POST", "/creditnotes/{creditnote_id}/invoices", creditnotes.apply_to_invoices),
     ("POST", "/creditnotes/{creditnote_id}/refunds", creditnotes.refund_creditnote),
+    ("GET", "/creditnotes/{creditnote_id}/refunds", creditnotes.list_creditnote_refunds),
 ]
 
 

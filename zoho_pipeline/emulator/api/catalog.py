@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ApiError, bad
-from .common import Ctx, created, dec, num, ok, page, require, stored, tax_of, text, timestamp, with_status
+from .common import Ctx, created, dec, num, ok, page, require, stored, tax_of, text, with_status
 
 # organization ---------------------------------------------------------------------------------------------------
 
@@ -53,9 +53,9 @@ def list_taxes(ctx: Ctx):
     return ok("success", taxes=list(ctx.store.taxes.values()))
 
 
-def _mark(entity: dict, noun: str, status: str):
+def _mark(ctx: Ctx, entity: dict, noun: str, status: str):
     """POST /<kind>/<id>/markasactive | markasinactive."""
-    entity.update(status=status, updated_time=timestamp())
+    entity.update(status=status, updated_time=ctx.timestamp())
     return ok(f"The {noun} has been marked as {status}.")
 
 
@@ -74,7 +74,7 @@ def _known_product_id(ctx: Ctx, value) -> str:
 
 def create_product(ctx: Ctx):
     require(ctx.body, "name")
-    now, pid = timestamp(), ctx.store.new_id()
+    now, pid = ctx.timestamp(), ctx.store.new_id()
     product = {
         "product_id": pid,
         "name": text(ctx.body, "name"),
@@ -106,7 +106,7 @@ def update_product(ctx: Ctx):
             product[key] = text(ctx.body, key)
     if not product["name"]:
         raise bad(4, "Please enter name. name is mandatory.")
-    product["updated_time"] = timestamp()
+    product["updated_time"] = ctx.timestamp()
     return ok("The product details have been updated.", product=product)
 
 
@@ -119,11 +119,11 @@ def delete_product(ctx: Ctx):
 
 
 def product_active(ctx: Ctx):
-    return _mark(_product(ctx), "product", "active")
+    return _mark(ctx, _product(ctx), "product", "active")
 
 
 def product_inactive(ctx: Ctx):
-    return _mark(_product(ctx), "product", "inactive")
+    return _mark(ctx, _product(ctx), "product", "inactive")
 
 
 # plans ----------------------------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def create_plan(ctx: Ctx):
     code = str(ctx.body["plan_code"])
     if code in ctx.store.plans:
         raise bad(101001, "The plan code already exists.")
-    now = timestamp()
+    now = ctx.timestamp()
     plan = {
         "plan_code": code,
         "name": "",
@@ -226,7 +226,7 @@ def update_plan(ctx: Ctx):
     if body.get("plan_code") not in (None, plan["plan_code"]):
         raise bad(4, "The plan code cannot be changed.")
     _plan_fields(ctx, plan, body)
-    plan["updated_time"] = plan["updated_time_formatted"] = timestamp()
+    plan["updated_time"] = plan["updated_time_formatted"] = ctx.timestamp()
     return ok("The plan details have been updated.", plan=plan)
 
 
@@ -239,11 +239,11 @@ def delete_plan(ctx: Ctx):
 
 
 def plan_active(ctx: Ctx):
-    return _mark(_plan(ctx), "plan", "active")
+    return _mark(ctx, _plan(ctx), "plan", "active")
 
 
 def plan_inactive(ctx: Ctx):
-    return _mark(_plan(ctx), "plan", "inactive")
+    return _mark(ctx, _plan(ctx), "plan", "inactive")
 
 
 # addons ---------------------------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def create_addon(ctx: Ctx):
     code = str(ctx.body["addon_code"])
     if code in ctx.store.addons:
         raise bad(102002, "The addon code already exists.")
-    now = timestamp()
+    now = ctx.timestamp()
     addon = {
         "name": "",
         "addon_code": code,
@@ -319,7 +319,7 @@ def get_addon(ctx: Ctx):
 def update_addon(ctx: Ctx):
     addon = _addon(ctx)
     _addon_fields(ctx, addon, ctx.body)
-    addon["updated_time"] = timestamp()
+    addon["updated_time"] = ctx.timestamp()
     return ok("The addon details have been updated.", addon=addon)
 
 
@@ -329,11 +329,11 @@ def delete_addon(ctx: Ctx):
 
 
 def addon_active(ctx: Ctx):
-    return _mark(_addon(ctx), "addon", "active")
+    return _mark(ctx, _addon(ctx), "addon", "active")
 
 
 def addon_inactive(ctx: Ctx):
-    return _mark(_addon(ctx), "addon", "inactive")
+    return _mark(ctx, _addon(ctx), "addon", "inactive")
 
 
 __all__ = ["ApiError"]

@@ -1,11 +1,19 @@
-"""Customers."""
+"""Customers, and the two balances finance checks: `outstanding_receivable_amount` and `unused_credits`.
+
+Both are derived, never kept as counters, so they stay exact through every invoice, payment, credit note, refund,
+void and delete: receivable = the balances of the customer's invoices (void and draft owe nothing); unused credits
+= the unused amounts of their payments + the balances of their open credit notes. List rows carry them too.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 
-from ..errors import bad
-from .common import EMAIL_RE, Ctx, address, created, custom_fields, num, ok, page, require, text, timestamp, with_status
+from ..errors import bad, refuse
+from .common import EMAIL_RE, Ctx, address, created, custom_fields, num, ok, page, require, text, with_status
+
+ENDED = ("cancelled", "expired", "cancelled_from_dunning", "trial_expired", "creation_failed")
 
 SIMPLE = (
     "display_name",
@@ -35,28 +43,43 @@ def find(ctx: Ctx, customer_id) -> dict:
     return customer
 
 
-def outstanding(ctx: Ctx, customer_id: str) -> float:
-    total = sum(
-        (
-            Decimal(str(i["balance"]))
-            for i in ctx.store.invoices.values()
-            if i["customer_id"] == customer_id and i["status"] not in ("void", "draft")
-        ),
-        Decimal(0),
-    )
-    return num(total)
+def balances(store, wanted: set[str]) -> dict[str, tuple[Decimal, Decimal]]:
+    """customer id -> (receivable, unused credits), for the `wanted` customers, in one pass over the documents."""
+    owed: dict[str, Decimal] = defaultdict(Decimal)
+    credit: dict[str, Decimal] = defaultdict(Decimal)
+    for invoice in store.invoices.values():
+        if invoice["customer_id"] in wanted and invoice["status"] not in ("void", "draft"):
+            owed[invoice["customer_id"]] += Decimal(str(invoice["balance"]))
+    for payment in store.payments.values():
+        if payment["customer_id"] in wanted:
+            credit[payment["customer_id"]] += Decimal(str(payment["unused_amount"]))
+    for note in store.creditnotes.values():
+        if note["customer_id"] in wanted and note["status"] != "void":
+            credit[note["customer_id"]] += Decimal(str(note["balance"]))
+    return {cid: (owed[cid], credit[cid]) for cid in wanted}
+
+
+def views(ctx: Ctx, customers: list[dict]) -> list[dict]:
+    """The customers as ZOHO shows them: stored fields plus the balances."""
+    sums = balances(ctx.store, {c["customer_id"] for c in customers})
+    out = []
+    for customer in customers:
+        owed, credit = (num(x) for x in sums[customer["customer_id"]])
+        out.append(
+            dict(
+                customer,
+                outstanding=owed,
+                outstanding_receivable_amount=owed,
+                unused_credits=credit,
+                unused_credits_receivable_amount=credit,
+                unused_credits_receivable_amount_bcy=credit,
+            )
+        )
+    return out
 
 
 def view(ctx: Ctx, customer: dict) -> dict:
-    out = dict(customer)
-    owed = outstanding(ctx, customer["customer_id"])
-    out.update(
-        outstanding=owed,
-        outstanding_receivable_amount=owed,
-        unused_credits_receivable_amount=customer["unused_credits"],
-        unused_credits_receivable_amount_bcy=customer["unused_credits"],
-    )
-    return out
+    return views(ctx, [customer])[0]
 
 
 def _fields(ctx: Ctx, customer: dict, body: dict) -> None:
@@ -93,7 +116,7 @@ def _fields(ctx: Ctx, customer: dict, body: dict) -> None:
 
 def create_customer(ctx: Ctx):
     require(ctx.body, "display_name", "email")
-    now, cid = timestamp(), ctx.store.new_id()
+    now, cid = ctx.timestamp(), ctx.store.new_id()
     customer = {
         "customer_id": cid,
         "display_name": "",
@@ -159,7 +182,8 @@ def list_customers(ctx: Ctx):
         items = [c for c in items if needle in c["display_name"].lower() or needle in c["email"].lower()]
     if ctx.query.get("display_name"):
         items = [c for c in items if c["display_name"] == ctx.query["display_name"]]
-    return page(ctx, [view(ctx, c) for c in items], "customers", flt, "customer_id", {"report_name": "All Contacts"})
+    rows = lambda chunk: views(ctx, chunk)  # noqa: E731 - balances for this page only
+    return page(ctx, items, "customers", flt, "customer_id", {"report_name": "All Contacts"}, rows)
 
 
 def get_customer(ctx: Ctx):
@@ -169,7 +193,7 @@ def get_customer(ctx: Ctx):
 def update_customer(ctx: Ctx):
     customer = find(ctx, ctx.params["customer_id"])
     _fields(ctx, customer, ctx.body)
-    customer["updated_time"] = timestamp()
+    customer["updated_time"] = ctx.timestamp()
     return ok("Customer information has been saved.", customer=view(ctx, customer))
 
 
@@ -178,19 +202,25 @@ def delete_customer(ctx: Ctx):
     cid = customer["customer_id"]
     if any(
         x["customer_id"] == cid
-        for coll in (ctx.store.invoices, ctx.store.payments, ctx.store.subscriptions)
+        for coll in (ctx.store.invoices, ctx.store.payments, ctx.store.subscriptions, ctx.store.creditnotes)
         for x in coll.values()
     ):
-        raise bad(3008, "The customer cannot be deleted as there are transactions associated with it.")
+        raise refuse("customer_has_transactions")
     del ctx.store.customers[cid]
     return ok("The customer has been deleted.")
 
 
 def customer_active(ctx: Ctx):
-    find(ctx, ctx.params["customer_id"]).update(status="active", updated_time=timestamp())
+    find(ctx, ctx.params["customer_id"]).update(status="active", updated_time=ctx.timestamp())
     return ok("The customer has been marked as active.")
 
 
 def customer_inactive(ctx: Ctx):
-    find(ctx, ctx.params["customer_id"]).update(status="inactive", updated_time=timestamp())
+    """customers.yml: "can be marked as inactive only if there is no active subscription". Conservative reading:
+    any subscription not yet ended (live, non_renewing, future, trial, unpaid, ...) counts as active."""
+    customer = find(ctx, ctx.params["customer_id"])
+    for sub in ctx.store.subscriptions.values():
+        if sub["customer_id"] == customer["customer_id"] and sub["status"] not in ENDED:
+            raise refuse("customer_has_live_subscription", subscription_id=sub["subscription_id"], status=sub["status"])
+    customer.update(status="inactive", updated_time=ctx.timestamp())
     return ok("The customer has been marked as inactive.")

@@ -1,11 +1,52 @@
-"""Invoices."""
+"""Invoices: create, list, get, update, delete. The one place an invoice is built and its status derived.
+
+ZOHO's own invoices (a subscription's first invoice, each renewal, a prorated change: ``api.terms``) are built by
+`new_invoice` too and name their subscription: `subscription_id` (detail and list rows), `subscriptions[]`
+(detail) and `transaction_type` (detail: "new", "renewal" or "upgrade"). Their `date` is the first day of the term
+they bill (the day ZOHO raised them), so subscription + `date` names the term. docs/emulator.md has the contract.
+"""
 
 from __future__ import annotations
 
-from ..errors import bad, not_found
+from decimal import Decimal
+
+from ..clock import add_days
+from ..errors import bad, not_found, refuse
 from . import customers as customers_mod
-from .common import Ctx, created, custom_fields, num, ok, page, text, timestamp, valid_date
+from .common import Ctx, cents, created, custom_fields, dec, num, ok, page, text
 from .money import ZERO, D, price_lines
+
+STATUS_FILTERS = {
+    "sent": {"sent"},
+    "draft": {"draft"},
+    "paid": {"paid"},
+    "partiallypaid": {"partially_paid"},
+    "void": {"void"},
+    "unpaid": {"sent", "partially_paid", "overdue"},
+    "overdue": {"overdue"},
+}
+LIST_KEYS = (
+    "invoice_id",
+    "customer_name",
+    "customer_id",
+    "email",
+    "status",
+    "invoice_number",
+    "reference_number",
+    "date",
+    "due_date",
+    "currency_code",
+    "currency_symbol",
+    "total",
+    "balance",
+    "payment_made",
+    "adjustment",
+    "write_off_amount",
+    "last_payment_date",
+    "subscription_id",
+    "created_time",
+    "updated_time",
+)
 
 
 def find_invoice(ctx: Ctx, invoice_id) -> dict:
@@ -15,22 +56,47 @@ def find_invoice(ctx: Ctx, invoice_id) -> dict:
     return invoice
 
 
-def settle(invoice: dict) -> None:
-    total, balance = D(invoice["total"]), D(invoice["balance"])
+def settle(ctx: Ctx, invoice: dict) -> None:
+    """Derive the status from the balance, what was paid or credited, and the due date at ZOHO's today.
+
+    invoices.yml `due_date`: not fully paid by the due date → `overdue`; only partly paid → `partially_paid`.
+    A written-off invoice has no balance left and reads `paid` (KB "What is Void and Write Off?")."""
     if invoice["status"] in ("void", "draft"):
         return
-    invoice["status"] = "paid" if balance <= 0 else ("partially_paid" if balance < total else "sent")
+    if D(invoice["balance"]) <= 0:
+        invoice["status"] = "paid"
+    elif D(invoice["payment_made"]) + D(invoice["credits_applied"]) > 0:
+        invoice["status"] = "partially_paid"
+    elif invoice["due_date"] < ctx.today():
+        invoice["status"] = "overdue"
+    else:
+        invoice["status"] = "sent"
 
 
-def create_invoice(ctx: Ctx):
-    body = ctx.body
-    customer = customers_mod.find(ctx, body.get("customer_id"))
-    lines, taxes, sub_total, tax_total = price_lines(ctx, body.get("invoice_items"), "invoice_items")
-    date = valid_date(body.get("date"), "date")
-    due = valid_date(body.get("due_date") or date, "due_date")
+def _adjustment(body: dict, current=0.0) -> tuple[Decimal, str]:
+    """ZOHO adds `adjustment` (e.g. "Rounding off") to the total after tax."""
+    return cents(dec(body.get("adjustment", current) or 0, "adjustment")), text(body, "adjustment_description")
+
+
+def _total(sub_total: Decimal, tax_total: Decimal, adjustment: Decimal) -> Decimal:
+    total = sub_total + tax_total + adjustment
+    if total < 0:
+        raise bad(4, "Invalid value passed for adjustment: the invoice total cannot be negative.")
+    return total
+
+
+def _due(ctx: Ctx, body: dict, date: str, terms: int) -> str:
+    due = ctx.date(body.get("due_date") or add_days(date, terms), "due_date")
     if due < date:
         raise bad(4, "Due date cannot be earlier than the invoice date.")
-    total = sub_total + tax_total
+    return due
+
+
+def new_invoice(ctx: Ctx, customer: dict, body: dict, *, date: str, due: str, subscription=None, kind="") -> dict:
+    """Build, settle and store an invoice from a create-shaped `body` (lines, adjustment, texts)."""
+    lines, taxes, sub_total, tax_total = price_lines(ctx, body.get("invoice_items"), "invoice_items")
+    adjustment, adjustment_description = _adjustment(body)
+    total = _total(sub_total, tax_total, adjustment)
     number = (
         text(body, "invoice_number")
         if str(ctx.query.get("ignore_auto_number_generation")).lower() == "true"
@@ -38,7 +104,7 @@ def create_invoice(ctx: Ctx):
     )
     if not number or any(i["invoice_number"] == number for i in ctx.store.invoices.values()):
         raise bad(1001, "Invoice number already exists.")
-    now, iid = timestamp(), ctx.store.new_id()
+    now, iid = ctx.timestamp(), ctx.store.new_id()
     invoice = {
         "invoice_id": iid,
         "invoice_number": number,
@@ -61,8 +127,8 @@ def create_invoice(ctx: Ctx):
         "is_inclusive_tax": False,
         "invoice_items": lines,
         "shipping_charge": 0.0,
-        "adjustment": 0.0,
-        "adjustment_description": "",
+        "adjustment": num(adjustment),
+        "adjustment_description": adjustment_description,
         "sub_total": num(sub_total),
         "tax_total": num(tax_total),
         "total": num(total),
@@ -83,7 +149,11 @@ def create_invoice(ctx: Ctx):
         "notes": text(body, "notes"),
         "terms": text(body, "terms"),
         "custom_fields": custom_fields(body.get("custom_fields")),
-        "subscriptions": [],
+        "transaction_type": kind,
+        "subscription_id": subscription["subscription_id"] if subscription else "",
+        "subscriptions": [{"subscription_id": subscription["subscription_id"], "name": subscription["name"]}]
+        if subscription
+        else [],
         "created_time": now,
         "updated_time": now,
         "last_modified_time": now,
@@ -91,85 +161,65 @@ def create_invoice(ctx: Ctx):
         "salesperson_name": text(body, "salesperson_name"),
         "invoice_url": f"{ctx.base_url}/invoice/{iid}",
         "payments": [],
+        "credits": [],
     }
-    settle(invoice)
+    settle(ctx, invoice)
     ctx.store.invoices[iid] = invoice
-    return created("The invoice has been created.", invoice=invoice)
+    return invoice
+
+
+def view(invoice: dict) -> dict:
+    """The detail: the stored invoice plus the names GET /invoices/{id} uses (`number`, `invoice_date`)."""
+    return dict(invoice, number=invoice["invoice_number"], invoice_date=invoice["date"])
+
+
+def create_invoice(ctx: Ctx):
+    body = ctx.body
+    customer = customers_mod.find(ctx, body.get("customer_id"))
+    date = ctx.date(body.get("date"), "date")
+    due = _due(ctx, body, date, int(body.get("payment_terms") or 0))
+    invoice = new_invoice(ctx, customer, body, date=date, due=due)
+    return created("The invoice has been created.", invoice=view(invoice))
 
 
 def list_invoices(ctx: Ctx):
     flt = ctx.query.get("filter_by", "Status.All")
-    status = flt.split(".")[-1].lower()
-    items = list(ctx.store.invoices.values())
-    named = {
-        "sent": {"sent"},
-        "draft": {"draft"},
-        "paid": {"paid"},
-        "partiallypaid": {"partially_paid"},
-        "void": {"void"},
-        "unpaid": {"sent", "partially_paid", "overdue"},
-        "overdue": {"overdue"},
-    }
-    if status in named:
-        items = [i for i in items if i["status"] in named[status]]
-    for key in ("customer_id", "reference_number", "invoice_number"):
+    wanted = STATUS_FILTERS.get(flt.split(".")[-1].lower())
+    items = [i for i in ctx.store.invoices.values() if wanted is None or i["status"] in wanted]
+    for key in ("customer_id", "reference_number", "invoice_number", "subscription_id"):
         if ctx.query.get(key):
             items = [i for i in items if i[key] == ctx.query[key]]
-    if ctx.query.get("subscription_id"):
-        items = [i for i in items if ctx.query["subscription_id"] in i.get("subscriptions", [])]
-    keys = (
-        "invoice_id",
-        "customer_name",
-        "customer_id",
-        "email",
-        "status",
-        "invoice_number",
-        "reference_number",
-        "date",
-        "due_date",
-        "currency_code",
-        "total",
-        "balance",
-        "payment_made",
-        "created_time",
-        "updated_time",
-    )
-    rows = [dict({k: i[k] for k in keys}, number=i["invoice_number"], invoice_date=i["date"]) for i in items]
+    rows = [dict({k: i[k] for k in LIST_KEYS}, number=i["invoice_number"], invoice_date=i["date"]) for i in items]
     return page(ctx, rows, "invoices", flt, "created_time")
 
 
 def get_invoice(ctx: Ctx):
-    return ok("success", invoice=find_invoice(ctx, ctx.params["invoice_id"]))
+    return ok("success", invoice=view(find_invoice(ctx, ctx.params["invoice_id"])))
 
 
 def update_invoice(ctx: Ctx):
     """PUT /invoices/{id}: the create body; lines and totals recomputed, balance = total - payments - credits.
     A void invoice cannot be edited, and the new total may not fall below what is already paid or credited."""
     invoice = find_invoice(ctx, ctx.params["invoice_id"])
+    number = invoice["invoice_number"]
     if invoice["status"] == "void":
-        raise bad(1020, f"Void invoice {invoice['invoice_number']} cannot be edited.")
+        raise refuse("invoice_void_edit", number=number)
     body = ctx.body
     paid, credits = D(invoice["payment_made"]), D(invoice["credits_applied"])
     customer = ctx.store.customers.get(invoice["customer_id"])
     if body.get("customer_id") not in (None, "") and str(body["customer_id"]) != invoice["customer_id"]:
         if paid or credits:
-            raise bad(1021, "The customer cannot be changed on an invoice with payments or credits applied.")
+            raise refuse("invoice_customer_change")
         customer = customers_mod.find(ctx, body["customer_id"])
     if customer is None:
         customer = customers_mod.find(ctx, invoice["customer_id"])
     lines, taxes, sub_total, tax_total = price_lines(ctx, body.get("invoice_items"), "invoice_items")
-    date = valid_date(body.get("date") or invoice["date"], "date")
-    due = valid_date(body.get("due_date") or (invoice["due_date"] if not body.get("date") else date), "due_date")
-    if due < date:
-        raise bad(4, "Due date cannot be earlier than the invoice date.")
-    total = sub_total + tax_total
+    adjustment, _ = _adjustment(body, invoice["adjustment"])
+    date = ctx.date(body.get("date") or invoice["date"], "date")
+    due = _due(ctx, {"due_date": body.get("due_date") or (date if body.get("date") else invoice["due_date"])}, date, 0)
+    total = _total(sub_total, tax_total, adjustment)
     if total < paid + credits:
-        raise bad(
-            1022,
-            f"The invoice total ({num(total)}) cannot be less than the amount already paid "
-            f"or credited ({num(paid + credits)}) on invoice {invoice['invoice_number']}.",
-        )
-    number = invoice["invoice_number"]
+        raise refuse("invoice_total_below_paid", total=num(total), paid=num(paid + credits), number=number)
     if str(ctx.query.get("ignore_auto_number_generation")).lower() == "true" and text(body, "invoice_number"):
         number = text(body, "invoice_number")
         if any(
@@ -177,7 +227,7 @@ def update_invoice(ctx: Ctx):
             for i in ctx.store.invoices.values()
         ):
             raise bad(1001, "Invoice number already exists.")
-    now = timestamp()
+    now = ctx.timestamp()
     invoice.update(
         invoice_number=number,
         date=date,
@@ -188,13 +238,21 @@ def update_invoice(ctx: Ctx):
         invoice_items=lines,
         sub_total=num(sub_total),
         tax_total=num(tax_total),
+        adjustment=num(adjustment),
         total=num(total),
         taxes=[{"tax_name": k, "tax_amount": num(v)} for k, v in taxes.items()],
-        balance=num(total - paid - credits),
+        balance=num(total - paid - credits - D(invoice["write_off_amount"])),
         updated_time=now,
         last_modified_time=now,
     )
-    for key in ("reference_number", "notes", "terms", "salesperson_name", "payment_terms_label"):
+    for key in (
+        "reference_number",
+        "notes",
+        "terms",
+        "salesperson_name",
+        "payment_terms_label",
+        "adjustment_description",
+    ):
         if key in body:
             invoice[key] = text(body, key)
     if "payment_terms" in body:
@@ -207,42 +265,19 @@ def update_invoice(ctx: Ctx):
                 applied.update(
                     invoice_number=number, date=date, invoice_amount=invoice["total"], balance_amount=invoice["balance"]
                 )
-    if invoice["status"] != "draft":
-        invoice["status"] = "sent"
-    settle(invoice)
-    return ok("Invoice information has been updated.", invoice=invoice)
+    settle(ctx, invoice)
+    return ok("Invoice information has been updated.", invoice=view(invoice))
 
 
 def delete_invoice(ctx: Ctx):
     """DELETE /invoices/{id}: refused while payments or credits are applied."""
     invoice = find_invoice(ctx, ctx.params["invoice_id"])
-    if (
-        D(invoice["payment_made"])
-        or D(invoice["credits_applied"])
-        or any(a["invoice_id"] == invoice["invoice_id"] for p in ctx.store.payments.values() for a in p["invoices"])
-    ):
-        raise bad(
-            1023,
-            f"Invoice {invoice['invoice_number']} cannot be deleted as payments or credits have been applied to it.",
-        )
+    if D(invoice["payment_made"]) or D(invoice["credits_applied"]) or invoice["payments"] or invoice["credits"]:
+        raise refuse("invoice_delete_applied", number=invoice["invoice_number"])
     del ctx.store.invoices[invoice["invoice_id"]]
     return ok("The invoice has been deleted.")
 
 
-def void_invoice(ctx: Ctx):
-    invoice = find_invoice(ctx, ctx.params["invoice_id"])
-    if invoice["status"] == "void":
-        raise bad(1005, "The invoice has already been voided.")
-    freed = ZERO
-    for payment in ctx.store.payments.values():
-        for applied in payment["invoices"]:
-            if applied["invoice_id"] == invoice["invoice_id"]:
-                amount = D(applied["amount_applied"])
-                freed += amount
-                payment["unused_amount"] = num(D(payment["unused_amount"]) + amount)
-        payment["invoices"] = [a for a in payment["invoices"] if a["invoice_id"] != invoice["invoice_id"]]
-    customer = ctx.store.customers.get(invoice["customer_id"])
-    if customer is not None and freed:
-        customer["unused_credits"] = num(D(customer["unused_credits"]) + freed)
-    invoice.update(status="void", payment_made=0.0, balance=0.0, payments=[], updated_time=timestamp())
-    return ok("Invoice status has been changed to Void.", invoice=invoice)
+def receivable(invoice: dict) -> Decimal:
+    """What the customer still owes on this invoice (void and draft invoices owe nothing)."""
+    return ZERO if invoice["status"] in ("void", "draft") else D(invoice["balance"])

@@ -1,14 +1,18 @@
-"""Payments and their refunds."""
+"""Payments: create, list, get, update (re-apply), delete, refund, list refunds.
+
+A payment's `unused_amount` (part of the customer's `unused_credits`) is what neither an invoice nor a refund took:
+amount - applied - refunded, never below zero. A refund draws on it first; a refund beyond it is still accepted,
+as ZOHO documents ("A new credit note is created for the amount to be refund"): the invoices it paid stay paid.
+"""
 
 from __future__ import annotations
 
-import copy
 from decimal import Decimal
 
-from ..errors import bad, not_found
+from ..errors import bad, not_found, refuse
 from . import creditnotes
 from . import customers as customers_mod
-from .common import Ctx, cents, created, custom_fields, dec, num, ok, page, stored, text, timestamp, valid_date
+from .common import Ctx, cents, created, custom_fields, dec, num, ok, page, stored, text
 from .invoices import find_invoice, settle
 from .money import ZERO, D, positive_amount
 
@@ -19,49 +23,53 @@ def _find_payment(ctx: Ctx) -> dict:
     return stored(ctx.store.payments, ctx.params["payment_id"], not_found, 1002, "Payment does not exist.")
 
 
+def _recount(payment: dict) -> None:
+    applied = sum((D(a["amount_applied"]) for a in payment["invoices"]), ZERO)
+    payment["unused_amount"] = num(max(ZERO, D(payment["amount"]) - applied - D(payment["amount_refunded"])))
+
+
 def _unapply(ctx: Ctx, payment: dict) -> None:
     for applied in payment["invoices"]:
         invoice = ctx.store.invoices.get(applied["invoice_id"])
-        if invoice is None or invoice["status"] == "void":
+        if invoice is None:
             continue
         amount = D(applied["amount_applied"])
         invoice["balance"] = num(D(invoice["balance"]) + amount)
         invoice["payment_made"] = num(D(invoice["payment_made"]) - amount)
         invoice["payments"] = [p for p in invoice["payments"] if p["payment_id"] != payment["payment_id"]]
-        settle(invoice)
-    customer = ctx.store.customers.get(payment["customer_id"])
-    if customer is not None:
-        customer["unused_credits"] = num(max(ZERO, D(customer["unused_credits"]) - D(payment["unused_amount"])))
+        invoice["updated_time"] = ctx.timestamp()
+        settle(ctx, invoice)
     payment["invoices"] = []
+    _recount(payment)
 
 
-def _apply(ctx: Ctx, payment: dict, customer: dict, amount: Decimal, requested) -> None:
-    """Validate every application first, then move balances (all or nothing)."""
+def _plan(ctx: Ctx, payment: dict, customer: dict, amount: Decimal, requested) -> list[tuple[dict, Decimal]]:
+    """Check a whole application before anything moves. An invoice's room counts what this payment already pays."""
     plan, total = [], ZERO
+    mine = {a["invoice_id"]: D(a["amount_applied"]) for a in payment["invoices"]}
     for item in requested or []:
         if not isinstance(item, dict):
             raise bad(4, "Invalid value passed for invoices")
         invoice = find_invoice(ctx, item.get("invoice_id"))
+        number = invoice["invoice_number"]
         if invoice["customer_id"] != customer["customer_id"]:
-            raise bad(1002, "Invoice does not exist.")
+            raise not_found(1002, "Invoice does not exist.")
         if invoice["status"] in ("void", "draft"):
-            raise bad(
-                24013, f"Payments cannot be applied to the {invoice['status']} invoice {invoice['invoice_number']}."
-            )
+            raise refuse("payment_to_closed_invoice", status=invoice["status"], number=number)
         applied = cents(dec(item.get("amount_applied", 0), "amount_applied"))
         if applied < 0:
             raise bad(4, "Invalid value passed for amount_applied")
-        if applied > D(invoice["balance"]):
-            raise bad(
-                24016,
-                f"The amount applied ({applied}) exceeds the balance due "
-                f"({invoice['balance']}) of invoice {invoice['invoice_number']}.",
-            )
+        room = D(invoice["balance"]) + mine.get(invoice["invoice_id"], ZERO)
+        if applied > room:
+            raise refuse("payment_exceeds_balance", amount=applied, balance=num(room), number=number)
         plan.append((invoice, applied))
         total += applied
     if total > amount:
-        raise bad(24017, "The amount applied to invoices exceeds the amount received.")
-    payment["invoices"] = []
+        raise refuse("applied_exceeds_payment")
+    return plan
+
+
+def _apply(ctx: Ctx, payment: dict, plan: list[tuple[dict, Decimal]]) -> None:
     for invoice, applied in plan:
         invoice["balance"] = num(D(invoice["balance"]) - applied)
         invoice["payment_made"] = num(D(invoice["payment_made"]) + applied)
@@ -75,8 +83,8 @@ def _apply(ctx: Ctx, payment: dict, customer: dict, amount: Decimal, requested) 
                 "reference_number": payment["reference_number"],
             }
         )
-        invoice["updated_time"] = timestamp()
-        settle(invoice)
+        invoice["updated_time"] = ctx.timestamp()
+        settle(ctx, invoice)
         payment["invoices"].append(
             {
                 "invoice_id": invoice["invoice_id"],
@@ -87,18 +95,16 @@ def _apply(ctx: Ctx, payment: dict, customer: dict, amount: Decimal, requested) 
                 "balance_amount": invoice["balance"],
             }
         )
-    unused = amount - total
-    payment["unused_amount"] = num(unused)
-    customer["unused_credits"] = num(D(customer["unused_credits"]) + unused)
+    _recount(payment)
 
 
-def _payment_fields(payment: dict, body: dict) -> None:
+def _payment_fields(ctx: Ctx, payment: dict, body: dict) -> None:
     if "payment_mode" in body:
         if body["payment_mode"] not in PAYMENT_MODES:
             raise bad(4, "Invalid value passed for payment_mode")
         payment["payment_mode"] = body["payment_mode"]
     if "date" in body:
-        payment["date"] = valid_date(body["date"], "date")
+        payment["date"] = ctx.date(body["date"], "date")
     for key in ("reference_number", "description"):
         if key in body:
             payment[key] = text(body, key)
@@ -114,7 +120,7 @@ def create_payment(ctx: Ctx):
     if body.get("payment_mode") is None:
         raise bad(4, "Please enter payment_mode. payment_mode is mandatory.")
     amount = positive_amount(body)
-    now, pid = timestamp(), ctx.store.new_id()
+    now, pid = ctx.timestamp(), ctx.store.new_id()
     payment = {
         "payment_id": pid,
         "payment_mode": "",
@@ -136,8 +142,8 @@ def create_payment(ctx: Ctx):
         "created_time": now,
         "updated_time": now,
     }
-    _payment_fields(payment, {"date": None, **body})
-    _apply(ctx, payment, customer, amount, body.get("invoices"))
+    _payment_fields(ctx, payment, {"date": None, **body})
+    _apply(ctx, payment, _plan(ctx, payment, customer, amount, body.get("invoices")))
     ctx.store.payments[pid] = payment
     return created("The payment has been created.", payment=payment)
 
@@ -157,49 +163,73 @@ def get_payment(ctx: Ctx):
 
 
 def update_payment(ctx: Ctx):
+    """PUT /payments/{id}: `invoices` is the whole new application (checked in full before anything moves)."""
     payment = _find_payment(ctx)
     body = ctx.body
-    customer = customers_mod.find(ctx, payment["customer_id"])
+    _payment_fields(ctx, dict(payment), body)  # every field is checked before anything moves
     if "amount" in body or "invoices" in body:
-        saved = {k: copy.deepcopy(getattr(ctx.store, k)) for k in ("invoices", "customers", "payments")}
-        try:
-            amount = positive_amount(body) if "amount" in body else D(payment["amount"])
-            requested = (
-                body["invoices"]
-                if "invoices" in body
-                else [
-                    {"invoice_id": a["invoice_id"], "amount_applied": a["amount_applied"]} for a in payment["invoices"]
-                ]
-            )
-            _unapply(ctx, payment)
-            customer = ctx.store.customers[payment["customer_id"]]
-            _payment_fields(payment, body)
-            payment["amount"] = num(amount)
-            _apply(ctx, payment, customer, amount, requested)
-        except Exception:
-            for k, v in saved.items():
-                setattr(ctx.store, k, v)
-            raise
+        customer = customers_mod.find(ctx, payment["customer_id"])
+        amount = positive_amount(body) if "amount" in body else D(payment["amount"])
+        requested = body.get("invoices", [dict(a) for a in payment["invoices"]])
+        plan = _plan(ctx, payment, customer, amount, requested)
+        _unapply(ctx, payment)
+        _payment_fields(ctx, payment, body)
+        payment["amount"] = num(amount)
+        _apply(ctx, payment, plan)
     else:
-        _payment_fields(payment, body)
-    payment["updated_time"] = timestamp()
+        _payment_fields(ctx, payment, body)
+    payment["updated_time"] = ctx.timestamp()
     return ok("The payment details have been updated.", payment=payment)
 
 
 def delete_payment(ctx: Ctx):
+    """ZOHO's way to take back a bounced payment: the invoices it paid owe that amount again."""
     payment = _find_payment(ctx)
+    if D(payment["amount_refunded"]) > 0:
+        raise refuse("payment_delete_refunded", payment_id=payment["payment_id"])
     _unapply(ctx, payment)
     del ctx.store.payments[payment["payment_id"]]
     return ok("The payment has been deleted.")
 
 
+def detach_invoice(ctx: Ctx, invoice: dict) -> None:
+    """An invoice is voided: what its payments applied to it becomes their unused amount."""
+    for applied in invoice["payments"]:
+        payment = ctx.store.payments.get(applied["payment_id"])
+        if payment is not None:
+            payment["invoices"] = [a for a in payment["invoices"] if a["invoice_id"] != invoice["invoice_id"]]
+            _recount(payment)
+    invoice.update(payments=[], payment_made=0.0)
+
+
 def refund_payment(ctx: Ctx):
+    """POST /payments/{id}/refunds {amount, description}: ZOHO raises a credit note for the amount and refunds it."""
     payment = _find_payment(ctx)
     amount = positive_amount(ctx.body)
-    if amount > D(payment["unused_amount"]):
-        raise bad(24018, "The refund amount exceeds the unused amount of the payment.")
-    payment["unused_amount"] = num(D(payment["unused_amount"]) - amount)
-    payment["amount_refunded"] = num(D(payment["amount_refunded"]) + amount)
+    refundable = D(payment["amount"]) - D(payment["amount_refunded"])
+    if amount > refundable:
+        raise refuse(
+            "refund_exceeds_payment", amount=num(amount), payment_id=payment["payment_id"], refundable=num(refundable)
+        )
     customer = customers_mod.find(ctx, payment["customer_id"])
-    refund = creditnotes.record_refund(ctx, customer, ctx.body, {"payment_id": payment["payment_id"]})
+    reference = text(ctx.body, "reference_number") or payment["reference_number"]
+    line = {
+        "name": "Refund",
+        "description": f"Refund of payment {reference or payment['payment_id']}",
+        "price": num(amount),
+        "quantity": 1,
+    }
+    note = creditnotes.new_creditnote(
+        ctx, customer, {"creditnote_items": [line], "reference_number": reference, "date": ctx.body.get("date")}
+    )
+    refund = creditnotes.record_refund(ctx, note, ctx.body, {"payment_id": payment["payment_id"]})
+    payment["amount_refunded"] = num(D(payment["amount_refunded"]) + amount)
+    payment["updated_time"] = ctx.timestamp()
+    _recount(payment)
     return created("The refund information has been saved.", refund=refund)
+
+
+def list_payment_refunds(ctx: Ctx):
+    payment = _find_payment(ctx)
+    refunds = [r for r in ctx.store.refunds.values() if r.get("payment_id") == payment["payment_id"]]
+    return ok("success", payment_refunds=refunds)

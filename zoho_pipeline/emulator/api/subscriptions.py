@@ -1,15 +1,19 @@
-"""Subscriptions."""
+"""Subscriptions: create, list, get, update (now or at the end of the term), delete.
+
+Their life over time (activation, renewals and the invoices they raise, the end of a term) is ``terms``; the
+actions (cancel, reactivate, postpone, scheduled changes) are ``subscription_actions``.
+"""
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
 from decimal import Decimal
 
-from ..errors import bad, not_found
+from ..errors import bad, not_found, refuse
 from . import customers as customers_mod
-from .common import Ctx, cents, created, custom_fields, dec, num, ok, page, qty, tax_of, text, timestamp, today
-from .common import stored, valid_date
+from . import pricing, terms
+from .common import Ctx, created, custom_fields, ok, page, stored, text
+
+ENDED = ("cancelled", "expired")
 
 STATUS_FILTERS = {
     "all": None,
@@ -25,106 +29,9 @@ STATUS_FILTERS = {
 }
 
 
-def _add_interval(start: str, interval: int, unit: str) -> str:
-    d = dt.date.fromisoformat(start)
-    if unit in ("days", "weeks"):
-        return (d + dt.timedelta(days=interval * (7 if unit == "weeks" else 1))).isoformat()
-    months = interval * (12 if unit == "years" else 1)
-    month0 = d.month - 1 + months
-    year, month = d.year + month0 // 12, month0 % 12 + 1
-    return dt.date(year, month, min(d.day, calendar.monthrange(year, month)[1])).isoformat()
-
-
-def _find(ctx: Ctx) -> dict:
+def find(ctx: Ctx) -> dict:
     return stored(
         ctx.store.subscriptions, ctx.params["subscription_id"], not_found, 1002, "Subscription ID does not exist."
-    )
-
-
-def _customer_block(customer: dict) -> dict:
-    keys = (
-        "customer_id",
-        "display_name",
-        "company_name",
-        "first_name",
-        "last_name",
-        "email",
-        "website",
-        "zcrm_account_id",
-        "zcrm_contact_id",
-        "billing_address",
-        "shipping_address",
-        "payment_terms",
-        "payment_terms_label",
-    )
-    return {k: customer.get(k, "") for k in keys}
-
-
-def _price(ctx: Ctx, sub: dict, plan_body: dict, addons_body) -> None:
-    """(Re)compute the plan line, addons and amounts from a request's plan and addons."""
-    code = str(plan_body.get("plan_code") or sub.get("plan", {}).get("plan_code") or "")
-    plan = ctx.store.plans.get(code)
-    if plan is None:
-        raise bad(101002, "Invalid PlanCode.")
-    old = sub.get("plan", {}) if sub.get("plan", {}).get("plan_code") == code else {}
-    price = dec(plan_body.get("price", old.get("price", plan["recurring_price"])), "price")
-    quantity = qty(plan_body.get("quantity", old.get("quantity", 1)) or 1)
-    tax = tax_of(ctx, plan_body.get("tax_id", old.get("tax_id", plan.get("tax_id"))))
-    total = cents(price * dec(quantity, "quantity"))
-    line = {
-        "plan_code": code,
-        "name": plan["name"],
-        "description": text(plan_body, "plan_description", plan["description"]),
-        "price": num(price),
-        "quantity": quantity,
-        "discount": 0.0,
-        "total": num(total),
-        "setup_fee": 0.0,
-        "tax_id": tax["tax_id"] if tax else "",
-        "tax_name": tax["tax_name"] if tax else "",
-        "tax_percentage": tax["tax_percentage"] if tax else "",
-        "tax_type": tax["tax_type"] if tax else "",
-        "setup_fee_tax_id": "",
-        "setup_fee_tax_name": "",
-        "setup_fee_tax_percentage": "",
-        "setup_fee_tax_type": "",
-    }
-    taxes: dict[str, Decimal] = {}
-    if tax:
-        taxes[tax["tax_name"]] = cents(total * Decimal(str(tax["tax_percentage"])) / 100)
-    addons = sub.get("addons", []) if addons_body is None else []
-    for item in addons_body or []:
-        if not isinstance(item, dict) or not item.get("addon_code"):
-            continue
-        addon = ctx.store.addons.get(str(item["addon_code"]))
-        if addon is None:
-            raise bad(102001, "Invalid AddonCode.")
-        a_price = dec(item.get("price", addon["price_brackets"][0]["price"]), "price")
-        a_qty = qty(item.get("quantity") or 1)
-        addons.append(
-            {
-                "addon_code": addon["addon_code"],
-                "name": addon["name"],
-                "description": text(item, "addon_description", addon["description"]),
-                "price": num(a_price),
-                "quantity": a_qty,
-                "total": num(cents(a_price * dec(a_qty, "quantity"))),
-                "tax_id": "",
-                "type": addon["type"],
-            }
-        )
-    sub_total = total + sum((Decimal(str(a["total"])) for a in addons), Decimal(0))
-    sub.update(
-        plan=line,
-        addons=addons,
-        sub_total=num(sub_total),
-        amount=num(sub_total),
-        taxes=[{"tax_name": k, "tax_amount": num(v)} for k, v in taxes.items()],
-        name=f"{ctx.store.products.get(plan['product_id'], {}).get('name', '')}-{plan['name']}",
-        product_id=plan["product_id"],
-        product_name=ctx.store.products.get(plan["product_id"], {}).get("name", ""),
-        interval=plan["interval"],
-        interval_unit=plan["interval_unit"],
     )
 
 
@@ -133,14 +40,14 @@ def create_subscription(ctx: Ctx):
     if body.get("customer_id") not in (None, ""):
         customer = customers_mod.find(ctx, body["customer_id"])
     elif isinstance(body.get("customer"), dict):
-        sub_ctx = Ctx(ctx.store, ctx.config, {}, {}, body["customer"], ctx.base_url)
-        customer = customers_mod.create_customer(sub_ctx)[1]["customer"]
+        customer = customers_mod.create_customer(ctx.with_body(body["customer"]))[1]["customer"]
+        customer = ctx.store.customers[customer["customer_id"]]
     else:
         raise bad(3004, "Please enter a valid reference for the customer")
     if not isinstance(body.get("plan"), dict):
         raise bad(4, "Please enter plan. plan is mandatory.")
-    now, sid = timestamp(), ctx.store.new_id()
-    starts = valid_date(body.get("starts_at"), "starts_at")
+    now, sid = ctx.timestamp(), ctx.store.new_id()
+    starts = ctx.date(body.get("starts_at"), "starts_at")
     sub = {
         "subscription_id": sid,
         "customer_id": customer["customer_id"],
@@ -160,7 +67,7 @@ def create_subscription(ctx: Ctx):
         "created_time": now,
         "updated_time": now,
         "custom_fields": custom_fields(body.get("custom_fields")),
-        "customer": _customer_block(customer),
+        "customer": pricing.customer_block(customer),
         "contactpersons": [
             {
                 "contactperson_id": customer["customer_id"],
@@ -171,24 +78,10 @@ def create_subscription(ctx: Ctx):
             }
         ],
     }
-    _price(ctx, sub, body["plan"], body.get("addons") or [])
-    _term(sub, starts)
+    pricing.price(ctx, sub, body["plan"], body.get("addons") or [])
     ctx.store.subscriptions[sid] = sub
+    terms.start(ctx, sub, starts, bool(body.get("create_backdated_invoice")))
     return created("Subscription has been created successfully.", subscription=sub)
-
-
-def _term(sub: dict, starts: str) -> None:
-    ends = _add_interval(starts, sub["interval"], sub["interval_unit"])
-    live = starts <= today()
-    sub.update(
-        status="live" if live else "future",
-        starts_at=starts,
-        activated_at=starts if live else "",
-        current_term_starts_at=starts,
-        current_term_ends_at=ends,
-        last_billing_at=starts if live else "",
-        next_billing_at=ends if live else starts,
-    )
 
 
 def list_subscriptions(ctx: Ctx):
@@ -249,17 +142,27 @@ def list_subscriptions(ctx: Ctx):
 
 
 def get_subscription(ctx: Ctx):
-    return ok("success", subscription=_find(ctx))
+    return ok("success", subscription=find(ctx))
 
 
 def update_subscription(ctx: Ctx):
-    sub = _find(ctx)
+    """PUT /subscriptions/{id}. A plan or addon change with `end_of_term: true` waits for the next renewal (see
+    GET .../scheduledchanges); otherwise it applies now, and with the organization's Prorated Billing on (--prorate)
+    ZOHO raises a prorated invoice (upgrade) or credit note (downgrade). Without `end_of_term` the change is
+    immediate. Reference, auto-collect and custom fields always change at once."""
+    sub = find(ctx)
     body = ctx.body
-    if sub["status"] in ("cancelled", "expired"):
-        raise bad(1003, "A cancelled subscription cannot be updated.")
+    if sub["status"] in ENDED:
+        raise refuse("subscription_ended_update", status=sub["status"])
     if "plan" in body or "addons" in body:
         plan_body = body.get("plan") if isinstance(body.get("plan"), dict) else {}
-        _price(ctx, sub, plan_body, body.get("addons"))
+        if str(body.get("end_of_term", False)).lower() == "true" and sub["status"] != "future":
+            terms.schedule_change(ctx, sub, plan_body, body.get("addons"))
+        else:
+            before = Decimal(str(sub["sub_total"]))
+            pricing.price(ctx, sub, plan_body, body.get("addons"))
+            if ctx.config.prorate:
+                terms.prorate(ctx, sub, before)
     if "reference_id" in body:
         sub["reference_id"] = text(body, "reference_id")
     if "auto_collect" in body:
@@ -267,41 +170,13 @@ def update_subscription(ctx: Ctx):
     if "custom_fields" in body:
         sub["custom_fields"] = custom_fields(body["custom_fields"])
     if body.get("starts_at") and sub["status"] == "future":
-        _term(sub, valid_date(body["starts_at"], "starts_at"))
-    sub["updated_time"] = timestamp()
+        terms.start(ctx, sub, ctx.date(body["starts_at"], "starts_at"), False)
+    sub["updated_time"] = ctx.timestamp()
     return ok("Subscription has been updated successfully.", subscription=sub)
 
 
 def delete_subscription(ctx: Ctx):
-    sub = _find(ctx)
+    sub = find(ctx)
     del ctx.store.subscriptions[sub["subscription_id"]]
+    ctx.store.schedule.pop(sub["subscription_id"], None)
     return ok("The subscription has been deleted.")
-
-
-def cancel_subscription(ctx: Ctx):
-    sub = _find(ctx)
-    if sub["status"] in ("cancelled", "expired"):
-        raise bad(1003, "The subscription has already been cancelled.")
-    at_end = str(ctx.query.get("cancel_at_end", ctx.body.get("cancel_at_end", "false"))).lower() == "true"
-    if at_end:
-        sub.update(status="non_renewing", expires_at=sub["current_term_ends_at"], end_of_term=True)
-        message = "Your subscription will be cancelled at the end of the current term."
-    else:
-        sub.update(status="cancelled", cancelled_at=today(), expires_at="", next_billing_at="", end_of_term=False)
-        message = "Your subscription has been canceled."
-    sub["updated_time"] = timestamp()
-    return ok(message, subscription=sub)
-
-
-def reactivate_subscription(ctx: Ctx):
-    sub = _find(ctx)
-    if sub["status"] not in ("cancelled", "non_renewing", "expired"):
-        raise bad(1004, "The subscription is already active.")
-    if sub["status"] == "non_renewing":
-        sub.update(status="live", expires_at="", end_of_term=False)
-    else:
-        _term(sub, today())
-        sub.pop("cancelled_at", None)
-        sub.update(expires_at="", end_of_term=False)
-    sub["updated_time"] = timestamp()
-    return ok("Subscription has been reactivated successfully.", subscription=sub)
