@@ -7,7 +7,16 @@ import signal
 import sys
 import threading
 
+from .clock import parse_time
 from .server import EmulatorConfig, start_emulator
+
+
+def _iso_time(value: str) -> str:
+    try:
+        parse_time(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--start-time",
         default=d.start_time,
+        type=_iso_time,
         help="ZOHO's clock at start, ISO-8601 (default: the wall clock; a clock saved in --state-file is kept, "
         "and moved forward to --start-time if that is later). Move it with PUT /__emulator__/clock",
     )
