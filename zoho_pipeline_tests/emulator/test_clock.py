@@ -10,7 +10,8 @@ import sys
 import pytest
 import requests
 
-from zoho_pipeline_tests.test_emulator import VAT, Api, emu
+from zoho_pipeline_tests.emulator.accounts import catalog, customer
+from zoho_pipeline_tests.test_emulator import Api, emu
 
 
 def clock(handle):
@@ -19,24 +20,6 @@ def clock(handle):
 
 def move(handle, **body):
     return requests.put(f"{handle.url}/__emulator__/clock", json=body, timeout=10)
-
-
-def catalog_and_customer(api):
-    product = api.ok("POST", "/products", {"name": "Internet services"})["product"]
-    for code, price in (("fibre-50", 500), ("fibre-100", 800)):
-        api.ok(
-            "POST",
-            "/plans",
-            {
-                "plan_code": code,
-                "name": code,
-                "recurring_price": price,
-                "interval": 1,
-                "product_id": product["product_id"],
-                "tax_id": VAT,
-            },
-        )
-    return api.ok("POST", "/customers", {"display_name": "A", "email": "a@example.co.za"})["customer"]["customer_id"]
 
 
 def renewal_dates(api, sid):
@@ -67,7 +50,8 @@ def test_clock_reads_moves_forward_and_refuses_to_move_back():
 def test_the_clock_stands_still_and_dates_writes():
     with emu(start_time="2024-02-28T10:00:00Z") as h:
         api = Api(h)
-        cid = catalog_and_customer(api)
+        catalog(api)
+        cid = customer(api)
         assert api.ok("GET", f"/customers/{cid}")["customer"]["created_time"] == "2024-02-28T10:00:00+0000"
         h.move_clock(advance_days=1)
         pay = api.ok("POST", "/payments", {"customer_id": cid, "payment_mode": "cash", "amount": 10})["payment"]
@@ -85,7 +69,8 @@ def test_a_restart_from_the_state_file_continues_the_schedule(tmp_path):
     state = str(tmp_path / "zoho.json")
     with emu(start_time="2025-01-01T08:00:00Z", state_file=state) as first:
         api = Api(first)
-        cid = catalog_and_customer(api)
+        catalog(api)
+        cid = customer(api)
         sid = api.ok(
             "POST", "/subscriptions", {"customer_id": cid, "plan": {"plan_code": "fibre-50"}, "starts_at": "2025-01-01"}
         )["subscription"]["subscription_id"]

@@ -5,29 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from zoho_pipeline_tests.emulator.accounts import catalog, customer
 from zoho_pipeline_tests.test_emulator import VAT, Api, emu
 
 
 class World:
     def __init__(self, handle):
         self.h, self.api = handle, Api(handle)
-        product = self.api.ok("POST", "/products", {"name": "Internet services"})["product"]
-        for code, price in (("fibre-50", 500), ("fibre-100", 800)):
-            self.api.ok(
-                "POST",
-                "/plans",
-                {
-                    "plan_code": code,
-                    "name": code,
-                    "recurring_price": price,
-                    "interval": 1,
-                    "product_id": product["product_id"],
-                    "tax_id": VAT,
-                },
-            )
-        self.cid = self.api.ok("POST", "/customers", {"display_name": "Z", "email": "z@example.co.za"})["customer"][
-            "customer_id"
-        ]
+        catalog(self.api)
+        self.cid = customer(self.api, "z@example.co.za")
 
     def subscribe(self, starts_at="2025-01-01", code="fibre-50", **extra):
         body = {"customer_id": self.cid, "plan": {"plan_code": code, "tax_id": VAT}, "starts_at": starts_at, **extra}

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from zoho_pipeline.emulator.errors import REFUSALS
+from zoho_pipeline_tests.emulator.accounts import catalog, customer
 from zoho_pipeline_tests.test_emulator import VAT, Api, emu
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "emulator.md"
@@ -22,24 +23,11 @@ class Setup:
 
     def __init__(self, handle):
         self.h, self.api = handle, Api(handle)
-        product = self.api.ok("POST", "/products", {"name": "Internet services"})["product"]
-        self.pid = product["product_id"]
-        self.api.ok(
-            "POST",
-            "/plans",
-            {
-                "plan_code": "fibre-50",
-                "name": "Fibre 50",
-                "recurring_price": 500,
-                "interval": 1,
-                "product_id": self.pid,
-                "tax_id": VAT,
-            },
-        )
+        self.pid = catalog(self.api)
         self.cid = self.customer("r@example.co.za")
 
     def customer(self, email):
-        return self.api.ok("POST", "/customers", {"display_name": "R", "email": email})["customer"]["customer_id"]
+        return customer(self.api, email)
 
     def invoice(self, price=100):  # total = price * 1.15
         return self.api.ok(

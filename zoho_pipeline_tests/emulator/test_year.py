@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from zoho_pipeline_tests.emulator.accounts import catalog, customer
 from zoho_pipeline_tests.test_emulator import VAT, Api, emu
 
 START = "2025-01-01T08:00:00Z"
@@ -16,23 +17,8 @@ class Account:
 
     def __init__(self, handle):
         self.h, self.api = handle, Api(handle)
-        product = self.api.ok("POST", "/products", {"name": "Internet services"})["product"]
-        for code, price in (("fibre-50", 500), ("fibre-100", 800)):
-            self.api.ok(
-                "POST",
-                "/plans",
-                {
-                    "plan_code": code,
-                    "name": code,
-                    "recurring_price": price,
-                    "interval": 1,
-                    "product_id": product["product_id"],
-                    "tax_id": VAT,
-                },
-            )
-        self.cid = self.api.ok(
-            "POST", "/customers", {"display_name": "Thabo M", "email": "thabo@example.co.za", "payment_terms": 7}
-        )["customer"]["customer_id"]
+        catalog(self.api)
+        self.cid = customer(self.api, payment_terms=7)
 
     def subscribe(self, code, price, starts_at, ref):
         return self.api.ok(

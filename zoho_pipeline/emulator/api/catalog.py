@@ -53,10 +53,14 @@ def list_taxes(ctx: Ctx):
     return ok("success", taxes=list(ctx.store.taxes.values()))
 
 
-def _mark(ctx: Ctx, entity: dict, noun: str, status: str):
-    """POST /<kind>/<id>/markasactive | markasinactive."""
-    entity.update(status=status, updated_time=ctx.timestamp())
-    return ok(f"The {noun} has been marked as {status}.")
+def _marker(find, noun: str, status: str):
+    """The handler of POST /<kind>/<id>/markasactive | markasinactive."""
+
+    def mark(ctx: Ctx):
+        find(ctx).update(status=status, updated_time=ctx.timestamp())
+        return ok(f"The {noun} has been marked as {status}.")
+
+    return mark
 
 
 # products -------------------------------------------------------------------------------------------------------
@@ -118,12 +122,10 @@ def delete_product(ctx: Ctx):
     return ok("The product has been deleted.")
 
 
-def product_active(ctx: Ctx):
-    return _mark(ctx, _product(ctx), "product", "active")
+product_active = _marker(_product, "product", "active")
 
 
-def product_inactive(ctx: Ctx):
-    return _mark(ctx, _product(ctx), "product", "inactive")
+product_inactive = _marker(_product, "product", "inactive")
 
 
 # plans ----------------------------------------------------------------------------------------------------------
@@ -238,12 +240,10 @@ def delete_plan(ctx: Ctx):
     return ok("The plan has been deleted.")
 
 
-def plan_active(ctx: Ctx):
-    return _mark(ctx, _plan(ctx), "plan", "active")
+plan_active = _marker(_plan, "plan", "active")
 
 
-def plan_inactive(ctx: Ctx):
-    return _mark(ctx, _plan(ctx), "plan", "inactive")
+plan_inactive = _marker(_plan, "plan", "inactive")
 
 
 # addons ---------------------------------------------------------------------------------------------------------
@@ -328,12 +328,10 @@ def delete_addon(ctx: Ctx):
     return ok("The addon has been deleted.")
 
 
-def addon_active(ctx: Ctx):
-    return _mark(ctx, _addon(ctx), "addon", "active")
+addon_active = _marker(_addon, "addon", "active")
 
 
-def addon_inactive(ctx: Ctx):
-    return _mark(ctx, _addon(ctx), "addon", "inactive")
+addon_inactive = _marker(_addon, "addon", "inactive")
 
 
 __all__ = ["ApiError"]

@@ -177,18 +177,20 @@ def apply(ctx: Ctx, pairs: list[tuple[dict, dict, Decimal]]) -> list[tuple[dict,
     return pairs
 
 
+def requested(body: dict, key: str, id_key: str) -> list[tuple[str, Decimal]]:
+    """The (id, amount_applied) pairs of a credit request's `key` list, e.g. invoices[{invoice_id, ...}]."""
+    items = body.get(key)
+    if not isinstance(items, list) or not items:
+        raise bad(4, f"Please enter {key}. {key} is mandatory.")
+    if not all(isinstance(item, dict) for item in items):
+        raise bad(4, f"Invalid value passed for {key}")
+    return [(item.get(id_key), cents(dec(item.get("amount_applied", 0), "amount_applied"))) for item in items]
+
+
 def apply_to_invoices(ctx: Ctx):
     """POST /creditnotes/{id}/invoices {invoices:[{invoice_id, amount_applied}]}."""
     note = _note(ctx)
-    requested = ctx.body.get("invoices")
-    if not isinstance(requested, list) or not requested:
-        raise bad(4, "Please enter invoices. invoices is mandatory.")
-    pairs = []
-    for item in requested:
-        if not isinstance(item, dict):
-            raise bad(4, "Invalid value passed for invoices")
-        invoice = find_invoice(ctx, item.get("invoice_id"))
-        pairs.append((note, invoice, cents(dec(item.get("amount_applied", 0), "amount_applied"))))
+    pairs = [(note, find_invoice(ctx, i), amount) for i, amount in requested(ctx.body, "invoices", "invoice_id")]
     apply(ctx, pairs)
     rows = [{"invoice_id": inv["invoice_id"], "amount_applied": num(amount)} for _, inv, amount in pairs]
     return ok("Credits have been applied to the invoice(s).", invoices=rows)

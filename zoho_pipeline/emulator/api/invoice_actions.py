@@ -6,9 +6,9 @@ and converttoopen answers, which a client may ignore.
 
 from __future__ import annotations
 
-from ..errors import bad, refuse
+from ..errors import refuse
 from . import creditnotes, payments
-from .common import Ctx, cents, dec, num, ok
+from .common import Ctx, num, ok
 from .invoices import find_invoice, settle, view
 from .money import D
 
@@ -65,16 +65,8 @@ def cancel_write_off(ctx: Ctx):
 def apply_credits(ctx: Ctx):
     """POST /invoices/{id}/credits {apply_creditnotes:[{creditnote_id, amount_applied}]}: all or nothing."""
     invoice = _invoice(ctx)
-    requested = ctx.body.get("apply_creditnotes")
-    if not isinstance(requested, list) or not requested:
-        raise bad(4, "Please enter apply_creditnotes. apply_creditnotes is mandatory.")
-    pairs = []
-    for item in requested:
-        if not isinstance(item, dict):
-            raise bad(4, "Invalid value passed for apply_creditnotes")
-        note = creditnotes.find_creditnote(ctx, item.get("creditnote_id"))
-        pairs.append((note, invoice, cents(dec(item.get("amount_applied", 0), "amount_applied"))))
-    applied = creditnotes.apply(ctx, pairs)
+    notes = creditnotes.requested(ctx.body, "apply_creditnotes", "creditnote_id")
+    applied = creditnotes.apply(ctx, [(creditnotes.find_creditnote(ctx, n), invoice, a) for n, a in notes])
     rows = [
         {
             "creditnotes_invoice_id": ctx.store.new_id(),
