@@ -182,8 +182,8 @@ def list_customers(ctx: Ctx):
         items = [c for c in items if needle in c["display_name"].lower() or needle in c["email"].lower()]
     if ctx.query.get("display_name"):
         items = [c for c in items if c["display_name"] == ctx.query["display_name"]]
-    rows = lambda chunk: views(ctx, chunk)  # noqa: E731 - balances for this page only
-    return page(ctx, items, "customers", flt, "customer_id", {"report_name": "All Contacts"}, rows)
+    extra = {"report_name": "All Contacts"}
+    return page(ctx, items, "customers", flt, "customer_id", extra, shown=lambda chunk: views(ctx, chunk))
 
 
 def get_customer(ctx: Ctx):

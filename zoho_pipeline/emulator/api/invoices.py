@@ -85,8 +85,9 @@ def _total(sub_total: Decimal, tax_total: Decimal, adjustment: Decimal) -> Decim
     return total
 
 
-def _due(ctx: Ctx, body: dict, date: str, terms: int) -> str:
-    due = ctx.date(body.get("due_date") or add_days(date, terms), "due_date")
+def _due(ctx: Ctx, due_date, date: str, terms: int) -> str:
+    """The given due date, else the invoice date + the payment terms; never before the invoice date."""
+    due = ctx.date(due_date or add_days(date, terms), "due_date")
     if due < date:
         raise bad(4, "Due date cannot be earlier than the invoice date.")
     return due
@@ -177,7 +178,7 @@ def create_invoice(ctx: Ctx):
     body = ctx.body
     customer = customers_mod.find(ctx, body.get("customer_id"))
     date = ctx.date(body.get("date"), "date")
-    due = _due(ctx, body, date, int(body.get("payment_terms") or 0))
+    due = _due(ctx, body.get("due_date"), date, int(body.get("payment_terms") or 0))
     invoice = new_invoice(ctx, customer, body, date=date, due=due)
     return created("The invoice has been created.", invoice=view(invoice))
 
@@ -189,8 +190,11 @@ def list_invoices(ctx: Ctx):
     for key in ("customer_id", "reference_number", "invoice_number", "subscription_id"):
         if ctx.query.get(key):
             items = [i for i in items if i[key] == ctx.query[key]]
-    rows = [dict({k: i[k] for k in LIST_KEYS}, number=i["invoice_number"], invoice_date=i["date"]) for i in items]
-    return page(ctx, rows, "invoices", flt, "created_time")
+    return page(ctx, items, "invoices", flt, "created_time", shown=lambda chunk: [_row(i) for i in chunk])
+
+
+def _row(invoice: dict) -> dict:
+    return dict({k: invoice[k] for k in LIST_KEYS}, number=invoice["invoice_number"], invoice_date=invoice["date"])
 
 
 def get_invoice(ctx: Ctx):
@@ -216,7 +220,8 @@ def update_invoice(ctx: Ctx):
     lines, taxes, sub_total, tax_total = price_lines(ctx, body.get("invoice_items"), "invoice_items")
     adjustment, _ = _adjustment(body, invoice["adjustment"])
     date = ctx.date(body.get("date") or invoice["date"], "date")
-    due = _due(ctx, {"due_date": body.get("due_date") or (date if body.get("date") else invoice["due_date"])}, date, 0)
+    kept = date if body.get("date") else invoice["due_date"]  # a new invoice date without a due date: due then
+    due = _due(ctx, body.get("due_date") or kept, date, 0)
     total = _total(sub_total, tax_total, adjustment)
     if total < paid + credits:
         raise refuse("invoice_total_below_paid", total=num(total), paid=num(paid + credits), number=number)

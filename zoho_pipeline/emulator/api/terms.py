@@ -36,8 +36,13 @@ def _entry(ctx: Ctx, sub: dict) -> dict:
     return ctx.store.schedule.setdefault(sub["subscription_id"], {"anchor": sub["current_term_starts_at"], "index": 1})
 
 
+def _terms_after(sub: dict, day: str, count: int = 1) -> str:
+    """The day `count` of the subscription's terms after `day`."""
+    return add_interval(day, count * max(1, int(sub["interval"])), sub["interval_unit"])
+
+
 def _boundary(sub: dict, entry: dict) -> str:
-    return add_interval(entry["anchor"], entry["index"] * max(1, int(sub["interval"])), sub["interval_unit"])
+    return _terms_after(sub, entry["anchor"], entry["index"])
 
 
 def _enter_term(sub: dict, starts: str, ends: str) -> None:
@@ -52,7 +57,7 @@ def start(ctx: Ctx, sub: dict, starts_at: str, backdated_invoice: bool) -> None:
     sub["starts_at"] = starts_at
     if starts_at > today:
         ctx.store.schedule[sub["subscription_id"]] = {"anchor": starts_at, "index": 1}
-        ends = add_interval(starts_at, max(1, int(sub["interval"])), sub["interval_unit"])
+        ends = _terms_after(sub, starts_at)
         sub.update(
             status="future",
             activated_at="",
@@ -69,7 +74,7 @@ def start(ctx: Ctx, sub: dict, starts_at: str, backdated_invoice: bool) -> None:
     while _boundary(sub, entry) <= today:
         entry["index"] += 1
     ctx.store.schedule[sub["subscription_id"]] = entry
-    term_start = add_interval(starts_at, (entry["index"] - 1) * max(1, int(sub["interval"])), sub["interval_unit"])
+    term_start = _terms_after(sub, starts_at, entry["index"] - 1)
     sub.update(status="live", activated_at=starts_at)
     _enter_term(sub, term_start, _boundary(sub, entry))
     if backdated_invoice:
@@ -185,7 +190,7 @@ def prorate(ctx: Ctx, sub: dict, old_amount: Decimal) -> None:
 def _term_end(sub: dict, term_start: str) -> str:
     if sub["current_term_starts_at"] == term_start:
         return sub["current_term_ends_at"]
-    return add_interval(term_start, max(1, int(sub["interval"])), sub["interval_unit"])
+    return _terms_after(sub, term_start)
 
 
 def _item(product_id, name, description, price, quantity, tax_id) -> dict:
