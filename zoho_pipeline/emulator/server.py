@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import admin, api, schedule, tokens
+from .api.common import Ctx
 from .clock import iso, parse_time
 from .errors import ApiError
 from .faults import SETTABLE, Faults
 from .limits import Limiter
-from .api.common import Ctx
 from .state import Store
 
 API_PREFIX = "/billing/v1"

@@ -1,8 +1,13 @@
-"""What the emulator tests build first, over real HTTP: the catalog (two fibre plans with VAT) and a customer."""
+"""What the emulator tests build first, over real HTTP: the catalog (two fibre plans with VAT) and a customer.
+
+Also the one place these tests import the shared emulator test helpers from (the HTTP client, the emulator
+starter, the OpenAPI example reader), so a move of those modules is one edit here.
+"""
 
 from __future__ import annotations
 
-from zoho_pipeline_tests.test_emulator import VAT
+from zoho_pipeline_tests.test_emulator import VAT, Api, emu  # noqa: F401 - re-exported for the emulator tests
+from zoho_pipeline_tests.test_emulator_shapes import OPENAPI, _resolve, openapi_example  # noqa: F401 - re-exported
 
 PLANS = {"fibre-50": 500, "fibre-100": 800}  # plan code -> monthly price before VAT
 

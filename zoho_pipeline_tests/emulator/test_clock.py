@@ -10,8 +10,7 @@ import sys
 import pytest
 import requests
 
-from zoho_pipeline_tests.emulator.accounts import catalog, customer
-from zoho_pipeline_tests.test_emulator import Api, emu
+from zoho_pipeline_tests.emulator.accounts import Api, catalog, customer, emu
 
 
 def clock(handle):

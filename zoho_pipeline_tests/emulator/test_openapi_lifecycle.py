@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import yaml
 
-from zoho_pipeline_tests.emulator.accounts import catalog, customer
-from zoho_pipeline_tests.test_emulator import VAT, Api, emu
-from zoho_pipeline_tests.test_emulator_shapes import OPENAPI, _resolve, openapi_example
+from zoho_pipeline_tests.emulator.accounts import (
+    OPENAPI,
+    VAT,
+    Api,
+    _resolve,
+    catalog,
+    customer,
+    emu,
+    openapi_example,
+)
 
 
 def put_example(spec: str, path: str) -> dict:

@@ -12,8 +12,7 @@ import pytest
 import requests
 
 from zoho_pipeline.emulator.errors import REFUSALS
-from zoho_pipeline_tests.emulator.accounts import catalog, customer
-from zoho_pipeline_tests.test_emulator import VAT, Api, emu
+from zoho_pipeline_tests.emulator.accounts import VAT, Api, catalog, customer, emu
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "emulator.md"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from zoho_pipeline_tests.test_emulator import VAT, Api, emu
+from zoho_pipeline_tests.emulator.accounts import VAT, Api, emu
 
 
 class Books:
