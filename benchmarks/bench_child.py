@@ -14,7 +14,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_common import make_client, vm_hwm_kb, vm_rss_kb  # noqa: E402
-from zoho_pipeline.source.admin import make_engine  # noqa: E402
+
+from zoho_pipeline.source.database import make_engine  # noqa: E402
 from zoho_pipeline.sync.engine import run_sync  # noqa: E402
 from zoho_pipeline.sync.settings import SyncSettings  # noqa: E402
 
@@ -28,9 +29,20 @@ def main() -> int:
     before_hwm, before_rss = vm_hwm_kb(), vm_rss_kb()
     report = run_sync(engine, client, SyncSettings(max_workers=workers), entities=["customers"])
     rep = report.entities["customers"]
-    print(json.dumps(dict(created=rep.created, failed=rep.failed, api_calls=report.api_calls,
-                          duration_s=report.duration_s, rss_before_kb=before_rss, hwm_before_kb=before_hwm,
-                          hwm_kb=vm_hwm_kb(), rss_after_kb=vm_rss_kb())))
+    print(
+        json.dumps(
+            dict(
+                created=rep.created,
+                failed=rep.failed,
+                api_calls=report.api_calls,
+                duration_s=report.duration_s,
+                rss_before_kb=before_rss,
+                hwm_before_kb=before_hwm,
+                hwm_kb=vm_hwm_kb(),
+                rss_after_kb=vm_rss_kb(),
+            )
+        )
+    )
     return 0
 
 

@@ -15,11 +15,13 @@ import datetime as dt
 import logging
 
 import sqlalchemy as sa
-
-from bench_common import EmulatorProc, UNLIMITED, api_requests, make_client, metric, sqlite_database
+from bench_common import UNLIMITED, EmulatorProc, api_requests, make_client, metric, sqlite_database
 from bench_naive import NaiveSync
-from zoho_pipeline.source.admin import create_demo, make_engine
-from zoho_pipeline.source.tables import service_packages, zoho_sync_logs as logs
+
+from zoho_pipeline.source.database import make_engine
+from zoho_pipeline.source.migrate import create_demo
+from zoho_pipeline.source.tables import service_packages
+from zoho_pipeline.source.tables import zoho_sync_logs as logs
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.settings import ENTITY_ORDER, SyncSettings
@@ -47,7 +49,7 @@ def _synced_ids(engine, spec, k, extra=None) -> list[str]:
 
 def _touch(engine, spec, ids, **values) -> None:
     """Set `values` and a newer updated_at on rows `ids` (what the provider's application does on save)."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
         for row_id in ids:
             conn.execute(spec.table.update().where(spec.table.c.id == row_id).values(updated_at=now, **values))
@@ -72,14 +74,17 @@ def _change(engine, k) -> dict[str, list[str]]:
             price = conn.execute(sa.select(t.c.monthly_price).where(t.c.id == i)).scalar()
         _touch(engine, specs["subscriptions"], [i], monthly_price=price + 1)
     t = specs["invoices"].table
-    ids = changed["invoices"] = _synced_ids(engine, specs["invoices"], k,
-                                           sa.and_(t.c.status.in_(("sent", "overdue")), t.c.total_amount > 0))
+    ids = changed["invoices"] = _synced_ids(
+        engine, specs["invoices"], k, sa.and_(t.c.status.in_(("sent", "overdue")), t.c.total_amount > 0)
+    )
     for i in ids:
         with engine.connect() as conn:
             due = conn.execute(sa.select(t.c.due_date).where(t.c.id == i)).scalar()
         _touch(engine, specs["invoices"], [i], due_date=due + dt.timedelta(days=7))
     t = specs["payments"].table
-    ids = changed["payments"] = _synced_ids(engine, specs["payments"], k, t.c.payment_method.in_(("eft", "instant_eft")))
+    ids = changed["payments"] = _synced_ids(
+        engine, specs["payments"], k, t.c.payment_method.in_(("eft", "instant_eft"))
+    )
     for i in ids:
         with engine.connect() as conn:
             method = conn.execute(sa.select(t.c.payment_method).where(t.c.id == i)).scalar()
@@ -90,25 +95,29 @@ def _change(engine, k) -> dict[str, list[str]]:
 def _plan_calls_by_activity(engine, run_id: str) -> dict[bool, list[int]]:
     """Plans created by the run, split by the package's is_active: {active: [calls, rows]}. A retired package
     pulled in because a service still uses it costs a create and a markasinactive (ZOHO has no inactive-on-create)."""
-    query = (sa.select(service_packages.c.is_active, sa.func.sum(logs.c.api_calls), sa.func.count())
-             .select_from(logs.join(service_packages, sa.cast(service_packages.c.id, sa.String) == logs.c.entity_id))
-             .where(logs.c.run_id == run_id, logs.c.entity_type == "plans", logs.c.action.in_(("create", "adopt")))
-             .group_by(service_packages.c.is_active))
+    query = (
+        sa.select(service_packages.c.is_active, sa.func.sum(logs.c.api_calls), sa.func.count())
+        .select_from(logs.join(service_packages, sa.cast(service_packages.c.id, sa.String) == logs.c.entity_id))
+        .where(logs.c.run_id == run_id, logs.c.entity_type == "plans", logs.c.action.in_(("create", "adopt")))
+        .group_by(service_packages.c.is_active)
+    )
     with engine.connect() as conn:
         return {bool(active): [int(calls or 0), int(n)] for active, calls, n in conn.execute(query)}
 
 
 def _entity_counts(report) -> dict:
-    return {name: {k: v for k, v in rep.as_dict().items() if k != "failures" and v}
-            for name, rep in report.entities.items()}
+    return {
+        name: {k: v for k, v in rep.as_dict().items() if k != "failures" and v} for name, rep in report.entities.items()
+    }
 
 
 def run(args) -> tuple[list[dict], dict]:
     k = args.calls_changed
     raw: dict = {"customers": args.calls_customers, "k": k}
     with EmulatorProc(**UNLIMITED) as emu, sqlite_database() as url:
-        raw["demo"] = {t: n for t, n in create_demo(url, customers=args.calls_customers, seed=7).items()
-                       if t != "revision"}
+        raw["demo"] = {
+            t: n for t, n in create_demo(url, customers=args.calls_customers, seed=7).items() if t != "revision"
+        }
         engine = make_engine(url)
         snapshot = {name: _eligible_rows(engine, SPECS[name]) for name in ENTITY_ORDER}
         client = make_client(engine, emu.url)
@@ -149,8 +158,9 @@ def run(args) -> tuple[list[dict], dict]:
         raw["naive_catalog_calls"] = naive.warm()
         raw["naive_new"] = {name: naive.push(name, snapshot[name]) for name in ENTITY_ORDER}
         raw["naive_unchanged"] = {name: naive.push(name, snapshot[name]) for name in ENTITY_ORDER}
-        raw["naive_changed"] = {name: naive.push(name, _eligible_rows(engine, SPECS[name], changed[name]))
-                                for name in ENTITY_ORDER}
+        raw["naive_changed"] = {
+            name: naive.push(name, _eligible_rows(engine, SPECS[name], changed[name])) for name in ENTITY_ORDER
+        }
         nclient.close()
         engine.dispose()
 
@@ -166,36 +176,87 @@ def run(args) -> tuple[list[dict], dict]:
         naive_done = nv["created"] + nv["updated"]
         cpe = round(calls / created, 3) if created else None
         target = (None, None) if name == "plans" and raw["engine_new_plans_by_activity"].get(False) else (1.02, "<=")
-        rows.append(metric(SECTION, f"{name}: calls per new row", cpe, "calls", *target,
-                           note=f"{calls} calls/{created} rows; naive {nv['api_calls'] / naive_done:.2f}"
-                           if naive_done else f"{calls} calls/{created} rows"))
+        rows.append(
+            metric(
+                SECTION,
+                f"{name}: calls per new row",
+                cpe,
+                "calls",
+                *target,
+                note=f"{calls} calls/{created} rows; naive {nv['api_calls'] / naive_done:.2f}"
+                if naive_done
+                else f"{calls} calls/{created} rows",
+            )
+        )
         if name == "plans":  # the two kinds of new plan apart: the target is for one create per entity
             split = raw["engine_new_plans_by_activity"]
             calls_a, rows_a = split.get(True, [0, 0])
             calls_i, rows_i = split.get(False, [0, 0])
             if rows_a:
-                rows.append(metric(SECTION, "plans, active packages: calls per new row", round(calls_a / rows_a, 3),
-                                   "calls", 1.02, "<=", note=f"{calls_a} calls/{rows_a} rows"))
+                rows.append(
+                    metric(
+                        SECTION,
+                        "plans, active packages: calls per new row",
+                        round(calls_a / rows_a, 3),
+                        "calls",
+                        1.02,
+                        "<=",
+                        note=f"{calls_a} calls/{rows_a} rows",
+                    )
+                )
             if rows_i:
-                rows.append(metric(SECTION, "plans, retired packages a service still uses: calls per new row",
-                                   round(calls_i / rows_i, 3), "calls", 2, "<=",
-                                   note=f"{calls_i} calls/{rows_i} rows: create + markasinactive "
-                                   "(ZOHO has no inactive-on-create)"))
+                rows.append(
+                    metric(
+                        SECTION,
+                        "plans, retired packages a service still uses: calls per new row",
+                        round(calls_i / rows_i, 3),
+                        "calls",
+                        2,
+                        "<=",
+                        note=f"{calls_i} calls/{rows_i} rows: create + markasinactive (ZOHO has no inactive-on-create)",
+                    )
+                )
     overall = (tot_new_calls + raw["engine_catalog_calls"]) / tot_new_rows if tot_new_rows else None
     naive_total_rows = sum(v["created"] + v["updated"] for v in raw["naive_new"].values())
     naive_total_calls = sum(v["api_calls"] for v in raw["naive_new"].values()) + raw["naive_catalog_calls"]
-    rows.append(metric(SECTION, "all entities: calls per new row (incl. catalog set-up)", round(overall, 3), "calls",
-                       1.02, "<=", note=f"naive {naive_total_calls / naive_total_rows:.2f}; "
-                       f"engine/naive {overall / (naive_total_calls / naive_total_rows):.2f}"))
-    rows.append(metric(SECTION, "full rerun, nothing changed: API calls", rerun.api_calls, "calls", 0, "==",
-                       note=f"{raw['engine_rerun']['due']} rows due; naive re-push "
-                       f"{sum(v['api_calls'] for v in raw['naive_unchanged'].values())} calls"))
+    rows.append(
+        metric(
+            SECTION,
+            "all entities: calls per new row (incl. catalog set-up)",
+            round(overall, 3),
+            "calls",
+            1.02,
+            "<=",
+            note=f"naive {naive_total_calls / naive_total_rows:.2f}; "
+            f"engine/naive {overall / (naive_total_calls / naive_total_rows):.2f}",
+        )
+    )
+    rows.append(
+        metric(
+            SECTION,
+            "full rerun, nothing changed: API calls",
+            rerun.api_calls,
+            "calls",
+            0,
+            "==",
+            note=f"{raw['engine_rerun']['due']} rows due; naive re-push "
+            f"{sum(v['api_calls'] for v in raw['naive_unchanged'].values())} calls",
+        )
+    )
     resaved_rows = sum(len(v) for v in touched.values())
     naive_unch = raw["naive_unchanged"]
-    rows.append(metric(SECTION, "re-saved, data unchanged: calls per row", round(same.api_calls / resaved_rows, 3)
-                       if resaved_rows else None, "calls", 0, "==",
-                       note=f"{resaved_rows} rows; naive "
-                       f"{sum(v['api_calls'] for v in naive_unch.values()) / max(1, sum(v['updated'] for v in naive_unch.values())):.2f}"))
+    rows.append(
+        metric(
+            SECTION,
+            "re-saved, data unchanged: calls per row",
+            round(same.api_calls / resaved_rows, 3) if resaved_rows else None,
+            "calls",
+            0,
+            "==",
+            note=f"{resaved_rows} rows; naive "
+            f"{sum(v['api_calls'] for v in naive_unch.values()) / max(1, sum(v['updated'] for v in naive_unch.values())):.2f}",
+        )
+    )
     for name in ENTITY_ORDER:
         e = chg.entities.get(name)
         n_changed = len(changed[name])
@@ -203,7 +264,16 @@ def run(args) -> tuple[list[dict], dict]:
             continue
         calls = e.api_calls if e else 0
         nv = raw["naive_changed"][name]
-        rows.append(metric(SECTION, f"{name}: calls per changed row", round(calls / n_changed, 3), "calls", 1, "<=",
-                           note=f"{calls} calls/{n_changed} rows (updated {e.updated if e else 0}, failed "
-                           f"{e.failed if e else 0}); naive {nv['api_calls'] / n_changed:.2f}"))
+        rows.append(
+            metric(
+                SECTION,
+                f"{name}: calls per changed row",
+                round(calls / n_changed, 3),
+                "calls",
+                1,
+                "<=",
+                note=f"{calls} calls/{n_changed} rows (updated {e.updated if e else 0}, failed "
+                f"{e.failed if e else 0}); naive {nv['api_calls'] / n_changed:.2f}",
+            )
+        )
     return rows, raw

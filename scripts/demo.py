@@ -35,12 +35,33 @@ def free_port() -> int:
 
 def start_emulator(state_file: Path, log_file: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "zoho_pipeline.emulator", "--host", "127.0.0.1", "--port", str(port),
-           "--state-file", str(state_file), "--rate-limit-per-minute", str(RATE_PER_MINUTE),
-           "--daily-limit", str(DAILY_LIMIT), "--latency-ms", "20", "--jitter-ms", "10",
-           "--client-id", CREDENTIALS["ZOHO_CLIENT_ID"], "--client-secret", CREDENTIALS["ZOHO_CLIENT_SECRET"],
-           "--refresh-token", CREDENTIALS["ZOHO_REFRESH_TOKEN"],
-           "--organization-id", CREDENTIALS["ZOHO_ORGANIZATION_ID"]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "zoho_pipeline.emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--state-file",
+        str(state_file),
+        "--rate-limit-per-minute",
+        str(RATE_PER_MINUTE),
+        "--daily-limit",
+        str(DAILY_LIMIT),
+        "--latency-ms",
+        "20",
+        "--jitter-ms",
+        "10",
+        "--client-id",
+        CREDENTIALS["ZOHO_CLIENT_ID"],
+        "--client-secret",
+        CREDENTIALS["ZOHO_CLIENT_SECRET"],
+        "--refresh-token",
+        CREDENTIALS["ZOHO_REFRESH_TOKEN"],
+        "--organization-id",
+        CREDENTIALS["ZOHO_ORGANIZATION_ID"],
+    ]
     log = open(log_file, "w")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     deadline = time.monotonic() + 30
@@ -64,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
 
-    from zoho_pipeline.source.admin import create_demo, reset
+    from zoho_pipeline.source.migrate import create_demo, reset
 
     workdir = Path(args.dir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -74,11 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     reset(source_url)
     state_file.unlink(missing_ok=True)
     counts = create_demo(source_url, customers=args.customers, seed=args.seed)
-    print(f"Source database {workdir / 'source.db'}: " + ", ".join(
-        f"{n} {t}" for t, n in counts.items() if isinstance(n, int)))
+    print(
+        f"Source database {workdir / 'source.db'}: "
+        + ", ".join(f"{n} {t}" for t, n in counts.items() if isinstance(n, int))
+    )
     if counts.get("bad_rows"):
-        print("  with deliberately bad rows (they fail with their reason): "
-              + ", ".join(f"{n} {k}" for k, n in counts["bad_rows"].items()))
+        print(
+            "  with deliberately bad rows (they fail with their reason): "
+            + ", ".join(f"{n} {k}" for k, n in counts["bad_rows"].items())
+        )
 
     proc, url = start_emulator(state_file, workdir / "emulator.log")
     try:
@@ -98,12 +123,15 @@ def main(argv: list[str] | None = None) -> int:
             Path(dagster_home).mkdir(parents=True, exist_ok=True)
             instance_yaml = Path(dagster_home) / "dagster.yaml"
             if not instance_yaml.exists():  # the embedded default: SQLite storage in DAGSTER_HOME, no telemetry
-                instance_yaml.write_text("# the demo's Dagster instance: SQLite storage in this folder\n"
-                                         "telemetry:\n  enabled: false\n")
-        print(f"ZOHO Billing emulator on {url} ({RATE_PER_MINUTE} requests/min, {DAILY_LIMIT} a day; "
-              f"the pipeline paces itself at {PACE_PER_MINUTE}/min)\n")
+                instance_yaml.write_text(
+                    "# the demo's Dagster instance: SQLite storage in this folder\ntelemetry:\n  enabled: false\n"
+                )
+        print(
+            f"ZOHO Billing emulator on {url} ({RATE_PER_MINUTE} requests/min, {DAILY_LIMIT} a day; "
+            f"the pipeline paces itself at {PACE_PER_MINUTE}/min)\n"
+        )
         print("$ zoho-pipeline sync")
-        from zoho_pipeline.ops import sync_cmd
+        from zoho_pipeline.cli import sync as sync_cmd
 
         code = sync_cmd.main([])
         import requests
@@ -113,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"""
 Where to look next
   Dagster UI (runs, asset metadata and plots, checks):
-      DAGSTER_HOME={dagster_home or '<set one>'} .venv/bin/dagster dev      then http://127.0.0.1:3000
+      DAGSTER_HOME={dagster_home or "<set one>"} .venv/bin/dagster dev      then http://127.0.0.1:3000
   Sync state and failures:
-      set -a; . {workdir / '.env'}; set +a; .venv/bin/zoho-pipeline status
+      set -a; . {workdir / ".env"}; set +a; .venv/bin/zoho-pipeline status
   The emulator keeps its state in {state_file}; start it again with
       .venv/bin/zoho-pipeline emulator --port <port> --state-file {state_file}
   and read GET <url>/__emulator__/stats (this run's was {url}/__emulator__/stats).

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
+
+from zoho_pipeline.env import text
 
 
 def default_status_is_running() -> bool:
-    return (os.environ.get("DAGSTER_DEPLOYMENT") or "").strip().lower() == "production"
+    return (text("DAGSTER_DEPLOYMENT") or "").strip().lower() == "production"
 
 
 def default_schedule_status() -> dg.DefaultScheduleStatus:

@@ -1,17 +1,25 @@
 """Jobs. Every run that talks to ZOHO carries the tag zoho_sync=1 (dagster.yaml limits those to one at a time) and
 its steps use the pool zoho_api (limited to 1), so a second run queues instead of duplicating work."""
 
-
 import dagster as dg
 from pydantic import Field
 
-from zoho_pipeline.defs.assets import (ALL_ASSETS, ASSET_OF_ENTITY, PARTITIONED_ASSETS, POOL, UNPARTITIONED_ASSETS,
-                                       raise_if_unworkable, report_metadata, summary_line)
+from zoho_pipeline.defs.assets import (
+    ALL_ASSETS,
+    ASSET_OF_ENTITY,
+    PARTITIONED_ASSETS,
+    POOL,
+    UNPARTITIONED_ASSETS,
+    raise_if_unworkable,
+    report_metadata,
+    summary_line,
+)
 from zoho_pipeline.defs.checks import ENTITY_CHECKS, zoho_environment, zoho_matches_source
-from zoho_pipeline.defs import source_state
 from zoho_pipeline.defs.partitions import all_months_target, monthly_partitions, partition_target
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
-from zoho_pipeline.sync import queries
+from zoho_pipeline.monitor import changes
+from zoho_pipeline.monitor.queries import failed_ids
+from zoho_pipeline.sync.requeue import requeue
 from zoho_pipeline.sync.settings import ENTITY_ORDER
 
 SYNC_TAGS = {"zoho_sync": "1"}
@@ -25,30 +33,45 @@ def _with_db_checks(assets) -> dg.AssetSelection:
 
 
 zoho_sync_job = dg.define_asset_job(
-    "zoho_sync_job", selection=_with_db_checks(UNPARTITIONED_ASSETS), tags=SYNC_TAGS,
-    description="Incremental sync of plans, customers and subscriptions (the unpartitioned entities).")
+    "zoho_sync_job",
+    selection=_with_db_checks(UNPARTITIONED_ASSETS),
+    tags=SYNC_TAGS,
+    description="Incremental sync of plans, customers and subscriptions (the unpartitioned entities).",
+)
 
 zoho_billing_sync_job = dg.define_asset_job(
-    "zoho_billing_sync_job", selection=_with_db_checks(PARTITIONED_ASSETS), partitions_def=monthly_partitions,
+    "zoho_billing_sync_job",
+    selection=_with_db_checks(PARTITIONED_ASSETS),
+    partitions_def=monthly_partitions,
     tags=SYNC_TAGS,
     description="Invoices and payments of one month (or a range of months as one run). Parents missing in ZOHO "
-                "are synced first by the engine.")
+    "are synced first by the engine.",
+)
 
 # Unpartitioned assets + ONE partitions definition may share a job. What the schedule and `zoho-pipeline sync`
 # launch, over the range of months holding due invoices and payments (sync_target).
 zoho_full_sync_job = dg.define_asset_job(
-    "zoho_full_sync_job", selection=_with_db_checks(ALL_ASSETS), partitions_def=monthly_partitions, tags=SYNC_TAGS,
-    description="Every entity in dependency order: plans → customers → subscriptions → invoices → payments.")
+    "zoho_full_sync_job",
+    selection=_with_db_checks(ALL_ASSETS),
+    partitions_def=monthly_partitions,
+    tags=SYNC_TAGS,
+    description="Every entity in dependency order: plans → customers → subscriptions → invoices → payments.",
+)
 
 zoho_resync_job = dg.define_asset_job(
-    "zoho_resync_job", selection=_with_db_checks(UNPARTITIONED_ASSETS), tags={**SYNC_TAGS, "zoho_resync": "1"},
+    "zoho_resync_job",
+    selection=_with_db_checks(UNPARTITIONED_ASSETS),
+    tags={**SYNC_TAGS, "zoho_resync": "1"},
     description="Backfill of the unpartitioned entities from the Launchpad: set each asset's config `mode` to "
-                "due, failed (failed and dead-lettered rows again) or all (full resync; unchanged rows cost no call).")
+    "due, failed (failed and dead-lettered rows again) or all (full resync; unchanged rows cost no call).",
+)
 
 zoho_reconciliation_job = dg.define_asset_job(
     "zoho_reconciliation_job",
-    selection=dg.AssetSelection.checks(zoho_environment, zoho_matches_source), tags=SYNC_TAGS,
-    description="Credentials, migrations and a sampled comparison of ZOHO with the source (API calls budgeted).")
+    selection=dg.AssetSelection.checks(zoho_environment, zoho_matches_source),
+    tags=SYNC_TAGS,
+    description="Credentials, migrations and a sampled comparison of ZOHO with the source (API calls budgeted).",
+)
 
 
 def sync_target(engine, entities=ENTITY_ORDER, mode: str = "due") -> tuple[str | None, dict]:
@@ -56,7 +79,7 @@ def sync_target(engine, entities=ENTITY_ORDER, mode: str = "due") -> tuple[str |
     holding due invoices and payments (all months for mode failed/all)."""
     if mode != "due":
         return all_months_target()
-    return partition_target(source_state.due_month_keys(engine, entities))
+    return partition_target(changes.due_month_keys(engine, entities))
 
 
 class RetryConfig(dg.Config):
@@ -66,8 +89,9 @@ class RetryConfig(dg.Config):
 
 
 @dg.op(pool=POOL, out={}, description="Requeue failed or dead-lettered rows and sync them now.")
-def zoho_retry_op(context: dg.OpExecutionContext, config: RetryConfig, source: SourceDatabaseResource,
-                  zoho: ZohoBillingResource):
+def zoho_retry_op(
+    context: dg.OpExecutionContext, config: RetryConfig, source: SourceDatabaseResource, zoho: ZohoBillingResource
+):
     from zoho_pipeline.sync.engine import run_sync
 
     if config.entity not in ENTITY_ORDER:
@@ -76,13 +100,20 @@ def zoho_retry_op(context: dg.OpExecutionContext, config: RetryConfig, source: S
         raise dg.Failure(description="give ids or set all_failed: true")
     engine = source.engine()
     # Sync exactly the requeued rows: the given ids, or every failed one (listed before requeueing clears them).
-    ids = list(config.ids) or queries.failed_ids(engine, config.entity)
-    requeued = queries.requeue(engine, config.entity, ids=ids)
+    ids = list(config.ids) or failed_ids(engine, config.entity)
+    requeued = requeue(engine, config.entity, ids=ids)
     context.log.info(f"requeued {requeued} of {len(ids)} {config.entity} row(s)")
     ids = {config.entity: ids}
     with zoho.client(engine) as client:
-        report = run_sync(engine, client, zoho.settings(), entities=[config.entity], mode="due", ids=ids,
-                          run_id=f"{context.run_id}:retry")
+        report = run_sync(
+            engine,
+            client,
+            zoho.settings(),
+            entities=[config.entity],
+            mode="due",
+            ids=ids,
+            run_id=f"{context.run_id}:retry",
+        )
     context.log.info(summary_line(report, config.entity))
     meta = report_metadata(report, config.entity)
     meta["summary"] = dg.MetadataValue.text(summary_line(report, config.entity))

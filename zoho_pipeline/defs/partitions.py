@@ -8,24 +8,20 @@ open current month) anything newer, so a run over every partition covers every r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 
 import dagster as dg
 
-PARTITIONS_START = os.environ.get("ZOHO_PARTITIONS_START") or "2024-01-01"
+from zoho_pipeline.env import text
+
+PARTITIONS_START = text("ZOHO_PARTITIONS_START", "2024-01-01")
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 OPEN_START, OPEN_END = date(1900, 1, 1), date(2200, 1, 1)
 
 # end_offset=1: the current (still open) month exists, so today's invoices have a partition.
 monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
-
-
-def month_key(value: date | datetime) -> str:
-    """The partition key of the month holding `value` (a date or a datetime)."""
-    return f"{value.year:04d}-{value.month:02d}-01"
 
 
 def partition_months(context) -> tuple[date, date] | None:

@@ -13,14 +13,14 @@ import functools
 import dagster as dg
 from pydantic import Field
 
+from zoho_pipeline.source.database import make_engine
 from zoho_pipeline.sync.settings import SyncSettings
+from zoho_pipeline.sync.stores import zoho_client
 from zoho_pipeline.zoho.config import ZohoConfig
 
 
 @functools.lru_cache(maxsize=8)
 def _engine_for(url: str):
-    from zoho_pipeline.source.admin import make_engine
-
     return make_engine(url)
 
 
@@ -59,27 +59,33 @@ class ZohoBillingResource(dg.ConfigurableResource):
         base = ZohoConfig.from_env()  # the knobs this resource does not carry keep their env/default values
         return dataclasses.replace(
             base,
-            client_id=self.client_id, client_secret=self.client_secret, refresh_token=self.refresh_token,
-            organization_id=self.organization_id, region=self.region, api_base_url=self.api_base_url or None,
-            accounts_url=self.accounts_url or None, requests_per_minute=self.requests_per_minute,
-            daily_budget=self.daily_budget, connect_timeout_s=self.connect_timeout_s,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            refresh_token=self.refresh_token,
+            organization_id=self.organization_id,
+            region=self.region,
+            api_base_url=self.api_base_url or None,
+            accounts_url=self.accounts_url or None,
+            requests_per_minute=self.requests_per_minute,
+            daily_budget=self.daily_budget,
+            connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
         )
 
     def settings(self) -> SyncSettings:
         return dataclasses.replace(
-            SyncSettings.from_env(), enabled=self.enabled, max_workers=self.max_workers,
-            max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s, backoff_max_s=self.backoff_max_s,
+            SyncSettings.from_env(),
+            enabled=self.enabled,
+            max_workers=self.max_workers,
+            max_attempts=self.max_attempts,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
         )
 
     def client(self, source_engine):
         """A ZohoClient sharing the access token and the daily API budget through the source database.
         The caller closes it (it is a context manager)."""
-        from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
-        from zoho_pipeline.zoho.client import ZohoClient
-
-        return ZohoClient(self.config(), token_store=DbTokenStore(source_engine),
-                          usage_store=DbUsageStore(source_engine))
+        return zoho_client(self.config(), source_engine)
 
 
 def zoho_resource_from_env(env=None) -> ZohoBillingResource:

@@ -7,11 +7,8 @@ kept in `zoho_pipeline_state` so later runs spend no call on it.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
 
-from sqlalchemy import select
-
-from zoho_pipeline.source.tables import zoho_pipeline_state
+from zoho_pipeline.sync.state import get_state, set_state
 from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
 
 # product key → (ZOHO product name, description)
@@ -55,26 +52,15 @@ class Catalog:
             if key in self._cache:
                 return self._cache[key]
             state_key = f"zoho:{self._org}:{key}"
-            with self._engine.connect() as conn:
-                value = conn.execute(
-                    select(zoho_pipeline_state.c.value).where(zoho_pipeline_state.c.key == state_key)
-                ).scalar()
+            value = get_state(self._engine, state_key)
             if value is None and self._offline:
                 self.missing.add(key)
                 return f"<{key}>"
             if value is None:
                 value = resolve()
-                self._store(state_key, value)
+                set_state(self._engine, state_key, value)
             self._cache[key] = value
             return value
-
-    def _store(self, state_key: str, value: str) -> None:
-        now = datetime.now(timezone.utc)
-        t = zoho_pipeline_state
-        with self._engine.begin() as conn:
-            updated = conn.execute(t.update().where(t.c.key == state_key).values(value=value, updated_at=now))
-            if updated.rowcount == 0:
-                conn.execute(t.insert().values(key=state_key, value=value, updated_at=now))
 
     def _find_vat(self) -> str:
         taxes = self._client.get("/settings/taxes").get("taxes", [])
@@ -99,8 +85,17 @@ class Catalog:
         except ZohoError as exc:
             if exc.kind != PERMANENT:
                 raise
-        self._client.post("/addons", json={
-            "addon_code": code, "name": ADDONS[code], "product_id": self.product_id("services"),
-            "type": "one_time", "pricing_scheme": "unit", "unit_name": "credit", "price_brackets": [{"price": 0}],
-            "tax_id": self.tax_id()})
+        self._client.post(
+            "/addons",
+            json={
+                "addon_code": code,
+                "name": ADDONS[code],
+                "product_id": self.product_id("services"),
+                "type": "one_time",
+                "pricing_scheme": "unit",
+                "unit_name": "credit",
+                "price_brackets": [{"price": 0}],
+                "tax_id": self.tax_id(),
+            },
+        )
         return code

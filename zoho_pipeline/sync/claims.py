@@ -12,19 +12,16 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import and_, bindparam, case, false, func, null, or_, select, true
 
+from zoho_pipeline.source.database import aware, utcnow
 from zoho_pipeline.source.tables import dirty_predicate, zoho_sync_logs, zoho_sync_runs
 from zoho_pipeline.sync.entities.base import EntitySpec
 
 SYNCING, SYNCED, FAILED, RETRYING, PENDING = "syncing", "synced", "failed", "retrying", "pending"
 UNCHANGED, DEAD_LETTERED, RELEASED = "unchanged", "dead_lettered", "released"  # outcomes besides the statuses
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # --- runs -----------------------------------------------------------------------------------------------------
@@ -33,9 +30,16 @@ def utcnow() -> datetime:
 def start_run(engine, run_id: str) -> None:
     now = utcnow()
     with engine.begin() as conn:
-        conn.execute(zoho_sync_runs.insert().values(
-            run_id=run_id, started_at=now, heartbeat_at=now, host=socket.gethostname()[:255], pid=os.getpid(),
-            status="running"))
+        conn.execute(
+            zoho_sync_runs.insert().values(
+                run_id=run_id,
+                started_at=now,
+                heartbeat_at=now,
+                host=socket.gethostname()[:255],
+                pid=os.getpid(),
+                status="running",
+            )
+        )
 
 
 def heartbeat(engine, run_id: str) -> None:
@@ -46,14 +50,18 @@ def heartbeat(engine, run_id: str) -> None:
 def finish_run(engine, run_id: str, status: str, summary: dict) -> None:
     now = utcnow()
     with engine.begin() as conn:
-        conn.execute(zoho_sync_runs.update().where(zoho_sync_runs.c.run_id == run_id).values(
-            heartbeat_at=now, finished_at=now, status=status, summary=json.dumps(summary, default=str)))
+        conn.execute(
+            zoho_sync_runs.update()
+            .where(zoho_sync_runs.c.run_id == run_id)
+            .values(heartbeat_at=now, finished_at=now, status=status, summary=json.dumps(summary, default=str))
+        )
 
 
 def live_runs(now: datetime, stale_after_s: float):
     runs = zoho_sync_runs.c
-    return select(runs.run_id).where(runs.finished_at.is_(None),
-                                     runs.heartbeat_at > now - timedelta(seconds=stale_after_s))
+    return select(runs.run_id).where(
+        runs.finished_at.is_(None), runs.heartbeat_at > now - timedelta(seconds=stale_after_s)
+    )
 
 
 # --- finding work ---------------------------------------------------------------------------------------------
@@ -65,8 +73,8 @@ def _month_filter(spec: EntitySpec, months: tuple[date, date] | None):
     column = spec.table.c[spec.month_column]
     start, end = months
     if spec.month_column == "completed_at":  # a timestamp: compare with midnight UTC
-        start = datetime.combine(start, time.min, tzinfo=timezone.utc)
-        end = datetime.combine(end, time.min, tzinfo=timezone.utc)
+        start = datetime.combine(start, time.min, tzinfo=UTC)
+        end = datetime.combine(end, time.min, tzinfo=UTC)
     return and_(column >= start, column < end)
 
 
@@ -86,9 +94,10 @@ def due_filter(spec: EntitySpec, *, mode: str, now: datetime, run_id: str | None
         or_(
             c.zoho_sync_status.is_(None),
             c.zoho_sync_status == PENDING,
-            and_(c.zoho_sync_status != SYNCING,
-                 or_(c.zoho_source_version.is_(None), c.updated_at > c.zoho_source_version),
-                 ),
+            and_(
+                c.zoho_sync_status != SYNCING,
+                or_(c.zoho_source_version.is_(None), c.updated_at > c.zoho_source_version),
+            ),
             and_(c.zoho_sync_status.in_((FAILED, RETRYING)), c.zoho_next_attempt_at <= now),
             stale_claim,
         ),
@@ -105,8 +114,20 @@ def scope_filter(spec: EntitySpec, *, months=None, ids=None, eligible_only: bool
     return and_(*clauses)
 
 
-def find_due(conn, spec: EntitySpec, *, mode: str, now: datetime, run_id: str, stale_after_s: float,
-             months=None, ids=None, eligible_only=True, after_id=None, limit: int = 200) -> list[dict]:
+def find_due(
+    conn,
+    spec: EntitySpec,
+    *,
+    mode: str,
+    now: datetime,
+    run_id: str,
+    stale_after_s: float,
+    months=None,
+    ids=None,
+    eligible_only=True,
+    after_id=None,
+    limit: int = 200,
+) -> list[dict]:
     c = spec.table.c
     query = spec.select().where(
         due_filter(spec, mode=mode, now=now, run_id=run_id, stale_after_s=stale_after_s),
@@ -118,12 +139,17 @@ def find_due(conn, spec: EntitySpec, *, mode: str, now: datetime, run_id: str, s
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def count_due(conn, spec: EntitySpec, *, mode="due", now=None, run_id=None, stale_after_s=120.0, months=None,
-              ids=None) -> int:
+def count_due(
+    conn, spec: EntitySpec, *, mode="due", now=None, run_id=None, stale_after_s=120.0, months=None, ids=None
+) -> int:
     now = now or utcnow()
-    query = select(func.count()).select_from(spec.table).where(
-        due_filter(spec, mode=mode, now=now, run_id=run_id, stale_after_s=stale_after_s),
-        scope_filter(spec, months=months, ids=ids),
+    query = (
+        select(func.count())
+        .select_from(spec.table)
+        .where(
+            due_filter(spec, mode=mode, now=now, run_id=run_id, stale_after_s=stale_after_s),
+            scope_filter(spec, months=months, ids=ids),
+        )
     )
     return int(conn.execute(query).scalar() or 0)
 
@@ -131,13 +157,11 @@ def count_due(conn, spec: EntitySpec, *, mode="due", now=None, run_id=None, stal
 def next_retry_at(conn, spec: EntitySpec, *, months=None, ids=None) -> datetime | None:
     c = spec.table.c
     query = select(func.min(c.zoho_next_attempt_at)).where(
-        c.zoho_sync_status.in_((FAILED, RETRYING)), c.zoho_next_attempt_at.is_not(None),
+        c.zoho_sync_status.in_((FAILED, RETRYING)),
+        c.zoho_next_attempt_at.is_not(None),
         scope_filter(spec, months=months, ids=ids),
     )
-    value = conn.execute(query).scalar()
-    if value is not None and value.tzinfo is None:  # SQLite hands timestamps back naive: they are UTC
-        value = value.replace(tzinfo=timezone.utc)
-    return value
+    return aware(conn.execute(query).scalar())  # SQLite hands timestamps back naive: they are UTC
 
 
 # --- a chunk of rows' life ------------------------------------------------------------------------------------
@@ -159,17 +183,24 @@ def _statement(spec: EntitySpec, build):
 
 def _claim_statement(spec: EntitySpec):
     c = spec.table.c
-    values = dict(zoho_sync_status=SYNCING, zoho_claimed_by=bindparam("b_run_id"),
-                  zoho_claimed_at=bindparam("b_now", type_=c.zoho_claimed_at.type),
-                  zoho_create_in_doubt=bindparam("b_in_doubt"))
+    values = dict(
+        zoho_sync_status=SYNCING,
+        zoho_claimed_by=bindparam("b_run_id"),
+        zoho_claimed_at=bindparam("b_now", type_=c.zoho_claimed_at.type),
+        zoho_create_in_doubt=bindparam("b_in_doubt"),
+    )
     if spec.lookup_key:
         values["zoho_lookup_key"] = bindparam("b_lookup_key")
-    return (spec.table.update()
-            .where(c.id == bindparam("b_id", type_=c.id.type),
-                   # compare-and-set: nobody claimed the row since we read it
-                   c.zoho_claimed_by.is_not_distinct_from(bindparam("b_was_by", type_=c.zoho_claimed_by.type)),
-                   c.zoho_claimed_at.is_not_distinct_from(bindparam("b_was_at", type_=c.zoho_claimed_at.type)))
-            .values(**values))
+    return (
+        spec.table.update()
+        .where(
+            c.id == bindparam("b_id", type_=c.id.type),
+            # compare-and-set: nobody claimed the row since we read it
+            c.zoho_claimed_by.is_not_distinct_from(bindparam("b_was_by", type_=c.zoho_claimed_by.type)),
+            c.zoho_claimed_at.is_not_distinct_from(bindparam("b_was_at", type_=c.zoho_claimed_at.type)),
+        )
+        .values(**values)
+    )
 
 
 def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str) -> list[dict]:
@@ -182,9 +213,14 @@ def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str) -> list[
     params = []
     for row in rows:
         creating = row[spec.zoho_id_column] is None
-        param = dict(b_id=row["id"], b_was_by=row["zoho_claimed_by"], b_was_at=row["zoho_claimed_at"],
-                     b_run_id=run_id, b_now=now,
-                     b_in_doubt=True if creating else bool(row["zoho_create_in_doubt"]))
+        param = dict(
+            b_id=row["id"],
+            b_was_by=row["zoho_claimed_by"],
+            b_was_at=row["zoho_claimed_at"],
+            b_run_id=run_id,
+            b_now=now,
+            b_in_doubt=True if creating else bool(row["zoho_create_in_doubt"]),
+        )
         if spec.lookup_key:
             # keep the reference of an earlier create in doubt: that is the one its entity carries in ZOHO
             fresh_intent = creating and not row["zoho_create_in_doubt"]
@@ -195,14 +231,20 @@ def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str) -> list[
         result = conn.execute(_statement(spec, _claim_statement), params)
         if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(rows):
             return rows  # every compare-and-set matched: the usual case, no need to ask which
-        mine = set(conn.execute(select(c.id).where(
-            c.id.in_([row["id"] for row in rows]), c.zoho_claimed_by == run_id, c.zoho_claimed_at == now)).scalars())
+        mine = set(
+            conn.execute(
+                select(c.id).where(
+                    c.id.in_([row["id"] for row in rows]), c.zoho_claimed_by == run_id, c.zoho_claimed_at == now
+                )
+            ).scalars()
+        )
     return [row for row in rows if row["id"] in mine]
 
 
 @dataclass
 class Outcome:
     """What one attempt at one row came to; `record` writes a chunk of them."""
+
     row: dict
     outcome: str  # synced, unchanged, failed, retrying, dead_lettered; released: nothing was sent
     action: str = "skip"  # create, update, adopt, skip
@@ -221,15 +263,36 @@ class Outcome:
         return self.outcome in (SYNCED, UNCHANGED)
 
 
-def succeeded(row: dict, *, zoho_id: str, payload_hash: str, action: str, api_calls: int = 0,
-              duration_ms: int = 0) -> Outcome:
+def succeeded(
+    row: dict, *, zoho_id: str, payload_hash: str, action: str, api_calls: int = 0, duration_ms: int = 0
+) -> Outcome:
     """ZOHO holds the row's payload: sent by this attempt, or already there (action `skip`: unchanged)."""
-    return Outcome(row, UNCHANGED if action == "skip" else SYNCED, action, zoho_id, payload_hash,
-                   attempts=(row["zoho_attempts"] or 0) + 1, api_calls=api_calls, duration_ms=duration_ms)
+    return Outcome(
+        row,
+        UNCHANGED if action == "skip" else SYNCED,
+        action,
+        zoho_id,
+        payload_hash,
+        attempts=(row["zoho_attempts"] or 0) + 1,
+        api_calls=api_calls,
+        duration_ms=duration_ms,
+    )
 
 
-def failed(row: dict, *, action: str, error_code: str, error: str, retry_at: datetime | None, count_attempt: bool,
-           max_attempts: int, in_doubt: bool, zoho_id: str | None, api_calls: int, duration_ms: int) -> Outcome:
+def failed(
+    row: dict,
+    *,
+    action: str,
+    error_code: str,
+    error: str,
+    retry_at: datetime | None,
+    count_attempt: bool,
+    max_attempts: int,
+    in_doubt: bool,
+    zoho_id: str | None,
+    api_calls: int,
+    duration_ms: int,
+) -> Outcome:
     """A failed attempt. `retry_at` None: permanent (retried only when its data changes or on request); after
     `max_attempts` counted attempts a retryable failure is dead-lettered."""
     attempts = (row["zoho_attempts"] or 0) + (1 if count_attempt else 0)
@@ -237,8 +300,20 @@ def failed(row: dict, *, action: str, error_code: str, error: str, retry_at: dat
     if dead:
         retry_at = None
     status = RETRYING if retry_at is not None and count_attempt else FAILED
-    return Outcome(row, DEAD_LETTERED if dead else status, action, zoho_id, None, error_code[:32], error[:4000],
-                   retry_at, attempts, in_doubt, api_calls, duration_ms)
+    return Outcome(
+        row,
+        DEAD_LETTERED if dead else status,
+        action,
+        zoho_id,
+        None,
+        error_code[:32],
+        error[:4000],
+        retry_at,
+        attempts,
+        in_doubt,
+        api_calls,
+        duration_ms,
+    )
 
 
 def released(row: dict) -> Outcome:
@@ -259,29 +334,55 @@ def _owned(spec: EntitySpec):
 
 
 def _success_statement(spec: EntitySpec):
-    return spec.table.update().where(_owned(spec)).values(**{
-        spec.zoho_id_column: bindparam("b_zoho_id"), "zoho_sync_status": SYNCED,
-        "zoho_last_synced_at": bindparam("b_now", type_=spec.table.c.zoho_last_synced_at.type),
-        "zoho_last_sync_error": None, "zoho_error_code": None, "zoho_payload_hash": bindparam("b_hash"),
-        "zoho_source_version": _source_version(spec), "zoho_attempts": 0, "zoho_next_attempt_at": None,
-        "zoho_create_in_doubt": False, "zoho_dead_lettered": False})
+    return (
+        spec.table.update()
+        .where(_owned(spec))
+        .values(
+            **{
+                spec.zoho_id_column: bindparam("b_zoho_id"),
+                "zoho_sync_status": SYNCED,
+                "zoho_last_synced_at": bindparam("b_now", type_=spec.table.c.zoho_last_synced_at.type),
+                "zoho_last_sync_error": None,
+                "zoho_error_code": None,
+                "zoho_payload_hash": bindparam("b_hash"),
+                "zoho_source_version": _source_version(spec),
+                "zoho_attempts": 0,
+                "zoho_next_attempt_at": None,
+                "zoho_create_in_doubt": False,
+                "zoho_dead_lettered": False,
+            }
+        )
+    )
 
 
 def _failure_statement(spec: EntitySpec):
     c = spec.table.c
-    return spec.table.update().where(_owned(spec)).values(**{
-        "zoho_sync_status": bindparam("b_status"), "zoho_last_sync_error": bindparam("b_error"),
-        "zoho_error_code": bindparam("b_code"), "zoho_attempts": bindparam("b_attempts"),
-        "zoho_next_attempt_at": bindparam("b_retry_at", type_=c.zoho_next_attempt_at.type),
-        "zoho_create_in_doubt": bindparam("b_in_doubt"), "zoho_dead_lettered": bindparam("b_dead"),
-        "zoho_source_version": _source_version(spec),
-        # an id ZOHO gave this attempt is kept even though the row failed after it
-        spec.zoho_id_column: func.coalesce(bindparam("b_zoho_id"), c[spec.zoho_id_column])})
+    return (
+        spec.table.update()
+        .where(_owned(spec))
+        .values(
+            **{
+                "zoho_sync_status": bindparam("b_status"),
+                "zoho_last_sync_error": bindparam("b_error"),
+                "zoho_error_code": bindparam("b_code"),
+                "zoho_attempts": bindparam("b_attempts"),
+                "zoho_next_attempt_at": bindparam("b_retry_at", type_=c.zoho_next_attempt_at.type),
+                "zoho_create_in_doubt": bindparam("b_in_doubt"),
+                "zoho_dead_lettered": bindparam("b_dead"),
+                "zoho_source_version": _source_version(spec),
+                # an id ZOHO gave this attempt is kept even though the row failed after it
+                spec.zoho_id_column: func.coalesce(bindparam("b_zoho_id"), c[spec.zoho_id_column]),
+            }
+        )
+    )
 
 
 def _release_statement(spec: EntitySpec):
-    return spec.table.update().where(_owned(spec)).values(
-        zoho_sync_status=bindparam("b_status"), zoho_create_in_doubt=bindparam("b_in_doubt"))
+    return (
+        spec.table.update()
+        .where(_owned(spec))
+        .values(zoho_sync_status=bindparam("b_status"), zoho_create_in_doubt=bindparam("b_in_doubt"))
+    )
 
 
 def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) -> None:
@@ -296,23 +397,55 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) ->
         base = dict(b_id=row["id"], b_run_id=run_id)
         if o.outcome == RELEASED:
             previous = row["zoho_sync_status"]
-            releases.append(dict(base, b_status=PENDING if previous in (None, SYNCING) else previous,
-                                 b_in_doubt=bool(row["zoho_create_in_doubt"])))
+            releases.append(
+                dict(
+                    base,
+                    b_status=PENDING if previous in (None, SYNCING) else previous,
+                    b_in_doubt=bool(row["zoho_create_in_doubt"]),
+                )
+            )
             continue
         if o.synced:
-            successes.append(dict(base, b_zoho_id=o.zoho_id, b_now=now, b_hash=o.payload_hash,
-                                  b_updated_at=row["updated_at"]))
+            successes.append(
+                dict(base, b_zoho_id=o.zoho_id, b_now=now, b_hash=o.payload_hash, b_updated_at=row["updated_at"])
+            )
         else:
-            failures.append(dict(base, b_status=FAILED if o.outcome == DEAD_LETTERED else o.outcome,
-                                 b_error=o.error, b_code=o.error_code, b_attempts=o.attempts, b_retry_at=o.retry_at,
-                                 b_in_doubt=o.in_doubt, b_dead=o.outcome == DEAD_LETTERED, b_zoho_id=o.zoho_id,
-                                 b_updated_at=row["updated_at"]))
-        logs.append(dict(entity_type=spec.name, entity_id=str(row["id"]), action=o.action, outcome=o.outcome,
-                         zoho_id=o.zoho_id, error_code=o.error_code, error=o.error, attempt=o.attempts,
-                         api_calls=o.api_calls, duration_ms=o.duration_ms, run_id=run_id, created_at=now))
+            failures.append(
+                dict(
+                    base,
+                    b_status=FAILED if o.outcome == DEAD_LETTERED else o.outcome,
+                    b_error=o.error,
+                    b_code=o.error_code,
+                    b_attempts=o.attempts,
+                    b_retry_at=o.retry_at,
+                    b_in_doubt=o.in_doubt,
+                    b_dead=o.outcome == DEAD_LETTERED,
+                    b_zoho_id=o.zoho_id,
+                    b_updated_at=row["updated_at"],
+                )
+            )
+        logs.append(
+            dict(
+                entity_type=spec.name,
+                entity_id=str(row["id"]),
+                action=o.action,
+                outcome=o.outcome,
+                zoho_id=o.zoho_id,
+                error_code=o.error_code,
+                error=o.error,
+                attempt=o.attempts,
+                api_calls=o.api_calls,
+                duration_ms=o.duration_ms,
+                run_id=run_id,
+                created_at=now,
+            )
+        )
     with engine.begin() as conn:
-        for params, build in ((successes, _success_statement), (failures, _failure_statement),
-                              (releases, _release_statement)):
+        for params, build in (
+            (successes, _success_statement),
+            (failures, _failure_statement),
+            (releases, _release_statement),
+        ):
             if params:
                 conn.execute(_statement(spec, build), params)
         if logs:
@@ -328,7 +461,12 @@ def _wake_children(conn, spec: EntitySpec, parent_ids: list) -> None:
 
     for child_name, column in spec.children:
         child = SPECS[child_name].table
-        conn.execute(child.update().where(
-            child.c[column].in_(parent_ids), child.c.zoho_error_code == "parent_failed",
-            child.c.zoho_sync_status == FAILED,
-        ).values(zoho_next_attempt_at=utcnow()))
+        conn.execute(
+            child.update()
+            .where(
+                child.c[column].in_(parent_ids),
+                child.c.zoho_error_code == "parent_failed",
+                child.c.zoho_sync_status == FAILED,
+            )
+            .values(zoho_next_attempt_at=utcnow())
+        )

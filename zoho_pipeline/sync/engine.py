@@ -16,15 +16,23 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
+from zoho_pipeline.source.database import aware, utcnow
 from zoho_pipeline.sync import claims
 from zoho_pipeline.sync.catalog import Catalog
 from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, ParentInfo, ParentNotReady, payload_hash
 from zoho_pipeline.sync.progress import Progress
 from zoho_pipeline.sync.report import (
-    STOP_AUTH, STOP_BUDGET, STOP_KILL_SWITCH, STOP_RATE_LIMITED, STOP_REQUESTED, STOP_UNREACHABLE, Failure, RunReport,
+    STOP_AUTH,
+    STOP_BUDGET,
+    STOP_KILL_SWITCH,
+    STOP_RATE_LIMITED,
+    STOP_REQUESTED,
+    STOP_UNREACHABLE,
+    Failure,
+    RunReport,
 )
 from zoho_pipeline.sync.row_client import RowClient
 from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES, SyncSettings
@@ -86,8 +94,14 @@ def run_sync(
                 claims.finish_run(source_engine, run_id, status, report.as_dict())
             except Exception:  # the source may be the thing that failed; the run's own error is what matters
                 log.exception("could not record the end of run_id=%s", run_id)
-    log.info("sync finished run_id=%s status=%s api_calls=%d duration_s=%.1f stopped=%s", run_id, status,
-             report.api_calls, report.duration_s, report.stopped_reason)
+    log.info(
+        "sync finished run_id=%s status=%s api_calls=%d duration_s=%.1f stopped=%s",
+        run_id,
+        status,
+        report.api_calls,
+        report.duration_s,
+        report.stopped_reason,
+    )
     return report
 
 
@@ -96,8 +110,9 @@ class _Heartbeat:
 
     def __init__(self, engine, run_id: str, interval_s: float):
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(engine, run_id, interval_s), daemon=True,
-                                        name=f"heartbeat-{run_id[:8]}")
+        self._thread = threading.Thread(
+            target=self._beat, args=(engine, run_id, interval_s), daemon=True, name=f"heartbeat-{run_id[:8]}"
+        )
         self._thread.start()
 
     def _beat(self, engine, run_id, interval_s):
@@ -147,8 +162,15 @@ class _Run:
         if self.ids is not None and not ids:
             return
         with self.engine.connect() as conn:
-            rep.due += claims.count_due(conn, spec, mode=self.mode, run_id=self.report.run_id,
-                                        stale_after_s=self.settings.run_stale_after_s, months=self.months, ids=ids)
+            rep.due += claims.count_due(
+                conn,
+                spec,
+                mode=self.mode,
+                run_id=self.report.run_id,
+                stale_after_s=self.settings.run_stale_after_s,
+                months=self.months,
+                ids=ids,
+            )
         progress = Progress(spec.name, rep.due, self.settings.progress_interval_s)
         self._sweep(spec, rep, self.mode, ids, progress)
         for _ in range(self.settings.in_run_retry_rounds):
@@ -158,8 +180,9 @@ class _Run:
         rep.rate_limited += _rate_limited(self.client) - limited_before
         rep.duration_s = round(rep.duration_s + time.monotonic() - started, 3)
         with self.engine.connect() as conn:
-            rep.backlog = claims.count_due(conn, spec, run_id=None, stale_after_s=self.settings.run_stale_after_s,
-                                           months=self.months, ids=ids)
+            rep.backlog = claims.count_due(
+                conn, spec, run_id=None, stale_after_s=self.settings.run_stale_after_s, months=self.months, ids=ids
+            )
         progress.done(rep)
 
     def _sweep(self, spec, rep, mode, ids, progress, *, prerequisite=False) -> None:
@@ -167,9 +190,18 @@ class _Run:
         while not self.stopped:
             with self.engine.connect() as conn:
                 rows = claims.find_due(
-                    conn, spec, mode=mode, now=claims.utcnow(), run_id=self.report.run_id,
-                    stale_after_s=self.settings.run_stale_after_s, months=None if prerequisite else self.months,
-                    ids=ids, eligible_only=not prerequisite, after_id=after, limit=self.settings.batch_size)
+                    conn,
+                    spec,
+                    mode=mode,
+                    now=utcnow(),
+                    run_id=self.report.run_id,
+                    stale_after_s=self.settings.run_stale_after_s,
+                    months=None if prerequisite else self.months,
+                    ids=ids,
+                    eligible_only=not prerequisite,
+                    after_id=after,
+                    limit=self.settings.batch_size,
+                )
             if not rows:
                 return
             after = rows[-1]["id"]
@@ -204,7 +236,7 @@ class _Run:
             for start in range(0, len(rows), chunk):
                 if self.stopped:
                     break
-                wanted = rows[start:start + chunk]
+                wanted = rows[start : start + chunk]
                 claimed = claims.claim_rows(self.engine, spec, wanted, self.report.run_id)
                 rep.skipped += len(wanted) - len(claimed)  # another live run has them
                 for row in claimed:
@@ -236,8 +268,16 @@ class _Run:
                 if key in self.unsynced:  # tried before in this run: its latest reason stands
                     rep.failures[:] = [f for f in rep.failures if f.entity_id != key[1]]
                 self.unsynced.add(key)
-                rep.failures.append(Failure(spec.name, key[1], spec.label(o.row), o.error_code, o.error,
-                                            dead_lettered=o.outcome == claims.DEAD_LETTERED))
+                rep.failures.append(
+                    Failure(
+                        spec.name,
+                        key[1],
+                        spec.label(o.row),
+                        o.error_code,
+                        o.error,
+                        dead_lettered=o.outcome == claims.DEAD_LETTERED,
+                    )
+                )
             progress.tick(rep)
 
     def _wait_for_retries(self, spec, ids) -> bool:
@@ -246,7 +286,7 @@ class _Run:
             at = claims.next_retry_at(conn, spec, months=self.months, ids=ids)
         if at is None:
             return False
-        wait = (at - claims.utcnow()).total_seconds()
+        wait = (at - utcnow()).total_seconds()
         if wait > self.settings.in_run_retry_window_s:
             return False
         deadline = time.monotonic() + max(0.0, wait)
@@ -266,8 +306,7 @@ class _Run:
         for entity in sorted(wanted, key=ENTITY_ORDER.index):
             parent_spec = SPECS[entity]
             found = self._parent_infos(parent_spec, wanted[entity])
-            missing = [pid for pid, info in found.items()
-                       if not info.zoho_id and (entity, pid) not in self.unsynced]
+            missing = [pid for pid, info in found.items() if not info.zoho_id and (entity, pid) not in self.unsynced]
             if missing and self.dry_run:
                 found.update(self._dry_parents(parent_spec, missing))
             elif missing and not self.stopped:
@@ -300,12 +339,18 @@ class _Run:
         found = {pid: ParentInfo(spec.name, pid, pid, None, None, "does not exist") for pid in ids}
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
-                query = spec.select().where(c.id.in_(ids[start:start + 500]))
+                query = spec.select().where(c.id.in_(ids[start : start + 500]))
                 for row in conn.execute(query).mappings():
                     row = dict(row)
                     found[str(row["id"])] = ParentInfo(
-                        spec.name, str(row["id"]), spec.label(row), row[spec.zoho_id_column],
-                        row["zoho_sync_status"], row["zoho_last_sync_error"], row["zoho_next_attempt_at"])
+                        spec.name,
+                        str(row["id"]),
+                        spec.label(row),
+                        row[spec.zoho_id_column],
+                        row["zoho_sync_status"],
+                        row["zoho_last_sync_error"],
+                        row["zoho_next_attempt_at"],
+                    )
         return found
 
     # -- one row (in a worker: build, call; the sweep's thread records) ------------------------------------
@@ -324,11 +369,27 @@ class _Run:
 
         def failed(code, message, retry_at, count_attempt, in_doubt, new_zoho_id) -> claims.Outcome:
             outcome = claims.failed(
-                row, action=action, error_code=code, error=message, retry_at=retry_at, count_attempt=count_attempt,
-                max_attempts=self.settings.max_attempts, in_doubt=in_doubt, zoho_id=new_zoho_id,
-                api_calls=client.calls, duration_ms=elapsed_ms())
-            log.warning("row %s entity=%s id=%s label=%r code=%s error=%s", outcome.outcome, spec.name, row["id"],
-                        spec.label(row), code, message)
+                row,
+                action=action,
+                error_code=code,
+                error=message,
+                retry_at=retry_at,
+                count_attempt=count_attempt,
+                max_attempts=self.settings.max_attempts,
+                in_doubt=in_doubt,
+                zoho_id=new_zoho_id,
+                api_calls=client.calls,
+                duration_ms=elapsed_ms(),
+            )
+            log.warning(
+                "row %s entity=%s id=%s label=%r code=%s error=%s",
+                outcome.outcome,
+                spec.name,
+                row["id"],
+                spec.label(row),
+                code,
+                message,
+            )
             return outcome
 
         try:
@@ -341,36 +402,59 @@ class _Run:
             else:
                 found = spec.lookup(client, payload, row, ctx) if was_in_doubt else None
                 if found:
-                    log.info("adopted entity=%s id=%s label=%r zoho_id=%s (an earlier create reached ZOHO)",
-                             spec.name, row["id"], spec.label(row), found)
+                    log.info(
+                        "adopted entity=%s id=%s label=%r zoho_id=%s (an earlier create reached ZOHO)",
+                        spec.name,
+                        row["id"],
+                        spec.label(row),
+                        found,
+                    )
                     zoho_id, action = found, "adopt"
                     ctx.adopted = True  # what the lost create carried may be older than the row: send it now
                     spec.update(client, zoho_id, payload, row, ctx)
                 else:
                     zoho_id = spec.create(client, payload, row, ctx)
-            return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action=action, api_calls=client.calls,
-                                    duration_ms=elapsed_ms())
+            return claims.succeeded(
+                row,
+                zoho_id=zoho_id,
+                payload_hash=digest,
+                action=action,
+                api_calls=client.calls,
+                duration_ms=elapsed_ms(),
+            )
         except InvalidRow as exc:
             return failed("invalid", str(exc), None, False, was_in_doubt, ctx.new_zoho_id)
         except ParentNotReady as exc:  # try again just after the parent's own next attempt
-            retry_at = _aware(exc.retry_at) + timedelta(seconds=1) if exc.retry_at else (
-                claims.utcnow() + timedelta(seconds=self.settings.backoff_max_s))
+            retry_at = (
+                aware(exc.retry_at) + timedelta(seconds=1)
+                if exc.retry_at
+                else (utcnow() + timedelta(seconds=self.settings.backoff_max_s))
+            )
             return failed("parent_failed", str(exc), retry_at, False, was_in_doubt, None)
         except ZohoError as exc:
             if exc.kind in STOPPING_ERRORS or exc.unreachable:  # the organization is blocked: stop, charge no row
                 self.stop(STOP_UNREACHABLE if exc.unreachable else STOPPING_ERRORS[exc.kind], str(exc))
                 return dataclasses.replace(claims.released(row), api_calls=client.calls)
             in_doubt = was_in_doubt or (action == "create" and exc.may_have_acted)
-            retry_at = None if exc.kind == PERMANENT else (
-                claims.utcnow() + timedelta(seconds=self._backoff((row["zoho_attempts"] or 0) + 1)))
+            retry_at = (
+                None
+                if exc.kind == PERMANENT
+                else (utcnow() + timedelta(seconds=self._backoff((row["zoho_attempts"] or 0) + 1)))
+            )
             return failed(exc.error_code, str(exc), retry_at, True, in_doubt, ctx.new_zoho_id)
         except LookupError as exc:  # the catalog could not find what every row needs (e.g. no VAT tax)
             return failed("setup", str(exc), None, False, was_in_doubt, None)
         except Exception as exc:  # a bug or odd data must fail this row alone, with its reason, and retry
             log.exception("unexpected error entity=%s id=%s", spec.name, row["id"])
-            retry_at = claims.utcnow() + timedelta(seconds=self._backoff((row["zoho_attempts"] or 0) + 1))
-            return failed("internal", f"{type(exc).__name__}: {exc}", retry_at, True,
-                          was_in_doubt or action == "create", ctx.new_zoho_id)
+            retry_at = utcnow() + timedelta(seconds=self._backoff((row["zoho_attempts"] or 0) + 1))
+            return failed(
+                "internal",
+                f"{type(exc).__name__}: {exc}",
+                retry_at,
+                True,
+                was_in_doubt or action == "create",
+                ctx.new_zoho_id,
+            )
 
     def _backoff(self, attempts: int) -> float:
         delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** max(0, attempts - 1))
@@ -439,18 +523,15 @@ class _RowContext:
         if info is None or info.error == "does not exist":
             raise InvalidRow(f"{singular}_id", f"{singular} {source_id} does not exist")
         if info.status == claims.SYNCING:
-            raise ParentNotReady(f"parent {singular} {info.label} is being synced by another run",
-                                 claims.utcnow() + timedelta(seconds=60))
+            raise ParentNotReady(
+                f"parent {singular} {info.label} is being synced by another run", utcnow() + timedelta(seconds=60)
+            )
         reason = info.error or f"has not synced yet (status {info.status or 'pending'})"
         raise ParentNotReady(f"parent {singular} {info.label} failed: {reason}", info.next_attempt_at)
 
     def remember_zoho_id(self, zoho_id: str) -> None:
         """Called by a mapping right after a create, so a check that then fails the row keeps the id."""
         self.new_zoho_id = zoho_id
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite gives naive UTC
 
 
 def _rate_limited(client) -> int:

@@ -1,11 +1,11 @@
-"""The engine's knobs. One dataclass, read from the environment or built by the Dagster resource."""
+"""The engine's knobs. One dataclass; each field's default is written once, here, and `from_env` names the
+environment variable of each (the Dagster resource shows the same fields in the Launchpad)."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from zoho_pipeline.env import flag, number
+from zoho_pipeline.env import environ, flag, number
 
 ENTITY_ORDER = ("plans", "customers", "subscriptions", "invoices", "payments")
 MODES = ("due", "failed", "all")
@@ -30,21 +30,30 @@ class SyncSettings:
     progress_interval_s: float = 10.0
 
     @classmethod
-    def from_env(cls, env=None) -> "SyncSettings":
-        env = os.environ if env is None else env
+    def from_env(cls, env=None) -> SyncSettings:
+        env = environ(env)
+        values = {}
+        for f in fields(cls):
+            name = ENV_VARS.get(f.name)
+            if name is None:
+                continue
+            default = getattr(cls, f.name)
+            values[f.name] = (
+                flag(env.get(name), default) if f.type == "bool" else number(name, default, type(default), env)
+            )
+        return cls(**values)
 
-        def num(name, default, kind=int):
-            return number(name, default, kind, env)
 
-        return cls(
-            enabled=flag(env.get("ENABLE_ZOHO_SYNC"), True),
-            max_workers=num("ZOHO_SYNC_WORKERS", 4),
-            batch_size=num("ZOHO_SYNC_BATCH_SIZE", 200),
-            claim_chunk=num("ZOHO_SYNC_CLAIM_CHUNK", 32),
-            max_attempts=num("ZOHO_SYNC_MAX_ATTEMPTS", 5),
-            backoff_base_s=num("ZOHO_SYNC_BACKOFF_BASE_S", 30.0, float),
-            backoff_max_s=num("ZOHO_SYNC_BACKOFF_MAX_S", 3600.0, float),
-            in_run_retry_window_s=num("ZOHO_SYNC_IN_RUN_RETRY_WINDOW_S", 60.0, float),
-            run_stale_after_s=num("ZOHO_SYNC_RUN_STALE_AFTER_S", 120.0, float),
-            heartbeat_interval_s=num("ZOHO_SYNC_HEARTBEAT_S", 15.0, float),
-        )
+# field → environment variable (fields without one keep their default)
+ENV_VARS = {
+    "enabled": "ENABLE_ZOHO_SYNC",
+    "max_workers": "ZOHO_SYNC_WORKERS",
+    "batch_size": "ZOHO_SYNC_BATCH_SIZE",
+    "claim_chunk": "ZOHO_SYNC_CLAIM_CHUNK",
+    "max_attempts": "ZOHO_SYNC_MAX_ATTEMPTS",
+    "backoff_base_s": "ZOHO_SYNC_BACKOFF_BASE_S",
+    "backoff_max_s": "ZOHO_SYNC_BACKOFF_MAX_S",
+    "in_run_retry_window_s": "ZOHO_SYNC_IN_RUN_RETRY_WINDOW_S",
+    "run_stale_after_s": "ZOHO_SYNC_RUN_STALE_AFTER_S",
+    "heartbeat_interval_s": "ZOHO_SYNC_HEARTBEAT_S",
+}

@@ -1,35 +1,26 @@
-"""Database-backed stores for the ZOHO client: the shared access-token cache and the daily API usage.
-
-SQLAlchemy Core on `zoho_oauth_tokens` / `zoho_api_usage`, portable between SQLite and Postgres.
+"""The ZOHO client as every process builds it: its database-backed stores, the shared access-token cache and the
+daily API usage (SQLAlchemy Core on `zoho_oauth_tokens` / `zoho_api_usage`, portable between SQLite and Postgres),
+and `zoho_client`, the one factory.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from zoho_pipeline.source.database import aware, db_time, utcnow
 from zoho_pipeline.source.tables import zoho_api_usage, zoho_oauth_tokens
 from zoho_pipeline.zoho.auth import CachedToken
+from zoho_pipeline.zoho.client import ZohoClient
+from zoho_pipeline.zoho.config import ZohoConfig
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def _db_time(engine: sa.engine.Engine, value: datetime) -> datetime:
-    """UTC; naive on SQLite so stored strings compare in one format."""
-    value = value.astimezone(timezone.utc)
-    return value.replace(tzinfo=None) if engine.dialect.name == "sqlite" else value
+def zoho_client(config: ZohoConfig, engine: sa.engine.Engine, **kwargs) -> ZohoClient:
+    """A ZohoClient sharing the access token and the daily API usage with every process, through the source
+    database. `kwargs` (limiter, session) go to the client. The caller closes it (it is a context manager)."""
+    return ZohoClient(config, token_store=DbTokenStore(engine), usage_store=DbUsageStore(engine), **kwargs)
 
 
 class DbTokenStore:
@@ -47,47 +38,61 @@ class DbTokenStore:
             return
         try:
             with conn.begin_nested():
-                conn.execute(t.insert().values(token_key=key, updated_at=_db_time(self.engine, _now())))
+                conn.execute(t.insert().values(token_key=key, updated_at=db_time(self.engine, utcnow())))
         except IntegrityError:
             pass  # another process inserted it first
 
     def load(self, key: str) -> CachedToken | None:
         t = zoho_oauth_tokens
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(t.c.access_token, t.c.expires_at, t.c.api_domain)
-                               .where(t.c.token_key == key)).first()
+            row = conn.execute(
+                sa.select(t.c.access_token, t.c.expires_at, t.c.api_domain).where(t.c.token_key == key)
+            ).first()
         if row is None or not row.access_token or row.expires_at is None:
             return None
-        return CachedToken(access_token=row.access_token, expires_at=_aware(row.expires_at),
-                           api_domain=row.api_domain)
+        return CachedToken(access_token=row.access_token, expires_at=aware(row.expires_at), api_domain=row.api_domain)
 
     def save(self, key: str, token: CachedToken) -> None:
         t = zoho_oauth_tokens
-        values = dict(access_token=token.access_token, expires_at=_db_time(self.engine, token.expires_at),
-                      api_domain=token.api_domain, updated_at=_db_time(self.engine, _now()))
+        values = dict(
+            access_token=token.access_token,
+            expires_at=db_time(self.engine, token.expires_at),
+            api_domain=token.api_domain,
+            updated_at=db_time(self.engine, utcnow()),
+        )
         with self.engine.begin() as conn:
             self._ensure_row(conn, key)
             conn.execute(t.update().where(t.c.token_key == key).values(**values))
 
     def acquire_refresh_lock(self, key: str, owner: str, ttl_s: float) -> bool:
         t = zoho_oauth_tokens
-        now = _now()
+        now = utcnow()
         with self.engine.begin() as conn:
             self._ensure_row(conn, key)
             result = conn.execute(
                 t.update()
                 .where(t.c.token_key == key)
-                .where(sa.or_(t.c.lock_owner.is_(None), t.c.lock_owner == owner,
-                              t.c.lock_until.is_(None), t.c.lock_until < _db_time(self.engine, now)))
-                .values(lock_owner=owner, lock_until=_db_time(self.engine, now + timedelta(seconds=ttl_s)))
+                .where(
+                    sa.or_(
+                        t.c.lock_owner.is_(None),
+                        t.c.lock_owner == owner,
+                        t.c.lock_until.is_(None),
+                        t.c.lock_until < db_time(self.engine, now),
+                    )
+                )
+                .values(lock_owner=owner, lock_until=db_time(self.engine, now + timedelta(seconds=ttl_s)))
             )
             return result.rowcount == 1
 
     def release_refresh_lock(self, key: str, owner: str) -> None:
         t = zoho_oauth_tokens
         with self.engine.begin() as conn:
-            conn.execute(t.update().where(t.c.token_key == key).where(t.c.lock_owner == owner)
-                         .values(lock_owner=None, lock_until=None))
+            conn.execute(
+                t.update()
+                .where(t.c.token_key == key)
+                .where(t.c.lock_owner == owner)
+                .values(lock_owner=None, lock_until=None)
+            )
 
 
 class DbUsageStore:
@@ -115,6 +120,7 @@ class DbUsageStore:
     def get(self, organization_id: str, day: date) -> int:
         u = zoho_api_usage
         with self.engine.connect() as conn:
-            value = conn.execute(sa.select(u.c.calls).where((u.c.organization_id == organization_id)
-                                                            & (u.c.day == day))).scalar()
+            value = conn.execute(
+                sa.select(u.c.calls).where((u.c.organization_id == organization_id) & (u.c.day == day))
+            ).scalar()
         return int(value or 0)

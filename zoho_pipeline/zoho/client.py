@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import random
 import threading
 import time
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from zoho_pipeline.env import text
 
 from .auth import TokenProvider, TokenStore
 from .config import ZohoConfig
@@ -48,9 +50,14 @@ class ClientStats:
 
     def snapshot(self) -> dict:
         with self._lock:
-            return {"api_calls": self.api_calls, "by_method": dict(self.by_method),
-                    "rate_limited": self.rate_limited, "retries": self.retries,
-                    "token_refreshes": self.token_refreshes, "waited_s": round(self.waited_s, 3)}
+            return {
+                "api_calls": self.api_calls,
+                "by_method": dict(self.by_method),
+                "rate_limited": self.rate_limited,
+                "retries": self.retries,
+                "token_refreshes": self.token_refreshes,
+                "waited_s": round(self.waited_s, 3),
+            }
 
     def __repr__(self):
         return f"ClientStats({self.snapshot()})"
@@ -64,6 +71,7 @@ def _retry_after(resp: requests.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         from email.utils import parsedate_to_datetime
+
         try:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
@@ -71,9 +79,14 @@ def _retry_after(resp: requests.Response) -> float | None:
 
 
 class ZohoClient:
-    def __init__(self, config: ZohoConfig, token_store: TokenStore | None = None,
-                 usage_store: UsageStore | None = None, limiter: RateLimiter | None = None,
-                 session: requests.Session | None = None):
+    def __init__(
+        self,
+        config: ZohoConfig,
+        token_store: TokenStore | None = None,
+        usage_store: UsageStore | None = None,
+        limiter: RateLimiter | None = None,
+        session: requests.Session | None = None,
+    ):
         self.config = config
         self.stats = ClientStats()
         self._own_session = session is None
@@ -86,12 +99,12 @@ class ZohoClient:
             # engine's CPU per row in the overhead benchmark); HTTPS_PROXY / NO_PROXY keep working
             session.trust_env = False
             session.proxies.update(requests.utils.get_environ_proxies(config.base_url))
-            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            session.verify = text("REQUESTS_CA_BUNDLE") or text("CURL_CA_BUNDLE") or True
         self.session = session
         self.limiter = limiter or RateLimiter.for_organization(
-            config.organization_id, config.requests_per_minute, config.daily_budget, usage_store)
-        self.tokens = TokenProvider(config, token_store, session,
-                                    on_refresh=lambda: self.stats._add(token_refreshes=1))
+            config.organization_id, config.requests_per_minute, config.daily_budget, usage_store
+        )
+        self.tokens = TokenProvider(config, token_store, session, on_refresh=lambda: self.stats._add(token_refreshes=1))
         self._timeout = (config.connect_timeout_s, config.read_timeout_s)
 
     def __repr__(self):
@@ -125,8 +138,12 @@ class ZohoClient:
         for org in body.get("organizations") or []:
             if str(org.get("organization_id")) == str(self.config.organization_id):
                 return org
-        raise ZohoError(kind=AUTH, message=f"organization {self.config.organization_id} is not accessible "
-                        "with these credentials", method="GET", path="/organizations")
+        raise ZohoError(
+            kind=AUTH,
+            message=f"organization {self.config.organization_id} is not accessible with these credentials",
+            method="GET",
+            path="/organizations",
+        )
 
     def close(self) -> None:
         try:
@@ -148,7 +165,7 @@ class ZohoClient:
         return token.api_domain.rstrip("/") + "/billing/v1"
 
     def _backoff(self, attempt: int) -> float:
-        delay = self.config.retry_base_delay_s * (2 ** attempt)
+        delay = self.config.retry_base_delay_s * (2**attempt)
         return delay * random.uniform(0.75, 1.25)
 
     def _secrets(self) -> tuple:
@@ -175,16 +192,25 @@ class ZohoClient:
             if waited > 0:
                 self.stats._add(waited_s=waited)
                 rate_waited += waited
-            headers = {**self.session.headers, "Authorization": f"Zoho-oauthtoken {token.access_token}",
-                       "X-com-zoho-subscriptions-organizationid": str(cfg.organization_id),
-                       "Accept": "application/json"}
+            headers = {
+                **self.session.headers,
+                "Authorization": f"Zoho-oauthtoken {token.access_token}",
+                "X-com-zoho-subscriptions-organizationid": str(cfg.organization_id),
+                "Accept": "application/json",
+            }
             self.stats._call(method)
             try:
                 # prepared here, with the session's headers and hooks: Session.request's general merging (cookies,
                 # environment settings, none of which ZOHO uses) cost a quarter of a call's CPU; send() still
                 # applies the session's proxies and CA bundle
-                prepared = requests.Request(method, self._base_url(token) + path, params=params, json=json,
-                                            headers=headers, hooks=self.session.hooks).prepare()
+                prepared = requests.Request(
+                    method,
+                    self._base_url(token) + path,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    hooks=self.session.hooks,
+                ).prepare()
                 resp = self.session.send(prepared, timeout=self._timeout)
             except requests.RequestException as exc:
                 what = type(exc).__name__
@@ -219,12 +245,23 @@ class ZohoClient:
                 wait = after if after is not None else cfg.rate_limit_backoff_s * (2 ** (n429 - 1))
                 self.limiter.pause_for(wait)  # everyone in the process holds back, even if we give up
                 if rate_waited + wait > cfg.max_rate_limit_wait_s:
-                    log.warning("zoho %s %s: 429, ZOHO asks %.1fs, beyond the %.0fs we may wait", method, path,
-                                wait, cfg.max_rate_limit_wait_s)
-                    raise error(RATE_LIMITED, f"ZOHO rate limit: retry after {wait:.0f}s", http_status=429,
-                                retry_after_s=wait)
-                log.warning("zoho %s %s: 429, pausing all requests for the organization for %.1fs%s", method,
-                            path, wait, "" if after is not None else " (no Retry-After, backing off)")
+                    log.warning(
+                        "zoho %s %s: 429, ZOHO asks %.1fs, beyond the %.0fs we may wait",
+                        method,
+                        path,
+                        wait,
+                        cfg.max_rate_limit_wait_s,
+                    )
+                    raise error(
+                        RATE_LIMITED, f"ZOHO rate limit: retry after {wait:.0f}s", http_status=429, retry_after_s=wait
+                    )
+                log.warning(
+                    "zoho %s %s: 429, pausing all requests for the organization for %.1fs%s",
+                    method,
+                    path,
+                    wait,
+                    "" if after is not None else " (no Retry-After, backing off)",
+                )
                 continue
             if status >= 500:
                 if method not in WRITE_METHODS and retries < cfg.max_retries:
@@ -233,14 +270,19 @@ class ZohoClient:
                     continue
                 if method in WRITE_METHODS:
                     log.warning("zoho %s %s: HTTP %d after send: outcome unknown", method, path, status)
-            return parse_envelope(status, resp.content, method=method, path=path, secrets=self._secrets(),
-                                  retry_after_s=_retry_after(resp) if status == 429 else None)
+            return parse_envelope(
+                status,
+                resp.content,
+                method=method,
+                path=path,
+                secrets=self._secrets(),
+                retry_after_s=_retry_after(resp) if status == 429 else None,
+            )
 
     def _retry(self, method, path, why, attempt):
         delay = self._backoff(attempt - 1)
         self.stats._add(retries=1)
-        log.info("zoho %s %s: %s, retry %d/%d in %.2fs", method, path, why, attempt, self.config.max_retries,
-                 delay)
+        log.info("zoho %s %s: %s, retry %d/%d in %.2fs", method, path, why, attempt, self.config.max_retries, delay)
         time.sleep(delay)
 
     def _parse_error(self, resp, method, path, kind) -> ZohoError:
@@ -249,5 +291,11 @@ class ZohoClient:
         except ZohoError as exc:
             return dataclasses.replace(exc, kind=kind)
         data = decode_body(resp.content)
-        return ZohoError(kind=kind, message=f"HTTP {resp.status_code}", http_status=resp.status_code,
-                         code=data.get("code") if isinstance(data, dict) else None, method=method, path=path)
+        return ZohoError(
+            kind=kind,
+            message=f"HTTP {resp.status_code}",
+            http_status=resp.status_code,
+            code=data.get("code") if isinstance(data, dict) else None,
+            method=method,
+            path=path,
+        )

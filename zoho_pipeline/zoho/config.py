@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-from zoho_pipeline.env import number
+from zoho_pipeline.env import environ, number
 
 # Data centre → (API base, accounts host). Sources: ../shared/reference/zoho-billing-api.md §1.1.
 REGIONS = {
@@ -43,6 +42,16 @@ class ZohoConfig:
         if self.region not in REGIONS and not (self.api_base_url and self.accounts_url):
             raise ValueError(f"ZOHO_REGION must be one of {', '.join(REGIONS)} (got {self.region!r})")
 
+    def missing_credentials(self) -> list[str]:
+        """The environment variables of the credentials that are empty."""
+        names = {
+            "ZOHO_CLIENT_ID": self.client_id,
+            "ZOHO_CLIENT_SECRET": self.client_secret,
+            "ZOHO_REFRESH_TOKEN": self.refresh_token,
+            "ZOHO_ORGANIZATION_ID": self.organization_id,
+        }
+        return [name for name, value in names.items() if not value]
+
     @property
     def base_url(self) -> str:
         return (self.api_base_url or REGIONS[self.region][0]).rstrip("/")
@@ -52,8 +61,8 @@ class ZohoConfig:
         return (self.accounts_url or REGIONS[self.region][1]).rstrip("/") + "/oauth/v2/token"
 
     @classmethod
-    def from_env(cls, env=None) -> "ZohoConfig":
-        env = os.environ if env is None else env
+    def from_env(cls, env=None) -> ZohoConfig:
+        env = environ(env)
 
         def num(name, default, kind=int):
             return number(name, default, kind, env)

@@ -6,8 +6,8 @@ starter, the OpenAPI example reader), so a move of those modules is one edit her
 
 from __future__ import annotations
 
-from zoho_pipeline_tests.test_emulator import VAT, Api, emu  # noqa: F401 - re-exported for the emulator tests
-from zoho_pipeline_tests.test_emulator_shapes import OPENAPI, _resolve, openapi_example  # noqa: F401 - re-exported
+from zoho_pipeline_tests.emulator.test_emulator import VAT, Api, emu  # noqa: F401 - re-exported for the emulator tests
+from zoho_pipeline_tests.emulator.test_shapes import OPENAPI, _resolve, openapi_example  # noqa: F401 - re-exported
 
 PLANS = {"fibre-50": 500, "fibre-100": 800}  # plan code -> monthly price before VAT
 

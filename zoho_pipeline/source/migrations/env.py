@@ -1,6 +1,6 @@
 """Alembic environment for the pipeline's own migrations on the provider's database.
 
-Run programmatically by `zoho_pipeline.source.admin` (no alembic.ini): the Config carries either an open
+Run programmatically by `zoho_pipeline.source.migrate` (no alembic.ini): the Config carries either an open
 `connection` or a `url` in `config.attributes`. The version table is `zoho_pipeline_alembic_version`, so the
 provider's own alembic (if any) and ours never meet. Each revision runs in its own transaction; on Postgres a
 `lock_timeout` keeps an ALTER from queueing behind a long business query and blocking the provider's writes.
@@ -53,7 +53,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from zoho_pipeline.source.admin import make_engine
+    from zoho_pipeline.source.database import make_engine
 
     engine = make_engine(context.config.attributes["url"])
     try:

@@ -1,4 +1,4 @@
-"""What an entity module supplies to the engine, and the small helpers every mapping shares."""
+"""What an entity module supplies to the engine and to the read side, and the small helpers every mapping shares."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from sqlalchemy import Select, Table
+from sqlalchemy import Select, Table, Text, cast, func, literal
 
 VAT_RATE = Decimal("0.15")
 CENT = Decimal("0.01")
@@ -43,6 +43,35 @@ class ParentInfo:
 
 
 @dataclass(frozen=True)
+class Collection:
+    """How ZOHO lists and fetches one kind of entity: `GET {path}` (list under `key`), `GET {path}/{id}`."""
+
+    path: str  # "/customers"
+    key: str  # the list's key, "customers"; one entity's key is the singular, "customer"
+    id_field: str  # "customer_id"
+    list_filter: str | None = None  # `filter_by` that lists every status (void, cancelled, inactive included)
+    needs: tuple[str, ...] = ()  # list-item keys that make a GET by id unnecessary for comparing
+
+    @property
+    def one(self) -> str:
+        return self.key[:-1]
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """What `monitor.reconcile` compares for an entity; the listing, matching and verdicts live there, once."""
+
+    collections: tuple[Collection, ...]  # what ZOHO lists for this entity (invoices: invoices and credit notes)
+    columns: Callable[[], tuple[list, object]]  # (source columns incl. `ref`, the FROM clause) beyond id/label/status
+    reference: Callable[[Mapping], str | None]  # our stable reference on a ZOHO item
+    compare: Callable[[Mapping, Mapping], list[tuple]]  # (row, ZOHO entity) → [(field, source, ZOHO, note)]
+    zoho_label: Callable[[Mapping], str]  # a ZOHO item no source row explains, as a person knows it
+    collection_of: Callable[[Mapping], int] = lambda row: 0  # index in `collections` of the row's own kind
+    matches_by: tuple[str, str] | None = None  # (row column, item key) matching an item without our reference
+    duplicates: bool = True  # a reference on two ZOHO entities is a duplicate (plans: the reference is the id)
+
+
+@dataclass(frozen=True)
 class EntitySpec:
     name: str
     table: Table
@@ -50,15 +79,26 @@ class EntitySpec:
     select: Callable[[], Select]  # the table's columns plus any joined ones the mapping needs
     eligible: Callable[[Table], object]  # where-clause: the rows this entity pushes
     label: Callable[[Mapping], str]  # the row as a person knows it
+    label_sql: Callable[[], object]  # the same label as a SQL expression, for the read side
     parents: Callable[[Mapping], list[tuple[str, str]]]  # (entity, source id) the row needs in ZOHO first
-    build: Callable[[Mapping, "object"], dict]  # row + context → payload; raises InvalidRow
-    create: Callable[["object", dict, Mapping, "object"], str]  # → new ZOHO id
-    update: Callable[["object", str, dict, Mapping, "object"], None]
-    lookup: Callable[["object", dict, Mapping, "object"], str | None]  # find our entity again by reference
+    build: Callable[[Mapping, object], dict]  # row + context → payload; raises InvalidRow
+    create: Callable[[object, dict, Mapping, object], str]  # → new ZOHO id
+    update: Callable[[object, str, dict, Mapping, object], None]
+    lookup: Callable[[object, dict, Mapping, object], str | None]  # find our entity again by reference
+    reconcile: Reconciliation
+    aliases: tuple[str, ...] = ()  # other names an operator or a log row may give the entity (singular, table)
+    natural_keys: tuple[str, ...] = ()  # columns a person finds a row by (unique values only), in order
     month_column: str | None = None  # partition date column (invoices, payments)
     lookup_key: Callable[[Mapping], str] | None = None  # row → reference written with the claim, for a look-up
     children: tuple[tuple[str, str], ...] = ()  # (child entity, its column holding our id): woken when we recover
-    label_sql: Callable[[], object] | None = None  # SQL expression of the label, for read-side queries
+
+    @property
+    def zoho_id(self):
+        """The column holding the row's ZOHO id."""
+        return self.table.c[self.zoho_id_column]
+
+    def where_eligible(self):
+        return self.eligible(self.table)
 
 
 MAX_AMOUNT = Decimal("9999999999.99")  # numeric(12,2): anything larger is not a real amount
@@ -95,10 +135,51 @@ def no_parents(row: Mapping) -> list[tuple[str, str]]:
     return []
 
 
-def find_by_reference(client, path: str, key: str, id_field: str, ref_field: str, ref: str,
-                      params: dict | None = None) -> str | None:
+def find_by_reference(
+    client, path: str, key: str, id_field: str, ref_field: str, ref: str, params: dict | None = None
+) -> str | None:
     """The id of the listed entity whose `ref_field` equals `ref` exactly (ZOHO's filters may match loosely)."""
     for found in client.iter_list(path, key, params=params):
         if found.get(ref_field) == ref:
             return str(found[id_field])
     return None
+
+
+def sql_text(value) -> object:
+    """A column or expression as text for a label; '?' where it is NULL."""
+    return func.coalesce(cast(value, Text), literal("?", Text))
+
+
+def sql_join(*parts) -> object:
+    """Label parts concatenated in SQL: strings are literals, anything else `sql_text`."""
+    exprs = [literal(p, Text) if isinstance(p, str) else sql_text(p) for p in parts]
+    out = exprs[0]
+    for e in exprs[1:]:
+        out = out + e
+    return out
+
+
+def cents(value) -> Decimal | None:
+    """An amount as ZOHO or the source hold it, to the cent; None when empty or not a number (for comparing)."""
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value)).quantize(CENT)
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def money_differs(field: str, source, zoho, note: str = "") -> list[tuple]:
+    """[(field, source, ZOHO, note)] when the two amounts differ to the cent, else []."""
+    if cents(source) == cents(zoho):
+        return []
+    return [(field, str(cents(source)), str(cents(zoho)), note)]
+
+
+def text_differs(field: str, source, zoho, fold: bool = False, limit: int | None = None) -> list[tuple]:
+    """[(field, source, ZOHO, "")] when the stripped texts differ (case-folded with `fold`, source cut at
+    `limit`)."""
+    a, b = (source or "").strip()[:limit], (zoho or "").strip()
+    if fold:
+        a, b = a.lower(), b.lower()
+    return [] if a == b else [(field, source, zoho, "")]

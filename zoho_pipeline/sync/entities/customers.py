@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import literal, select, true
+from sqlalchemy import String, cast, select, true
 
 from zoho_pipeline.source.tables import customers as t
-from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, no_parents
+from zoho_pipeline.sync.entities.base import (
+    Collection,
+    EntitySpec,
+    InvalidRow,
+    Reconciliation,
+    no_parents,
+    sql_join,
+    text_differs,
+)
 
 PROVIDER_ID_FIELD = "Provider Customer ID"
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -20,7 +28,7 @@ def label(row) -> str:
 
 
 def label_sql():
-    return t.c.first_name + literal(" ") + t.c.last_name + literal(" <") + t.c.email + literal(">")
+    return sql_join(t.c.first_name, " ", t.c.last_name, " <", t.c.email, ">")
 
 
 def _text(row, field: str, required: bool = False, limit: int = MAX_NAME) -> str | None:
@@ -91,11 +99,37 @@ def lookup(client, payload, row, ctx) -> str | None:
             fields = found.get("custom_fields")
             if not fields:  # list items may omit custom fields: read the entity
                 fields = client.get(f"/customers/{found['customer_id']}")["customer"].get("custom_fields")
-            if any(f.get("label") == PROVIDER_ID_FIELD and str(f.get("value")) == str(row["id"])
-                   for f in fields or []):
+            if any(f.get("label") == PROVIDER_ID_FIELD and str(f.get("value")) == str(row["id"]) for f in fields or []):
                 return str(found["customer_id"])
     return None
 
+
+def provider_id(item) -> str | None:
+    """Our reference on a ZOHO customer: the provider-id custom field."""
+    for f in item.get("custom_fields") or []:
+        if f.get("label") == PROVIDER_ID_FIELD and f.get("value"):
+            return str(f["value"])
+    return None
+
+
+def compare(row, remote) -> list[tuple]:
+    return (
+        text_differs("email", row.get("email"), remote.get("email"), fold=True)
+        + text_differs("first_name", row.get("first_name"), remote.get("first_name"))
+        + text_differs("last_name", row.get("last_name"), remote.get("last_name"))
+    )
+
+
+RECONCILE = Reconciliation(
+    collections=(
+        Collection("/customers", "customers", "customer_id", "Status.All", needs=("email", "first_name", "last_name")),
+    ),
+    columns=lambda: ([t.c.email, t.c.first_name, t.c.last_name, cast(t.c.id, String).label("ref")], t),
+    reference=provider_id,
+    compare=compare,
+    zoho_label=lambda item: f"{item.get('display_name') or ''} <{item.get('email') or ''}>".strip(),
+    matches_by=("email", "email"),  # a ZOHO customer without the custom field: ours if the email is
+)
 
 SPEC = EntitySpec(
     name="customers",
@@ -110,6 +144,9 @@ SPEC = EntitySpec(
     create=create,
     update=update,
     lookup=lookup,
+    reconcile=RECONCILE,
+    aliases=("customer",),
+    natural_keys=("email",),
     lookup_key=lambda row: (row["email"] or "").strip(),  # the email build() sends
     children=(("subscriptions", "customer_id"), ("invoices", "customer_id"), ("payments", "customer_id")),
 )

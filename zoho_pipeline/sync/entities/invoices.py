@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from sqlalchemy import and_, or_, select
 
-from zoho_pipeline.source.tables import Garbled, customer_invoices as t
+from zoho_pipeline.source.tables import Garbled
+from zoho_pipeline.source.tables import customer_invoices as t
 from zoho_pipeline.sync.entities.base import (
-    EntitySpec, InvalidRow, find_by_reference, money, public, vat,
+    Collection,
+    EntitySpec,
+    InvalidRow,
+    Reconciliation,
+    cents,
+    find_by_reference,
+    money,
+    money_differs,
+    public,
+    sql_text,
+    vat,
 )
 
 MANUAL_TYPES = ("installation", "pro_rata", "equipment", "adjustment")
@@ -80,9 +91,12 @@ def build(row, ctx) -> dict:
         raise InvalidRow("total_amount", f"is R {total}: a ZOHO invoice must be positive")
     expected = -zoho_total(lines) if credit else zoho_total(lines)
     if expected != total:
-        raise InvalidRow("total_amount", f"is R {total} but ZOHO would total the lines to R {expected} "
-                         f"(subtotal R {money(row['subtotal'], 'subtotal')}, "
-                         f"vat_amount R {money(row['vat_amount'], 'vat_amount')})")
+        raise InvalidRow(
+            "total_amount",
+            f"is R {total} but ZOHO would total the lines to R {expected} "
+            f"(subtotal R {money(row['subtotal'], 'subtotal')}, "
+            f"vat_amount R {money(row['vat_amount'], 'vat_amount')})",
+        )
     if row["due_date"] < row["invoice_date"]:
         raise InvalidRow("due_date", f"{row['due_date']} is before the invoice date {row['invoice_date']}")
     tax_id = ctx.catalog.tax_id()
@@ -98,20 +112,32 @@ def build(row, ctx) -> dict:
         code = ctx.catalog.addon_code(CREDIT_ADDON)
         payload["creditnote_items"] = [
             {"code": code, "description": d, "quantity": float(q), "price": float(p), "tax_id": tax_id}
-            for d, q, p in lines]
+            for d, q, p in lines
+        ]
     else:
         product_id = ctx.catalog.product_id(row["invoice_type"])
         payload["due_date"] = row["due_date"].isoformat()
         payload["invoice_items"] = [
-            {"product_id": product_id, "name": d[:100], "description": d, "price": float(p), "quantity": float(q),
-             "tax_id": tax_id} for d, q, p in lines]
+            {
+                "product_id": product_id,
+                "name": d[:100],
+                "description": d,
+                "price": float(p),
+                "quantity": float(q),
+                "tax_id": tax_id,
+            }
+            for d, q, p in lines
+        ]
     return payload
 
 
 def _check_total(document: dict, payload: dict) -> None:
     if money(document.get("total"), "total") != money(payload["_total"], "total_amount"):
-        raise InvalidRow("total_amount", f"ZOHO totalled {payload['_kind']} {document.get(payload['_kind'] + '_id')}"
-                         f" to R {document.get('total')} but the source says R {payload['_total']}")
+        raise InvalidRow(
+            "total_amount",
+            f"ZOHO totalled {payload['_kind']} {document.get(payload['_kind'] + '_id')}"
+            f" to R {document.get('total')} but the source says R {payload['_total']}",
+        )
 
 
 def create(client, payload, row, ctx) -> str:
@@ -131,17 +157,74 @@ def update(client, zoho_id, payload, row, ctx) -> None:
     elif kind == CREDIT_NOTE and ctx.adopted:
         return  # found after a create in doubt: it carries what was sent, and ZOHO cannot edit it anyway
     elif kind == CREDIT_NOTE:
-        raise InvalidRow("line_items", f"credit note {zoho_id} is already in ZOHO, whose API cannot edit credit "
-                         "notes: void it in ZOHO, clear zoho_billing_invoice_id and retry the row")
+        raise InvalidRow(
+            "line_items",
+            f"credit note {zoho_id} is already in ZOHO, whose API cannot edit credit "
+            "notes: void it in ZOHO, clear zoho_billing_invoice_id and retry the row",
+        )
     else:
         _check_total(client.put(f"/invoices/{zoho_id}", json=public(payload))["invoice"], payload)
 
 
 def lookup(client, payload, row, ctx) -> str | None:
     kind = payload["_kind"]
-    return find_by_reference(client, f"/{kind}s", f"{kind}s", f"{kind}_id", "reference_number",
-                             payload["reference_number"], params={"customer_id": payload["customer_id"]})
+    return find_by_reference(
+        client,
+        f"/{kind}s",
+        f"{kind}s",
+        f"{kind}_id",
+        "reference_number",
+        payload["reference_number"],
+        params={"customer_id": payload["customer_id"]},
+    )
 
+
+def is_credit(row) -> bool:
+    """A credit adjustment (negative total): a credit note in ZOHO."""
+    total = cents(row.get("total_amount"))
+    return row.get("invoice_type") == "adjustment" and total is not None and total < 0
+
+
+def compare(row, remote) -> list[tuple]:
+    src, status = row.get("status"), (remote.get("status") or "").lower()
+    if is_credit(row):  # a credit note: positive in ZOHO
+        out = money_differs("total", -cents(row.get("total_amount")), remote.get("total"), "credit note, incl. VAT")
+        if (src == "cancelled") != (status == "void"):
+            out.append(("status", src, status, "cancelled in the source ↔ void credit note in ZOHO"))
+        return out
+    out = money_differs("total", row.get("total_amount"), remote.get("total"), "incl. VAT")
+    balance = cents(remote.get("balance"))
+    zoho_paid = status == "paid" or (balance is not None and balance <= 0 and status not in ("void", "draft"))
+    if src == "cancelled":
+        if status != "void":
+            out.append(("status", src, status, "cancelled in the source, not void in ZOHO"))
+    elif status == "void":
+        out.append(("status", src, status, "void in ZOHO, not cancelled in the source"))
+    elif (src == "paid") != zoho_paid:
+        out.append(
+            (
+                "paid",
+                src,
+                f"{status} (balance {balance})",
+                "paid status differs (is the payment synced? zoho-pipeline status --entity payments)",
+            )
+        )
+    return out
+
+
+RECONCILE = Reconciliation(
+    collections=(
+        Collection("/invoices", "invoices", "invoice_id", "Status.All", needs=("total", "status", "balance")),
+        Collection("/creditnotes", "creditnotes", "creditnote_id", "Status.All", needs=("total", "status")),
+    ),
+    collection_of=lambda row: 1 if is_credit(row) else 0,
+    columns=lambda: ([t.c.status, t.c.total_amount, t.c.invoice_type, t.c.invoice_number.label("ref")], t),
+    reference=lambda item: item.get("reference_number") or None,
+    compare=compare,
+    zoho_label=lambda item: (
+        f"{item.get('invoice_number') or item.get('number') or ''} (ref {item.get('reference_number') or '-'})"
+    ),
+)
 
 SPEC = EntitySpec(
     name="invoices",
@@ -153,12 +236,15 @@ SPEC = EntitySpec(
         or_(table.c.status.not_in(NOT_PUSHED_STATUSES), table.c.zoho_billing_invoice_id.is_not(None)),
     ),
     label=label,
-    label_sql=lambda: t.c.invoice_number,
+    label_sql=lambda: sql_text(t.c.invoice_number),
     parents=parents,
     build=build,
     create=create,
     update=update,
     lookup=lookup,
+    reconcile=RECONCILE,
+    aliases=("invoice", "customer_invoices"),
+    natural_keys=("invoice_number", "zoho_billing_invoice_id"),
     children=(("payments", "invoice_id"),),
     month_column="invoice_date",
 )

@@ -13,7 +13,16 @@ from sqlalchemy import and_, func, or_, select
 
 from zoho_pipeline.source.tables import customer_invoices as invoices
 from zoho_pipeline.source.tables import payment_transactions as t
-from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, find_by_reference, money
+from zoho_pipeline.sync.entities.base import (
+    Collection,
+    EntitySpec,
+    InvalidRow,
+    Reconciliation,
+    find_by_reference,
+    money,
+    money_differs,
+    sql_text,
+)
 from zoho_pipeline.sync.entities.invoices import MANUAL_TYPES
 
 # provider method → ZOHO payment_mode (docs/architecture.md keeps the same table)
@@ -36,8 +45,10 @@ def select_rows():
             prior.c.invoice_id == t.c.invoice_id,
             prior.c.status == "completed",
             prior.c.id != t.c.id,
-            or_(prior.c.completed_at < t.c.completed_at,
-                and_(prior.c.completed_at == t.c.completed_at, prior.c.id < t.c.id)),
+            or_(
+                prior.c.completed_at < t.c.completed_at,
+                and_(prior.c.completed_at == t.c.completed_at, prior.c.id < t.c.id),
+            ),
         )
         .scalar_subquery()
     )
@@ -57,8 +68,11 @@ def label(row) -> str:
 
 def _applies_to_invoice(row) -> bool:
     """A pushed manual invoice; not a recurring one (ZOHO's own), nor a credit adjustment (a credit note)."""
-    return (row["invoice_id"] is not None and row.get("invoice_type") in MANUAL_TYPES
-            and (row.get("invoice_total") or 0) > 0)
+    return (
+        row["invoice_id"] is not None
+        and row.get("invoice_type") in MANUAL_TYPES
+        and (row.get("invoice_total") or 0) > 0
+    )
 
 
 def parents(row) -> list[tuple[str, str]]:
@@ -115,9 +129,41 @@ def update(client, zoho_id, payload, row, ctx) -> None:
 
 
 def lookup(client, payload, row, ctx) -> str | None:
-    return find_by_reference(client, "/payments", "payments", "payment_id", "reference_number",
-                             payload["reference_number"], params={"customer_id": payload["customer_id"]})
+    return find_by_reference(
+        client,
+        "/payments",
+        "payments",
+        "payment_id",
+        "reference_number",
+        payload["reference_number"],
+        params={"customer_id": payload["customer_id"]},
+    )
 
+
+def compare(row, remote) -> list[tuple]:
+    out = money_differs("amount", row.get("amount"), remote.get("amount"), "incl. VAT")
+    want = row.get("invoice_zoho_id")
+    applied = [str(a.get("invoice_id")) for a in remote.get("invoices") or []]
+    if want and str(want) not in applied:
+        out.append(("invoice", want, ", ".join(applied) or "(none)", "not applied to the row's invoice"))
+    return out
+
+
+RECONCILE = Reconciliation(
+    collections=(Collection("/payments", "payments", "payment_id", needs=("amount", "invoices")),),
+    columns=lambda: (
+        [
+            t.c.amount,
+            t.c.invoice_id,
+            invoices.c.zoho_billing_invoice_id.label("invoice_zoho_id"),
+            t.c.transaction_id.label("ref"),
+        ],
+        t.outerjoin(invoices, invoices.c.id == t.c.invoice_id),
+    ),
+    reference=lambda item: item.get("reference_number") or None,
+    compare=compare,
+    zoho_label=lambda item: f"payment {item.get('amount')} (ref {item.get('reference_number') or '-'})",
+)
 
 SPEC = EntitySpec(
     name="payments",
@@ -126,11 +172,14 @@ SPEC = EntitySpec(
     select=select_rows,
     eligible=lambda table: table.c.status == "completed",
     label=label,
-    label_sql=lambda: t.c.transaction_id,
+    label_sql=lambda: sql_text(t.c.transaction_id),
     parents=parents,
     build=build,
     create=create,
     update=update,
     lookup=lookup,
+    reconcile=RECONCILE,
+    aliases=("payment", "payment_transactions", "transactions"),
+    natural_keys=("transaction_id", "zoho_payment_id"),
     month_column="completed_at",
 )

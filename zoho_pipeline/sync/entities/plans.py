@@ -5,7 +5,18 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from zoho_pipeline.source.tables import service_packages as t
-from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, money, no_parents, public
+from zoho_pipeline.sync.entities.base import (
+    Collection,
+    EntitySpec,
+    InvalidRow,
+    Reconciliation,
+    money,
+    money_differs,
+    no_parents,
+    public,
+    sql_text,
+    text_differs,
+)
 from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
 
 
@@ -66,6 +77,18 @@ def lookup(client, payload, row, ctx) -> str | None:
         raise
 
 
+RECONCILE = Reconciliation(
+    collections=(Collection("/plans", "plans", "plan_code", "PlanStatus.All", needs=("name", "recurring_price")),),
+    columns=lambda: ([t.c.name, t.c.monthly_price, t.c.zoho_plan_code.label("ref")], t),
+    reference=lambda item: item.get("plan_code") or None,
+    compare=lambda row, remote: (
+        text_differs("name", row.get("name"), remote.get("name"), limit=100)
+        + money_differs("price", row.get("monthly_price"), remote.get("recurring_price"), "excl. VAT")
+    ),
+    zoho_label=lambda item: str(item.get("name") or item.get("plan_code")),
+    duplicates=False,  # the plan code is ZOHO's id: it cannot be held twice
+)
+
 SPEC = EntitySpec(
     name="plans",
     table=t,
@@ -74,11 +97,14 @@ SPEC = EntitySpec(
     # inactive packages never offered to ZOHO are left alone; those already there are marked inactive
     eligible=lambda table: or_(table.c.is_active.is_(True), table.c.zoho_plan_code.is_not(None)),
     label=label,
-    label_sql=lambda: t.c.name,
+    label_sql=lambda: sql_text(t.c.name),
     parents=no_parents,
     build=build,
     create=create,
     update=update,
     lookup=lookup,
+    reconcile=RECONCILE,
+    aliases=("plan", "service_packages", "products"),
+    natural_keys=("zoho_plan_code", "name"),
     children=(("subscriptions", "package_id"),),
 )

@@ -6,13 +6,26 @@ A service cancelled after it reached ZOHO cancels its subscription; one never sy
 
 from __future__ import annotations
 
-from sqlalchemy import literal, or_, select
+from sqlalchemy import String, cast, or_, select
 
 from zoho_pipeline.source.tables import customer_services as t
 from zoho_pipeline.source.tables import customers, service_packages
-from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, find_by_reference, money, public
+from zoho_pipeline.sync.entities.base import (
+    Collection,
+    EntitySpec,
+    InvalidRow,
+    Reconciliation,
+    find_by_reference,
+    money,
+    money_differs,
+    public,
+    sql_join,
+)
 
 LIVE_STATUSES = ("active", "suspended")  # ZOHO keeps a suspended service's subscription live
+# ZOHO's subscription statuses that reconciliation reads as live, and as ended
+LIVE_LIKE = {"live", "trial", "future", "non_renewing", "unpaid", "dunning", "past_due"}
+ENDED_LIKE = {"cancelled", "expired", "cancelled_from_dunning", "non_renewing", "trial_expired"}
 
 
 def select_rows():
@@ -28,9 +41,10 @@ def label(row) -> str:
 
 
 def label_sql():
-    pkg = select(service_packages.c.name).where(service_packages.c.id == t.c.package_id).scalar_subquery()
-    email = select(customers.c.email).where(customers.c.id == t.c.customer_id).scalar_subquery()
-    return pkg + literal(" for ") + email
+    p, cu = service_packages.alias("label_pkg"), customers.alias("label_cust")  # never auto-correlated
+    pkg = select(p.c.name).where(p.c.id == t.c.package_id).correlate(t).scalar_subquery()
+    email = select(cu.c.email).where(cu.c.id == t.c.customer_id).correlate(t).scalar_subquery()
+    return sql_join(pkg, " for ", email)
 
 
 def parents(row) -> list[tuple[str, str]]:
@@ -77,9 +91,54 @@ def update(client, zoho_id, payload, row, ctx) -> None:
 
 def lookup(client, payload, row, ctx) -> str | None:
     ref = payload["reference_id"]  # reference_contains matches substrings: find_by_reference insists on equality
-    return find_by_reference(client, "/subscriptions", "subscriptions", "subscription_id", "reference_id", ref,
-                             params={"reference_contains": ref})
+    return find_by_reference(
+        client,
+        "/subscriptions",
+        "subscriptions",
+        "subscription_id",
+        "reference_id",
+        ref,
+        params={"reference_contains": ref},
+    )
 
+
+def compare(row, remote) -> list[tuple]:
+    out = []
+    plan = remote.get("plan") or {}
+    code = plan.get("plan_code") or remote.get("plan_code")
+    if row.get("plan_code") and code != row.get("plan_code"):
+        out.append(("plan_code", row.get("plan_code"), code, ""))
+    if "price" in plan:
+        out += money_differs("price", row.get("monthly_price"), plan.get("price"), "excl. VAT")
+    status, src = (remote.get("status") or "").lower(), row.get("status")
+    if src in LIVE_STATUSES and status not in LIVE_LIKE:
+        out.append(("status", src, status, "the service is live, the subscription is not"))
+    elif src == "cancelled" and status not in ENDED_LIKE:
+        out.append(("status", src, status, "the service is cancelled, the subscription is not"))
+    return out
+
+
+def _reconcile_columns():
+    p = service_packages
+    return (
+        [t.c.status, t.c.monthly_price, p.c.zoho_plan_code.label("plan_code"), cast(t.c.id, String).label("ref")],
+        t.outerjoin(p, p.c.id == t.c.package_id),
+    )
+
+
+RECONCILE = Reconciliation(
+    collections=(
+        Collection(
+            "/subscriptions", "subscriptions", "subscription_id", "SubscriptionStatus.All", needs=("plan", "status")
+        ),
+    ),
+    columns=_reconcile_columns,
+    reference=lambda item: item.get("reference_id") or None,
+    compare=compare,
+    zoho_label=lambda item: (
+        f"{item.get('name') or item.get('plan_code') or ''} for {item.get('email') or item.get('customer_id')}"
+    ),
+)
 
 SPEC = EntitySpec(
     name="subscriptions",
@@ -94,4 +153,7 @@ SPEC = EntitySpec(
     create=create,
     update=update,
     lookup=lookup,
+    reconcile=RECONCILE,
+    aliases=("subscription", "customer_services", "services", "service"),
+    natural_keys=("zoho_subscription_id",),
 )

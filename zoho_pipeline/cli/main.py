@@ -1,0 +1,55 @@
+"""`zoho-pipeline`: one console script, one module per sub-command (each has `main(argv) -> exit code`).
+
+The modules are imported only when their command runs, so `zoho-pipeline emulator` starts without Dagster.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "emulator": ("zoho_pipeline.emulator.__main__", "run the ZOHO Billing emulator (a real HTTP server)"),
+    "db": ("zoho_pipeline.cli.db", "source database: upgrade, downgrade, current, create-demo"),
+    "sync": ("zoho_pipeline.cli.sync", "run the sync job through Dagster and print a summary"),
+    "status": ("zoho_pipeline.cli.status", "per-entity counts, failures, API budget, backlog ETA"),
+    "logs": ("zoho_pipeline.cli.logs", "the attempt log, newest first"),
+    "retry": ("zoho_pipeline.cli.retry", "requeue failed or dead-lettered rows and sync them now"),
+    "health": ("zoho_pipeline.cli.health", "health check for cron or a probe (exit 0 healthy, 1 not)"),
+    "alert": ("zoho_pipeline.cli.alert", "send (or --dry-run print) alerts for failed syncs"),
+    "reconcile": ("zoho_pipeline.cli.reconcile", "differences between the source and ZOHO, row by row"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: zoho-pipeline COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "zoho-pipeline COMMAND --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"zoho-pipeline: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    _load_dotenv()
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+def _load_dotenv() -> None:
+    try:
+        from dotenv import load_dotenv
+    except ImportError:  # optional: the environment alone is enough
+        return
+    load_dotenv(override=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""`zoho-pipeline sync`: run the sync job in this process through Dagster, so the run, its metadata and its checks
+land in the instance's history like any scheduled run, then print a per-entity summary.
+
+Exit 0 when every due row synced, 1 when some rows failed or were left due (they are listed), 2 when the run itself
+failed (credentials rejected, source unreachable, a bug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import fields
+
+from zoho_pipeline.cli.common import format_table
+from zoho_pipeline.env import text
+from zoho_pipeline.sync.report import EntityReport, Failure, RunReport
+from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES
+from zoho_pipeline.zoho.limiter import paced_seconds
+
+FAILURES_LISTED = 50
+
+
+def _month(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-\d{2}", value):
+        raise argparse.ArgumentTypeError("expected YYYY-MM, e.g. 2025-03")
+    return f"{value}-01"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zoho-pipeline sync",
+        description="Sync the source database to ZOHO Billing now, as a Dagster run (recorded in DAGSTER_HOME).",
+    )
+    p.add_argument(
+        "--entity",
+        action="append",
+        choices=ENTITY_ORDER,
+        metavar="ENTITY",
+        help=f"only this entity (repeatable; missing parents are synced too): {', '.join(ENTITY_ORDER)}",
+    )
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="due",
+        help="due: new, changed and retry-due rows (default); failed: failed and dead-lettered rows again; "
+        "all: every row (unchanged rows cost no API call)",
+    )
+    p.add_argument(
+        "--month",
+        type=_month,
+        metavar="YYYY-MM",
+        help="only invoices dated and payments completed in this month (its Dagster partition)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="map and validate only: show what would be sent")
+    p.add_argument("--json", action="store_true", help="print the merged run report as JSON")
+    return p
+
+
+# --- running the job ---------------------------------------------------------------------------------------------
+
+
+def _instance():
+    import dagster as dg
+
+    if text("DAGSTER_HOME"):
+        return dg.DagsterInstance.get(), None
+    return dg.DagsterInstance.ephemeral(), (
+        "note: DAGSTER_HOME is not set, so this run is not kept; set it (make "
+        "demo uses .dagster_home) to see the run in `dagster dev`"
+    )
+
+
+def run_job(entities, mode: str = "due", month: str | None = None, dry_run: bool = False, instance=None):
+    """Execute zoho_full_sync_job in-process for the assets of `entities`. Returns (ExecuteInProcessResult)."""
+    import dagster as dg
+
+    from zoho_pipeline.definitions import defs
+    from zoho_pipeline.defs.assets import ASSET_OF_ENTITY
+    from zoho_pipeline.defs.jobs import SYNC_TAGS, sync_target, zoho_full_sync_job
+    from zoho_pipeline.defs.resources import resources_from_env
+
+    job = defs.resolve_job_def(zoho_full_sync_job.name)
+    assets = {dg.AssetKey(ASSET_OF_ENTITY[e]) for e in entities}
+    # the selected assets and their database checks (not the API-spending reconciliation)
+    checks = {k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in assets}
+    job = job.get_subset(asset_selection=assets, asset_check_selection=checks)
+    run_config = {
+        "ops": {key.to_python_identifier(): {"config": {"mode": mode, "dry_run": dry_run}} for key in assets},
+        # the summary is the output; the full event log is in the run (dagster dev)
+        "loggers": {"console": {"config": {"log_level": text("ZOHO_SYNC_LOG_LEVEL", "WARNING")}}},
+    }
+    partition_key, range_tags = (month, {}) if month else sync_target(_source_engine(), entities, mode)
+    return job.execute_in_process(
+        run_config=run_config,
+        instance=instance,
+        partition_key=partition_key,
+        raise_on_error=False,
+        resources=resources_from_env(),  # this process's environment now, not when definitions were first imported
+        tags={**SYNC_TAGS, **range_tags, "zoho_trigger": "cli", **({"zoho_dry_run": "1"} if dry_run else {})},
+    )
+
+
+def _source_engine():
+    from zoho_pipeline.defs.resources import SourceDatabaseResource
+
+    url = text("SOURCE_DATABASE_URL")
+    if not url:
+        raise RuntimeError("SOURCE_DATABASE_URL is not set (a SQLAlchemy URL of the provider's database)")
+    return SourceDatabaseResource(url=url).engine()
+
+
+def _entity_report(data: dict) -> EntityReport:
+    names = {f.name for f in fields(EntityReport)}
+    rep = EntityReport(**{k: v for k, v in data.items() if k in names and k != "failures"})
+    rep.failures = [Failure(**f) for f in data.get("failures") or []]
+    return rep
+
+
+def merge_reports(reports: list[tuple[str, dict]], run_id: str) -> RunReport:
+    """One RunReport from the reports the assets stored in their metadata (in run order). Counts add up; each
+    entity's backlog is the one measured last."""
+    merged = RunReport(run_id=run_id)
+    for _asset_entity, data in reports:
+        merged.dry_run = merged.dry_run or data.get("dry_run", False)
+        merged.api_calls += data.get("api_calls") or 0
+        merged.duration_s += data.get("duration_s") or 0.0
+        merged.setup_calls += data.get("setup_calls") or 0
+        if data.get("stopped_reason") and not merged.stopped_reason:
+            merged.stopped_reason, merged.stopped_detail = data["stopped_reason"], data.get("stopped_detail")
+        for name, ent in (data.get("entities") or {}).items():
+            rep = _entity_report(ent)
+            into = merged.entity(name)
+            for f in fields(EntityReport):
+                if f.name in ("entity", "failures"):
+                    continue
+                if f.name == "backlog":
+                    into.backlog = rep.backlog
+                else:
+                    setattr(into, f.name, getattr(into, f.name) + getattr(rep, f.name))
+            into.failures.extend(rep.failures)
+    merged.entities = {e: merged.entities[e] for e in ENTITY_ORDER if e in merged.entities}
+    return merged
+
+
+def collect(result) -> tuple[RunReport, list[str], list[tuple[str, bool, str]]]:
+    """(merged report, step errors, check results (name, passed, description)) of an in-process run."""
+    from zoho_pipeline.defs.assets import ENTITY_OF_ASSET
+
+    reports, seen = [], set()
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        key = mat.asset_key.to_user_string()
+        if key in seen or "report" not in mat.metadata:
+            continue
+        seen.add(key)
+        reports.append((ENTITY_OF_ASSET.get(key, key), mat.metadata["report"].value))
+    errors = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = event.step_failure_data.error
+            errors.append(f"{event.step_key}: {(err.message if err else event.message or '').strip()}")
+        elif event.event_type_value == "RUN_FAILURE" and not errors:
+            errors.append((event.message or "run failed").strip())
+    checks = []
+    for ev in result.get_asset_check_evaluations():
+        checks.append((f"{ev.asset_key.to_user_string()}.{ev.check_name}", ev.passed, ev.description or ""))
+    return merge_reports(reports, result.run_id), errors, checks
+
+
+# --- printing ----------------------------------------------------------------------------------------------------
+
+
+def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str:
+    ents = list(report.entities.values())
+    if report.dry_run:
+        rows = [
+            [e.entity, e.due, e.would_create, e.would_update, e.unchanged, e.invalid, e.would_create + e.would_update]
+            for e in ents
+        ]
+        calls = report.estimated_calls  # rows, look-ups of rows in doubt, and one-off catalog calls
+        rows.append(["total", *[sum(r[i] for r in rows) for i in range(1, 7)]])
+        out = [
+            "DRY RUN: nothing was sent to ZOHO.",
+            format_table(
+                ["entity", "due", "would_create", "would_update", "unchanged", "invalid", "est_api_calls"],
+                rows,
+                numbers_right=True,
+            ),
+        ]
+        if rate_per_minute:
+            minutes = paced_seconds(calls, rate_per_minute) / 60
+            out.append(
+                f"Estimated {calls} API calls (incl. {report.setup_calls} one-off set-up): about "
+                f"{minutes:.1f} min at {rate_per_minute}/min (retries of failing calls come on top)."
+            )
+        return "\n".join(out)
+    rows = [
+        [e.entity, e.due, e.created, e.updated, e.unchanged, e.adopted, e.failed, e.retried, e.backlog, e.api_calls]
+        for e in ents
+    ]
+    total = ["total", *[sum(r[i] for r in rows) for i in range(1, 10)]]
+    total[-1] = report.api_calls or total[-1]
+    rows.append(total)
+    out = [
+        format_table(
+            [
+                "entity",
+                "due",
+                "created",
+                "updated",
+                "unchanged",
+                "adopted",
+                "failed",
+                "retried",
+                "backlog",
+                "api_calls",
+            ],
+            rows,
+            numbers_right=True,
+        )
+    ]
+    out.append(f"{report.api_calls} API calls in {report.duration_s:.1f}s")
+    if report.stopped_reason:
+        out.append(
+            f"Run stopped early: {report.stopped_reason}"
+            + (f" ({report.stopped_detail})" if report.stopped_detail else "")
+        )
+    failures = report.failures
+    if failures:
+        out.append("")
+        out.append(
+            f"Failed rows ({len(failures)}{' shown: first ' + str(FAILURES_LISTED) if len(failures) > FAILURES_LISTED else ''}):"
+        )
+        for f in failures[:FAILURES_LISTED]:
+            kind = "dead-lettered" if f.dead_lettered else (f.error_code or "error")
+            out.append(f"  {f.entity:<13} {f.label}  [{kind}] {f.error}")
+        out.append("See `zoho-pipeline status` and `zoho-pipeline logs`; `zoho-pipeline retry` requeues them.")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    entities = args.entity or list(ENTITY_ORDER)
+    instance, note = _instance()
+    if note and not args.json:
+        print(note, file=sys.stderr)
+    try:
+        result = run_job(entities, mode=args.mode, month=args.month, dry_run=args.dry_run, instance=instance)
+    except Exception as exc:  # noqa: BLE001 - config/launch errors (e.g. an unset env var): the run never started
+        print(f"zoho-pipeline sync: the run could not start: {exc}", file=sys.stderr)
+        return 2
+    report, errors, checks = collect(result)
+    code = 2 if (not result.success or errors) else report.exit_code
+    if args.json:
+        data = report.as_dict()
+        data.update(
+            exit_code=code,
+            dagster_run_id=result.run_id,
+            errors=errors,
+            checks=[{"check": n, "passed": p, "description": d} for n, p, d in checks],
+        )
+        print(json.dumps(data, indent=2, default=str))
+        return code
+    from zoho_pipeline.zoho.config import ZohoConfig
+
+    try:
+        rate = ZohoConfig.from_env().requests_per_minute
+    except ValueError:
+        rate = None
+    print(f"Dagster run {result.run_id}" + (f" (month {args.month[:7]})" if args.month else ""))
+    if report.entities:
+        print(format_summary(report, rate))
+    failed_checks = [(n, d) for n, p, d in checks if not p]
+    if checks:
+        print(
+            f"Checks: {len(checks) - len(failed_checks)} passed, {len(failed_checks)} failed"
+            + "".join(f"\n  {n}: {d}" for n, d in failed_checks)
+        )
+    if errors:
+        print("\nThe run failed:", file=sys.stderr)
+        for e in errors:
+            print(f"  {e}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
