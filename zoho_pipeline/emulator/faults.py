@@ -7,10 +7,27 @@ import threading
 import time
 
 # keys settable through PUT /__emulator__/faults (and reported by GET)
-SETTABLE = ("rate_limit_per_minute", "daily_limit", "max_concurrency", "lockout_seconds", "token_lifetime",
-            "latency_ms", "jitter_ms", "fail_rate", "drop_rate", "drop_mode", "drop_hang_s", "seed", "retry_after",
-            "storm_rate_limit_per_minute", "storm_seconds", "early_token_expiry_s", "duplicate_email",
-            "token_mint_limit", "token_mint_window_s")
+SETTABLE = (
+    "rate_limit_per_minute",
+    "daily_limit",
+    "max_concurrency",
+    "lockout_seconds",
+    "token_lifetime",
+    "latency_ms",
+    "jitter_ms",
+    "fail_rate",
+    "drop_rate",
+    "drop_mode",
+    "drop_hang_s",
+    "seed",
+    "retry_after",
+    "storm_rate_limit_per_minute",
+    "storm_seconds",
+    "early_token_expiry_s",
+    "duplicate_email",
+    "token_mint_limit",
+    "token_mint_window_s",
+)
 
 
 class Faults:

@@ -9,8 +9,10 @@ import time
 
 from .errors import ApiError
 
-PER_MINUTE_MESSAGE = ("For security reasons you have been blocked for some time as you have exceeded the maximum "
-                      "number of requests per minute")
+PER_MINUTE_MESSAGE = (
+    "For security reasons you have been blocked for some time as you have exceeded the maximum "
+    "number of requests per minute"
+)
 DAILY_MESSAGE = "You have exceeded the maximum number of API requests per day. Please try again tomorrow."
 CONCURRENCY_MESSAGE = "You have exceeded the maximum number of concurrent API requests. Please try again later."
 
@@ -65,8 +67,7 @@ class Limiter:
             storm = self.faults.storm_limit()
             if storm is not None and storm < limit and len(self.window) >= storm:
                 # a 429 storm: answered like the real limit, but without the lockout
-                raise _too_many(PER_MINUTE_MESSAGE, 60 - (now - self.window[0]) if self.window else 1,
-                                s["retry_after"])
+                raise _too_many(PER_MINUTE_MESSAGE, 60 - (now - self.window[0]) if self.window else 1, s["retry_after"])
             if len(self.window) >= limit:
                 if s["lockout_seconds"] > 0:
                     self.lockout_until = now + s["lockout_seconds"]
@@ -78,5 +79,9 @@ class Limiter:
     def snapshot(self) -> dict:
         now = time.monotonic()
         with self.lock:
-            return {"in_flight": self.in_flight, "last_minute": sum(1 for t in self.window if now - t < 60),
-                    "today": self.day_count, "lockout_remaining_s": round(max(0.0, self.lockout_until - now), 3)}
+            return {
+                "in_flight": self.in_flight,
+                "last_minute": sum(1 for t in self.window if now - t < 60),
+                "today": self.day_count,
+                "lockout_remaining_s": round(max(0.0, self.lockout_until - now), 3),
+            }

@@ -1,7 +1,7 @@
 """HTTP plumbing for the ZOHO Billing emulator: config, auth, limits, faults, admin, and the programmatic handle.
 
 Standard library only; imports nothing from ``zoho_pipeline.zoho`` or ``zoho_pipeline.sync`` (it is the other side of
-the wire). See ``resources`` for the ZOHO modules and ``state.Store`` for the data kept.
+the wire). See ``api`` for the ZOHO modules and ``state.Store`` for the data kept.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import resources, tokens
+from . import admin, api, schedule, tokens
+from .api.common import Ctx
+from .clock import iso, parse_time
 from .errors import ApiError
 from .faults import SETTABLE, Faults
 from .limits import Limiter
-from .resources.common import Ctx
 from .state import Store
 
 API_PREFIX = "/billing/v1"
@@ -58,6 +59,8 @@ class EmulatorConfig:
     storm_rate_limit_per_minute: int | None = None  # while a storm lasts, the per-minute limit is cut to this
     storm_seconds: float = 0
     early_token_expiry_s: float | None = None  # tokens really die after this, though expires_in says lifetime
+    start_time: str | None = None  # ZOHO's clock at start (ISO-8601); default the wall clock; a state file's wins
+    prorate: bool = False  # the organization's Prorated Billing setting (immediate plan changes raise documents)
 
 
 class Stats:
@@ -70,8 +73,9 @@ class Stats:
             self.requests = 0
             self.by_status: collections.Counter = collections.Counter()
             self.by_route: collections.Counter = collections.Counter()
-            self.counters = collections.Counter({"tokens_minted": 0, "dropped": 0, "failed_injected": 0,
-                                                 "rate_limited": 0})
+            self.counters = collections.Counter(
+                {"tokens_minted": 0, "dropped": 0, "failed_injected": 0, "rate_limited": 0}
+            )
 
     def record(self, route: str, status: int | None) -> None:
         with self.lock:
@@ -90,16 +94,37 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig):
         self.config = config
-        self.store = Store(config.state_file)
+        start = parse_time(config.start_time) if config.start_time else None
+        self.store = Store(config.state_file, start=start)
         self.faults = Faults(config)
         self.limiter = Limiter(self.faults)
         self.stats = Stats()
         self.url = ""
+        if start is not None and start > self.store.clock.now():  # a later --start-time moves a saved clock on
+            self.move_clock(start)
+
+    def context(self) -> Ctx:
+        return Ctx(self.store, self.config, {}, {}, {}, self.url)
+
+    def clock(self) -> dict:
+        with self.store.lock:
+            return {"now": iso(self.store.clock.now())}
+
+    def move_clock(self, to) -> dict:
+        """Move ZOHO's clock forward to `to`, running the scheduled work that falls due (ValueError if earlier)."""
+        with self.store.lock:
+            done = schedule.advance(self.context(), to)
+            self.store.mark_dirty()
+            return {"now": iso(self.store.clock.now()), "done": done}
 
     def stats_dict(self) -> dict:
         with self.stats.lock:
-            out = {"requests": self.stats.requests, "by_status": dict(self.stats.by_status),
-                   "by_route": dict(self.stats.by_route), **dict(self.stats.counters)}
+            out = {
+                "requests": self.stats.requests,
+                "by_status": dict(self.stats.by_status),
+                "by_route": dict(self.stats.by_route),
+                **dict(self.stats.counters),
+            }
         out["entities"] = self.store.counts()
         out["limits"] = self.limiter.snapshot()
         return out
@@ -166,11 +191,11 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         try:
             if path.startswith(ADMIN_PREFIX):
-                self._admin(method, path[len(ADMIN_PREFIX):], raw)
+                self._admin(method, path[len(ADMIN_PREFIX) :], raw)
             elif path == TOKEN_PATH and method == "POST":
                 self._token(query, raw)
             elif path.startswith(API_PREFIX + "/") or path == API_PREFIX:
-                self._api(method, path[len(API_PREFIX):] or "/", query, raw)
+                self._api(method, path[len(API_PREFIX) :] or "/", query, raw)
             else:
                 self._send(404, {"code": 5, "message": "Invalid URL Passed"})
         except (BrokenPipeError, ConnectionResetError):
@@ -188,30 +213,12 @@ class Handler(BaseHTTPRequestHandler):
 
     # admin ------------------------------------------------------------------------------------------------------
     def _admin(self, method: str, path: str, raw: bytes) -> None:
-        emu = self.emulator
-        if path == "/health" and method == "GET":
-            return self._send(200, {"status": "ok"})
-        if path == "/stats" and method == "GET":
-            return self._send(200, emu.stats_dict())
-        if path == "/reset" and method == "POST":
-            emu.reset()
-            return self._send(200, {"code": 0, "message": "reset"})
-        if path == "/faults" and method == "GET":
-            return self._send(200, emu.faults.current())
-        if path == "/faults" and method == "PUT":
-            try:
-                changes = json.loads(raw or b"{}")
-                if not isinstance(changes, dict):
-                    raise ValueError("a JSON object is expected")
-                return self._send(200, emu.faults.update(**changes))
-            except ValueError as exc:
-                return self._send(400, {"code": 4, "message": str(exc)})
-        return self._send(404, {"code": 5, "message": "Invalid URL Passed"})
+        self._send(*admin.handle(self.emulator, method, path, raw))
 
     # API --------------------------------------------------------------------------------------------------------
     def _api(self, method: str, path: str, query: dict, raw: bytes) -> None:
         emu = self.emulator
-        template, handler, params = resources.match(method, path)
+        template, handler, params = api.match(method, path)
         route = f"{method} {template}" if template else f"{method} <unmatched>"
         status = None
         try:
@@ -285,7 +292,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class EmulatorHandle:
-    """A running emulator: ``url``, ``store``, ``stats()``, ``faults()``, ``set_faults()``, ``reset()``, ``stop()``."""
+    """A running emulator: ``url``, ``store``, ``stats()``, ``faults()``, ``set_faults()``, ``clock()``,
+    ``move_clock()``, ``reset()``, ``stop()``."""
 
     def __init__(self, emulator: Emulator, server: ThreadingHTTPServer, thread: threading.Thread):
         self.emulator, self._server, self._thread = emulator, server, thread
@@ -299,6 +307,15 @@ class EmulatorHandle:
 
     def faults(self) -> dict:
         return self.emulator.faults.current()
+
+    def clock(self) -> str:
+        """ZOHO's `now`, ISO-8601 UTC."""
+        return self.emulator.clock()["now"]
+
+    def move_clock(self, now: str | None = None, advance_days: int | None = None) -> dict:
+        """Like PUT /__emulator__/clock: to `now`, or `advance_days` later; runs the work that falls due."""
+        body = {"now": now} if now is not None else {"advance_days": advance_days}
+        return self.emulator.move_clock(admin.clock_target(self.store, body))
 
     def set_faults(self, **changes) -> dict:
         return self.emulator.faults.update(**changes)
@@ -332,7 +349,9 @@ def start_emulator(config: EmulatorConfig | None = None) -> EmulatorHandle:
     server = _Server((config.host, config.port), handler)
     host, port = server.server_address[:2]
     emulator.url = f"http://{host}:{port}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"zoho-emulator-{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"zoho-emulator-{port}", daemon=True
+    )
     thread.start()
     return EmulatorHandle(emulator, server, thread)
 

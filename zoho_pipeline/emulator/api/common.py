@@ -1,13 +1,12 @@
-"""Helpers shared by the resource handlers: request context, money, paging, validation."""
+"""Helpers shared by the API handlers: request context (with ZOHO's clock), money, paging, validation."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from ..errors import bad
-from ..state import timestamp, today  # noqa: F401 - re-exported for the handlers
 
 CENT = Decimal("0.01")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -22,7 +21,20 @@ class Ctx:
     query: dict
     body: dict
     base_url: str = ""
-    extra: dict = field(default_factory=dict)
+
+    def today(self) -> str:
+        """The emulated organization's date: every write is judged against ZOHO's clock, not the wall clock."""
+        return self.store.clock.today()
+
+    def timestamp(self) -> str:
+        return self.store.clock.timestamp()
+
+    def date(self, value, name: str) -> str:
+        """A YYYY-MM-DD field, today when absent."""
+        return self.today() if value in (None, "") else valid_date(value, name)
+
+    def with_body(self, body: dict) -> "Ctx":
+        return replace(self, params={}, query={}, body=body)
 
 
 def dec(value, name: str) -> Decimal:
@@ -57,8 +69,6 @@ def require(body: dict, *names: str) -> None:
 
 
 def valid_date(value, name: str) -> str:
-    if value is None or value == "":
-        return today()
     if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
         raise bad(4, f"Invalid value passed for {name}")
     return value
@@ -74,8 +84,14 @@ def custom_fields(value) -> list[dict]:
     for i, item in enumerate(value or [], start=1):
         if not isinstance(item, dict) or (item.get("label") is None and item.get("value") is None):
             continue
-        out.append({"index": item.get("index", i), "value": item.get("value"), "label": item.get("label") or "",
-                    "data_type": item.get("data_type", "text")})
+        out.append(
+            {
+                "index": item.get("index", i),
+                "value": item.get("value"),
+                "label": item.get("label") or "",
+                "data_type": item.get("data_type", "text"),
+            }
+        )
     return out
 
 
@@ -84,17 +100,33 @@ def text(body: dict, name: str, default: str = "") -> str:
     return default if value is None else str(value)
 
 
-def page(ctx: Ctx, items: list[dict], key: str, applied_filter: str, sort_column: str = "created_time",
-         extra: dict | None = None) -> tuple[int, dict]:
+def page(
+    ctx: Ctx,
+    items: list[dict],
+    key: str,
+    applied_filter: str,
+    sort_column: str = "created_time",
+    extra: dict | None = None,
+    shown=None,
+) -> tuple[int, dict]:
+    """One page of `items`; `shown` (a function of the page's items) turns stored entities into list rows."""
     try:
         page_no = max(1, int(ctx.query.get("page", 1)))
         per_page = min(200, max(1, int(ctx.query.get("per_page", 200))))
     except ValueError:
         raise bad(4, "Invalid value passed for page") from None
     start = (page_no - 1) * per_page
-    chunk = items[start:start + per_page]
-    context = {"page": page_no, "per_page": per_page, "has_more_page": start + per_page < len(items),
-               "applied_filter": applied_filter, "sort_column": sort_column, "sort_order": "A"}
+    chunk = items[start : start + per_page]
+    if shown is not None:
+        chunk = shown(chunk)
+    context = {
+        "page": page_no,
+        "per_page": per_page,
+        "has_more_page": start + per_page < len(items),
+        "applied_filter": applied_filter,
+        "sort_column": sort_column,
+        "sort_order": "A",
+    }
     context.update(extra or {})
     return 200, {"code": 0, "message": "success", key: chunk, "page_context": context}
 

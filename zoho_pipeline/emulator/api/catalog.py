@@ -3,24 +3,48 @@
 from __future__ import annotations
 
 from ..errors import ApiError, bad
-from .common import Ctx, created, dec, num, ok, page, require, stored, tax_of, text, timestamp, with_status
+from .common import Ctx, created, dec, num, ok, page, require, stored, tax_of, text, with_status
 
 # organization ---------------------------------------------------------------------------------------------------
 
 
 def list_organizations(ctx: Ctx):
     org = {
-        "organization_id": ctx.config.organization_id, "name": "Emulated ISP", "contact_name": "Billing Team",
-        "email": "billing@example.com", "is_default_org": True, "source": 2, "country": "South Africa",
-        "org_settings": True, "is_ziedition": False, "is_zbclient": False, "custom_field_type": 1,
-        "version": "global", "is_moss_enabled": False, "is_sales_inclusive_tax_enabled": False, "plan_type": 0,
-        "tax_group_enabled": True, "plan_name": "EMULATOR", "plan_period": "", "language_code": "en",
-        "fiscal_year_start_month": 0, "account_created_date": "2024-01-01",
-        "account_created_date_formatted": "01/01/24", "time_zone": "Africa/Johannesburg", "field_separator": "/",
+        "organization_id": ctx.config.organization_id,
+        "name": "Emulated ISP",
+        "contact_name": "Billing Team",
+        "email": "billing@example.com",
+        "is_default_org": True,
+        "source": 2,
+        "country": "South Africa",
+        "org_settings": True,
+        "is_ziedition": False,
+        "is_zbclient": False,
+        "custom_field_type": 1,
+        "version": "global",
+        "is_moss_enabled": False,
+        "is_sales_inclusive_tax_enabled": False,
+        "plan_type": 0,
+        "tax_group_enabled": True,
+        "plan_name": "EMULATOR",
+        "plan_period": "",
+        "language_code": "en",
+        "fiscal_year_start_month": 0,
+        "account_created_date": "2024-01-01",
+        "account_created_date_formatted": "01/01/24",
+        "time_zone": "Africa/Johannesburg",
+        "field_separator": "/",
         "time_zone_formatted": "( GMT 2:00 ) South Africa Standard Time(Africa/Johannesburg)",
-        "is_org_active": True, "mode": "test", "is_quick_setup_completed": True, "is_trial_period_extended": False,
-        "currency_id": "187955000000000097", "currency_code": "ZAR", "currency_symbol": "R",
-        "currency_format": "###,##0.00", "price_precision": 2, "badge_count": 0,
+        "is_org_active": True,
+        "mode": "test",
+        "is_quick_setup_completed": True,
+        "is_trial_period_extended": False,
+        "currency_id": "187955000000000097",
+        "currency_code": "ZAR",
+        "currency_symbol": "R",
+        "currency_format": "###,##0.00",
+        "price_precision": 2,
+        "badge_count": 0,
     }
     return ok("success", organizations=[org])
 
@@ -29,13 +53,18 @@ def list_taxes(ctx: Ctx):
     return ok("success", taxes=list(ctx.store.taxes.values()))
 
 
-def _mark(entity: dict, noun: str, status: str):
-    """POST /<kind>/<id>/markasactive | markasinactive."""
-    entity.update(status=status, updated_time=timestamp())
-    return ok(f"The {noun} has been marked as {status}.")
+def _marker(find, noun: str, status: str):
+    """The handler of POST /<kind>/<id>/markasactive | markasinactive."""
+
+    def mark(ctx: Ctx):
+        find(ctx).update(status=status, updated_time=ctx.timestamp())
+        return ok(f"The {noun} has been marked as {status}.")
+
+    return mark
 
 
 # products -------------------------------------------------------------------------------------------------------
+
 
 def _product(ctx: Ctx) -> dict:
     return stored(ctx.store.products, ctx.params["product_id"], bad, 2006, "Invalid Product ID.")
@@ -49,10 +78,17 @@ def _known_product_id(ctx: Ctx, value) -> str:
 
 def create_product(ctx: Ctx):
     require(ctx.body, "name")
-    now, pid = timestamp(), ctx.store.new_id()
-    product = {"product_id": pid, "name": text(ctx.body, "name"), "description": text(ctx.body, "description"),
-               "status": "active", "redirect_url": text(ctx.body, "redirect_url"),
-               "email_ids": text(ctx.body, "email_ids"), "created_time": now, "updated_time": now}
+    now, pid = ctx.timestamp(), ctx.store.new_id()
+    product = {
+        "product_id": pid,
+        "name": text(ctx.body, "name"),
+        "description": text(ctx.body, "description"),
+        "status": "active",
+        "redirect_url": text(ctx.body, "redirect_url"),
+        "email_ids": text(ctx.body, "email_ids"),
+        "created_time": now,
+        "updated_time": now,
+    }
     ctx.store.products[pid] = product
     return created("The product has been added.", product=product)
 
@@ -74,7 +110,7 @@ def update_product(ctx: Ctx):
             product[key] = text(ctx.body, key)
     if not product["name"]:
         raise bad(4, "Please enter name. name is mandatory.")
-    product["updated_time"] = timestamp()
+    product["updated_time"] = ctx.timestamp()
     return ok("The product details have been updated.", product=product)
 
 
@@ -86,15 +122,14 @@ def delete_product(ctx: Ctx):
     return ok("The product has been deleted.")
 
 
-def product_active(ctx: Ctx):
-    return _mark(_product(ctx), "product", "active")
+product_active = _marker(_product, "product", "active")
 
 
-def product_inactive(ctx: Ctx):
-    return _mark(_product(ctx), "product", "inactive")
+product_inactive = _marker(_product, "product", "inactive")
 
 
 # plans ----------------------------------------------------------------------------------------------------------
+
 
 def _plan(ctx: Ctx) -> dict:
     return stored(ctx.store.plans, ctx.params["plan_code"], bad, 101002, "Invalid PlanCode.")
@@ -102,8 +137,12 @@ def _plan(ctx: Ctx) -> dict:
 
 def _apply_tax(ctx: Ctx, entity: dict, tax_id) -> None:
     tax = tax_of(ctx, tax_id)
-    entity.update(tax_id=tax["tax_id"] if tax else "", tax_name=tax["tax_name"] if tax else "",
-                  tax_percentage=tax["tax_percentage"] if tax else 0, tax_type=tax["tax_type"] if tax else "")
+    entity.update(
+        tax_id=tax["tax_id"] if tax else "",
+        tax_name=tax["tax_name"] if tax else "",
+        tax_percentage=tax["tax_percentage"] if tax else 0,
+        tax_type=tax["tax_type"] if tax else "",
+    )
 
 
 def _plan_fields(ctx: Ctx, plan: dict, body: dict) -> None:
@@ -130,6 +169,7 @@ def _plan_fields(ctx: Ctx, plan: dict, body: dict) -> None:
         _apply_tax(ctx, plan, body["tax_id"])
     if "custom_fields" in body:
         from .common import custom_fields
+
         plan["custom_fields"] = custom_fields(body["custom_fields"])
 
 
@@ -138,13 +178,33 @@ def create_plan(ctx: Ctx):
     code = str(ctx.body["plan_code"])
     if code in ctx.store.plans:
         raise bad(101001, "The plan code already exists.")
-    now = timestamp()
-    plan = {"plan_code": code, "name": "", "description": "", "status": "active", "product_id": "",
-            "account_id": "187955000000000388", "account_name": "Sales", "tax_id": "", "tax_name": "",
-            "tax_percentage": 0, "tax_type": "", "trial_period": 0, "setup_fee": 0.0, "recurring_price": 0.0,
-            "interval": 1, "interval_unit": "months", "billing_cycles": -1, "custom_fields": [],
-            "url": f"{ctx.base_url}/subscribe/{code}", "addons": [], "created_time": now, "updated_time": now,
-            "created_time_formatted": now, "updated_time_formatted": now}
+    now = ctx.timestamp()
+    plan = {
+        "plan_code": code,
+        "name": "",
+        "description": "",
+        "status": "active",
+        "product_id": "",
+        "account_id": "187955000000000388",
+        "account_name": "Sales",
+        "tax_id": "",
+        "tax_name": "",
+        "tax_percentage": 0,
+        "tax_type": "",
+        "trial_period": 0,
+        "setup_fee": 0.0,
+        "recurring_price": 0.0,
+        "interval": 1,
+        "interval_unit": "months",
+        "billing_cycles": -1,
+        "custom_fields": [],
+        "url": f"{ctx.base_url}/subscribe/{code}",
+        "addons": [],
+        "created_time": now,
+        "updated_time": now,
+        "created_time_formatted": now,
+        "updated_time_formatted": now,
+    }
     _plan_fields(ctx, plan, ctx.body)
     ctx.store.plans[code] = plan
     return created("The plan has been added.", plan=plan)
@@ -168,7 +228,7 @@ def update_plan(ctx: Ctx):
     if body.get("plan_code") not in (None, plan["plan_code"]):
         raise bad(4, "The plan code cannot be changed.")
     _plan_fields(ctx, plan, body)
-    plan["updated_time"] = plan["updated_time_formatted"] = timestamp()
+    plan["updated_time"] = plan["updated_time_formatted"] = ctx.timestamp()
     return ok("The plan details have been updated.", plan=plan)
 
 
@@ -180,15 +240,14 @@ def delete_plan(ctx: Ctx):
     return ok("The plan has been deleted.")
 
 
-def plan_active(ctx: Ctx):
-    return _mark(_plan(ctx), "plan", "active")
+plan_active = _marker(_plan, "plan", "active")
 
 
-def plan_inactive(ctx: Ctx):
-    return _mark(_plan(ctx), "plan", "inactive")
+plan_inactive = _marker(_plan, "plan", "inactive")
 
 
 # addons ---------------------------------------------------------------------------------------------------------
+
 
 def _addon(ctx: Ctx) -> dict:
     return stored(ctx.store.addons, ctx.params["addon_code"], bad, 102001, "Invalid AddonCode.")
@@ -207,8 +266,9 @@ def _addon_fields(ctx: Ctx, addon: dict, body: dict) -> None:
     if "applicable_to_all_plans" in body:
         addon["applicable_to_all_plans"] = bool(body["applicable_to_all_plans"])
     if isinstance(body.get("price_brackets"), list) and body["price_brackets"]:
-        addon["price_brackets"] = [{**b, "price": num(dec(b.get("price", 0), "price"))}
-                                   for b in body["price_brackets"] if isinstance(b, dict)]
+        addon["price_brackets"] = [
+            {**b, "price": num(dec(b.get("price", 0), "price"))} for b in body["price_brackets"] if isinstance(b, dict)
+        ]
     if "tax_id" in body:
         _apply_tax(ctx, addon, body["tax_id"])
 
@@ -218,12 +278,29 @@ def create_addon(ctx: Ctx):
     code = str(ctx.body["addon_code"])
     if code in ctx.store.addons:
         raise bad(102002, "The addon code already exists.")
-    now = timestamp()
-    addon = {"name": "", "addon_code": code, "description": "", "status": "active", "product_id": "",
-             "account_id": "187955000000000388", "account_name": "Sales", "tax_id": "", "tax_name": "",
-             "tax_percentage": 0, "tax_type": "", "applicable_to_all_plans": True, "type": "recurring",
-             "pricing_scheme": "unit", "unit_name": "", "interval_unit": "monthly", "stock_on_hand": "",
-             "price_brackets": [{"price": 0.0}], "created_time": now, "updated_time": now}
+    now = ctx.timestamp()
+    addon = {
+        "name": "",
+        "addon_code": code,
+        "description": "",
+        "status": "active",
+        "product_id": "",
+        "account_id": "187955000000000388",
+        "account_name": "Sales",
+        "tax_id": "",
+        "tax_name": "",
+        "tax_percentage": 0,
+        "tax_type": "",
+        "applicable_to_all_plans": True,
+        "type": "recurring",
+        "pricing_scheme": "unit",
+        "unit_name": "",
+        "interval_unit": "monthly",
+        "stock_on_hand": "",
+        "price_brackets": [{"price": 0.0}],
+        "created_time": now,
+        "updated_time": now,
+    }
     _addon_fields(ctx, addon, ctx.body)
     ctx.store.addons[code] = addon
     return created("The addon has been added.", addon=addon)
@@ -242,7 +319,7 @@ def get_addon(ctx: Ctx):
 def update_addon(ctx: Ctx):
     addon = _addon(ctx)
     _addon_fields(ctx, addon, ctx.body)
-    addon["updated_time"] = timestamp()
+    addon["updated_time"] = ctx.timestamp()
     return ok("The addon details have been updated.", addon=addon)
 
 
@@ -251,12 +328,10 @@ def delete_addon(ctx: Ctx):
     return ok("The addon has been deleted.")
 
 
-def addon_active(ctx: Ctx):
-    return _mark(_addon(ctx), "addon", "active")
+addon_active = _marker(_addon, "addon", "active")
 
 
-def addon_inactive(ctx: Ctx):
-    return _mark(_addon(ctx), "addon", "inactive")
+addon_inactive = _marker(_addon, "addon", "inactive")
 
 
 __all__ = ["ApiError"]
