@@ -85,42 +85,163 @@ EXTRAS = [("Static IP address", "99.00"), ("Router rental", "49.00"), ("Premium 
 
 FIRST_NAMES = [
     # English / Afrikaans
-    "James", "Sarah", "Michael", "Emma", "Daniel", "Jessica", "Liam", "Chloé", "Zoë", "Seán", "Megan", "Ryan",
-    "Pieter", "Johan", "Anri", "Marié", "Hendrik", "Elmarie", "Wilhelm", "Annelie", "Riaan", "Susanna", "Jan-Hendrik",
+    "James",
+    "Sarah",
+    "Michael",
+    "Emma",
+    "Daniel",
+    "Jessica",
+    "Liam",
+    "Chloé",
+    "Zoë",
+    "Seán",
+    "Megan",
+    "Ryan",
+    "Pieter",
+    "Johan",
+    "Anri",
+    "Marié",
+    "Hendrik",
+    "Elmarie",
+    "Wilhelm",
+    "Annelie",
+    "Riaan",
+    "Susanna",
+    "Jan-Hendrik",
     # isiZulu / isiXhosa / Sesotho / Setswana
-    "Nkosinathi", "Sipho", "Thandeka", "Nomvula", "Sibusiso", "Lindiwe", "Bongani", "Ayanda", "Zanele", "Mandla",
-    "Lwazi", "Siyabonga", "Nokuthula", "Thabo", "Lerato", "Palesa", "Kagiso", "Refilwe", "Tshepo", "Mpho",
-    "Dineo", "Lebohang", "Tumelo", "Khanyisile", "Xolani", "Unathi", "Andiswa", "Lihle",
+    "Nkosinathi",
+    "Sipho",
+    "Thandeka",
+    "Nomvula",
+    "Sibusiso",
+    "Lindiwe",
+    "Bongani",
+    "Ayanda",
+    "Zanele",
+    "Mandla",
+    "Lwazi",
+    "Siyabonga",
+    "Nokuthula",
+    "Thabo",
+    "Lerato",
+    "Palesa",
+    "Kagiso",
+    "Refilwe",
+    "Tshepo",
+    "Mpho",
+    "Dineo",
+    "Lebohang",
+    "Tumelo",
+    "Khanyisile",
+    "Xolani",
+    "Unathi",
+    "Andiswa",
+    "Lihle",
     # Indian South African and others
-    "Priya", "Rajesh", "Ayesha", "Yusuf", "Fatima", "Naledi", "Francois", "André", "Hélène",
+    "Priya",
+    "Rajesh",
+    "Ayesha",
+    "Yusuf",
+    "Fatima",
+    "Naledi",
+    "Francois",
+    "André",
+    "Hélène",
 ]
 LAST_NAMES = [
-    "Smith", "O'Neill", "Müller", "van der Merwe", "du Plessis", "Botha", "Nel", "Pretorius", "Venter", "Steyn",
-    "Coetzee", "le Roux", "van Wyk", "Jansen van Rensburg", "Oosthuizen", "O'Connor", "D'Almeida", "Brown", "Jones",
-    "Ngcobo", "Dlamini", "Nkosi", "Zulu", "Mthembu", "Khumalo", "Ndlovu", "Mkhize", "Buthelezi", "Sithole",
-    "Mbeki", "Xaba", "Mahlangu", "Ntuli", "Mokoena", "Mofokeng", "Molefe", "Nkoana", "Maseko", "Tshabalala",
-    "Naidoo", "Pillay", "Govender", "Moodley", "Patel", "Essop", "Adams", "Petersen", "Jacobs", "Isaacs",
-    "Schoeman", "Lötter", "Kruger", "Engelbrecht", "Ferreira", "Gqirana", "Qwabe",
+    "Smith",
+    "O'Neill",
+    "Müller",
+    "van der Merwe",
+    "du Plessis",
+    "Botha",
+    "Nel",
+    "Pretorius",
+    "Venter",
+    "Steyn",
+    "Coetzee",
+    "le Roux",
+    "van Wyk",
+    "Jansen van Rensburg",
+    "Oosthuizen",
+    "O'Connor",
+    "D'Almeida",
+    "Brown",
+    "Jones",
+    "Ngcobo",
+    "Dlamini",
+    "Nkosi",
+    "Zulu",
+    "Mthembu",
+    "Khumalo",
+    "Ndlovu",
+    "Mkhize",
+    "Buthelezi",
+    "Sithole",
+    "Mbeki",
+    "Xaba",
+    "Mahlangu",
+    "Ntuli",
+    "Mokoena",
+    "Mofokeng",
+    "Molefe",
+    "Nkoana",
+    "Maseko",
+    "Tshabalala",
+    "Naidoo",
+    "Pillay",
+    "Govender",
+    "Moodley",
+    "Patel",
+    "Essop",
+    "Adams",
+    "Petersen",
+    "Jacobs",
+    "Isaacs",
+    "Schoeman",
+    "Lötter",
+    "Kruger",
+    "Engelbrecht",
+    "Ferreira",
+    "Gqirana",
+    "Qwabe",
 ]
 COMPANY_PATTERNS = [
-    "{last} & Sons (Pty) Ltd", "{last} Attorneys Inc.", "{place} Logistics CC", "{place} Dental Practice",
-    "{last} Bouwerk (Edms) Bpk", "{place} Guest House", "Ubuntu {trade} (Pty) Ltd", "{last} {trade} Solutions",
-    "{place} Spaza & Café", "Kasi {trade} Hub",
+    "{last} & Sons (Pty) Ltd",
+    "{last} Attorneys Inc.",
+    "{place} Logistics CC",
+    "{place} Dental Practice",
+    "{last} Bouwerk (Edms) Bpk",
+    "{place} Guest House",
+    "Ubuntu {trade} (Pty) Ltd",
+    "{last} {trade} Solutions",
+    "{place} Spaza & Café",
+    "Kasi {trade} Hub",
 ]
 TRADES = ["Accounting", "Engineering", "Design", "Catering", "IT", "Plumbing", "Motors", "Consulting"]
 
 # (city, province, [(suburb, postal code)])
 PLACES = [
-    ("Johannesburg", "Gauteng", [("Sandton", "2196"), ("Randburg", "2194"), ("Soweto", "1804"),
-                                 ("Melville", "2092"), ("Fourways", "2191")]),
-    ("Pretoria", "Gauteng", [("Hatfield", "0083"), ("Centurion", "0157"), ("Menlyn", "0181"),
-                             ("Mamelodi", "0122")]),
-    ("Cape Town", "Western Cape", [("Sea Point", "8005"), ("Claremont", "7708"), ("Bellville", "7530"),
-                                   ("Khayelitsha", "7784"), ("Observatory", "7925")]),
+    (
+        "Johannesburg",
+        "Gauteng",
+        [("Sandton", "2196"), ("Randburg", "2194"), ("Soweto", "1804"), ("Melville", "2092"), ("Fourways", "2191")],
+    ),
+    ("Pretoria", "Gauteng", [("Hatfield", "0083"), ("Centurion", "0157"), ("Menlyn", "0181"), ("Mamelodi", "0122")]),
+    (
+        "Cape Town",
+        "Western Cape",
+        [
+            ("Sea Point", "8005"),
+            ("Claremont", "7708"),
+            ("Bellville", "7530"),
+            ("Khayelitsha", "7784"),
+            ("Observatory", "7925"),
+        ],
+    ),
     ("Stellenbosch", "Western Cape", [("Die Boord", "7600"), ("Idas Valley", "7609")]),
     ("George", "Western Cape", [("Heatherlands", "6529"), ("Blanco", "6530")]),
-    ("Durban", "KwaZulu-Natal", [("Berea", "4001"), ("Umhlanga", "4319"), ("Morningside", "4001"),
-                                 ("Umlazi", "4031")]),
+    ("Durban", "KwaZulu-Natal", [("Berea", "4001"), ("Umhlanga", "4319"), ("Morningside", "4001"), ("Umlazi", "4031")]),
     ("Pietermaritzburg", "KwaZulu-Natal", [("Scottsville", "3209"), ("Hayfields", "3201")]),
     ("Gqeberha", "Eastern Cape", [("Summerstrand", "6001"), ("Walmer", "6070")]),
     ("East London", "Eastern Cape", [("Vincent", "5247"), ("Nahoon", "5241")]),
@@ -131,13 +252,39 @@ PLACES = [
     ("Rustenburg", "North West", [("Cashan", "0299"), ("Safari Gardens", "0299")]),
     ("Mahikeng", "North West", [("Golf View", "2745")]),
 ]
-STREETS = ["Jan Smuts", "Main", "Church", "Voortrekker", "Oxford", "Beach", "Nelson Mandela", "Long", "Kerk",
-           "Jacaranda", "Protea", "Umngeni", "Florida", "Rivonia", "Steve Biko", "Bree", "Loop", "Kloof"]
+STREETS = [
+    "Jan Smuts",
+    "Main",
+    "Church",
+    "Voortrekker",
+    "Oxford",
+    "Beach",
+    "Nelson Mandela",
+    "Long",
+    "Kerk",
+    "Jacaranda",
+    "Protea",
+    "Umngeni",
+    "Florida",
+    "Rivonia",
+    "Steve Biko",
+    "Bree",
+    "Loop",
+    "Kloof",
+]
 STREET_KINDS = ["Street", "Road", "Avenue", "Drive", "Crescent", "Lane", "Straat"]
 COMPLEXES = ["Jacaranda Gardens", "Protea Heights", "Sunset Villas", "Ocean View", "Die Eike", "Msunduzi Court"]
 MOBILE_PREFIXES = ["60", "61", "62", "71", "72", "73", "74", "76", "79", "81", "82", "83", "84"]
-EMAIL_DOMAINS = ["gmail.com", "outlook.com", "webmail.co.za", "mweb.co.za", "icloud.com", "yahoo.com",
-                 "telkomsa.net", "vodamail.co.za"]
+EMAIL_DOMAINS = [
+    "gmail.com",
+    "outlook.com",
+    "webmail.co.za",
+    "mweb.co.za",
+    "icloud.com",
+    "yahoo.com",
+    "telkomsa.net",
+    "vodamail.co.za",
+]
 PAYMENT_METHODS = ["netcash", "eft", "instant_eft", "card", "debit_order", "cash"]
 METHOD_WEIGHTS = [30, 20, 15, 15, 17, 3]
 
@@ -172,8 +319,9 @@ class _Gen:
         return (start + dt.timedelta(seconds=self.rng.randint(0, seconds))).replace(microsecond=0)
 
     def at(self, day: dt.date, hour_from: int = 6, hour_to: int = 20) -> dt.datetime:
-        return dt.datetime.combine(day, dt.time(self.rng.randint(hour_from, hour_to), self.rng.randint(0, 59)),
-                                   tzinfo=UTC)
+        return dt.datetime.combine(
+            day, dt.time(self.rng.randint(hour_from, hour_to), self.rng.randint(0, 59)), tzinfo=UTC
+        )
 
     # -- tables
     def packages(self) -> None:
@@ -181,8 +329,15 @@ class _Gen:
         self.package_rows = []
         for name, desc, price, active in PACKAGES:
             created = self.ts_between(start, start + dt.timedelta(days=200))
-            row = dict(id=self.uid(), name=name, description=desc, monthly_price=Decimal(price), is_active=active,
-                       created_at=created, updated_at=self.ts_between(created, self.now - dt.timedelta(days=30)))
+            row = dict(
+                id=self.uid(),
+                name=name,
+                description=desc,
+                monthly_price=Decimal(price),
+                is_active=active,
+                created_at=created,
+                updated_at=self.ts_between(created, self.now - dt.timedelta(days=30)),
+            )
             self.rows["service_packages"].append(row)
             self.package_rows.append(row)
         self.active_packages = [p for p in self.package_rows if p["is_active"]]
@@ -215,7 +370,8 @@ class _Gen:
             company = vat = None
             if business_account:
                 company = r.choice(COMPANY_PATTERNS).format(
-                    last=last[0].upper() + last[1:], place=suburb, trade=r.choice(TRADES))
+                    last=last[0].upper() + last[1:], place=suburb, trade=r.choice(TRADES)
+                )
                 if self.chance(0.7):
                     vat = "4" + "".join(str(r.randint(0, 9)) for _ in range(9))
             if self.chance(0.9):
@@ -224,10 +380,14 @@ class _Gen:
                 phone = "+27" + r.choice(["11", "12", "21", "31", "41", "51"]) + f"{r.randint(0, 9_999_999):07d}"
             else:
                 phone = None
-            addr = dict(address_line1=f"{r.randint(1, 250)} {r.choice(STREETS)} {r.choice(STREET_KINDS)}",
-                        address_line2=(f"Unit {r.randint(1, 120)}, {r.choice(COMPLEXES)}" if self.chance(0.25)
-                                       else None),
-                        suburb=suburb, city=city, province=province, postal_code=postal)
+            addr = dict(
+                address_line1=f"{r.randint(1, 250)} {r.choice(STREETS)} {r.choice(STREET_KINDS)}",
+                address_line2=(f"Unit {r.randint(1, 120)}, {r.choice(COMPLEXES)}" if self.chance(0.25) else None),
+                suburb=suburb,
+                city=city,
+                province=province,
+                postal_code=postal,
+            )
             roll = r.random()
             if roll < 0.04:  # no address at all
                 addr = dict.fromkeys(addr)
@@ -236,10 +396,21 @@ class _Gen:
                     addr[key] = None
             status = r.choices(["active", "suspended", "closed"], [85, 8, 7])[0]
             created = self.ts_between(self.now - dt.timedelta(days=730), self.now - dt.timedelta(days=20))
-            row = dict(id=self.uid(), email=self.email_for(first, last, company), first_name=first, last_name=last,
-                       phone=phone, account_type="business" if business_account else "personal",
-                       company_name=company, vat_number=vat, **addr, country="ZA", status=status,
-                       created_at=created, updated_at=self.ts_between(created, self.now))
+            row = dict(
+                id=self.uid(),
+                email=self.email_for(first, last, company),
+                first_name=first,
+                last_name=last,
+                phone=phone,
+                account_type="business" if business_account else "personal",
+                company_name=company,
+                vat_number=vat,
+                **addr,
+                country="ZA",
+                status=status,
+                created_at=created,
+                updated_at=self.ts_between(created, self.now),
+            )
             self.rows["customers"].append(row)
             self.customer_rows.append(row)
 
@@ -270,12 +441,32 @@ class _Gen:
                     span = (self.today - activation).days
                     cancellation = activation + dt.timedelta(days=r.randint(min(30, span), max(30, span)))
                     cancellation = min(cancellation, self.today)
-                address = ", ".join(p for p in (cust["address_line1"], cust["address_line2"], cust["suburb"],
-                                                cust["city"], cust["postal_code"]) if p) or None
-                row = dict(id=self.uid(), customer_id=cust["id"], package_id=pkg["id"], status=status,
-                           monthly_price=price, activation_date=activation, cancellation_date=cancellation,
-                           installation_address=address, created_at=created,
-                           updated_at=self.ts_between(created, self.now))
+                address = (
+                    ", ".join(
+                        p
+                        for p in (
+                            cust["address_line1"],
+                            cust["address_line2"],
+                            cust["suburb"],
+                            cust["city"],
+                            cust["postal_code"],
+                        )
+                        if p
+                    )
+                    or None
+                )
+                row = dict(
+                    id=self.uid(),
+                    customer_id=cust["id"],
+                    package_id=pkg["id"],
+                    status=status,
+                    monthly_price=price,
+                    activation_date=activation,
+                    cancellation_date=cancellation,
+                    installation_address=address,
+                    created_at=created,
+                    updated_at=self.ts_between(created, self.now),
+                )
                 row["_package"] = pkg
                 self.rows["customer_services"].append(row)
                 mine.append(row)
@@ -305,10 +496,22 @@ class _Gen:
                 else:
                     status = r.choices(["paid", "partially_paid", "overdue"], [83, 7, 10])[0]
         created = self.at(day)
-        row = dict(id=self.uid(), customer_id=cust["id"], service_id=service["id"] if service else None,
-                   invoice_number=self.next_invoice_number(day), invoice_type=kind, invoice_date=day, due_date=due,
-                   line_items=items, subtotal=subtotal, vat_amount=vat, total_amount=total, status=status,
-                   created_at=created, updated_at=self.ts_between(created, max(created, self.now)))
+        row = dict(
+            id=self.uid(),
+            customer_id=cust["id"],
+            service_id=service["id"] if service else None,
+            invoice_number=self.next_invoice_number(day),
+            invoice_type=kind,
+            invoice_date=day,
+            due_date=due,
+            line_items=items,
+            subtotal=subtotal,
+            vat_amount=vat,
+            total_amount=total,
+            status=status,
+            created_at=created,
+            updated_at=self.ts_between(created, max(created, self.now)),
+        )
         self.rows["customer_invoices"].append(row)
         self.payments_for(cust, row)
         return row
@@ -344,8 +547,14 @@ class _Gen:
                     days = days_in - act.day + 1
                     amount = money(svc["monthly_price"] * days / days_in)
                     last = act.replace(day=days_in)
-                    items = [dict(description=f"Pro-rata {pkg['name']} {act:%d %b}–{last:%d %b %Y} ({days} days)",
-                                  quantity=1, unit_price=float(amount), amount=float(amount))]
+                    items = [
+                        dict(
+                            description=f"Pro-rata {pkg['name']} {act:%d %b}–{last:%d %b %Y} ({days} days)",
+                            quantity=1,
+                            unit_price=float(amount),
+                            amount=float(amount),
+                        )
+                    ]
                     self.add_invoice(cust, svc, "pro_rata", act, items)
                 # recurring: the most recent months the service was billable, ~2 per service on average
                 months = []
@@ -354,7 +563,7 @@ class _Gen:
                     if m > act:
                         months.append(m)
                     m = (m + dt.timedelta(days=32)).replace(day=1)
-                for month in months[-r.choice([1, 1, 2, 2, 2, 3, 3]):]:
+                for month in months[-r.choice([1, 1, 2, 2, 2, 3, 3]) :]:
                     items = [self.item(f"{pkg['name']} — {month:%B %Y}", 1, svc["monthly_price"])]
                     if self.chance(0.25):
                         desc, price = r.choice(EXTRAS)
@@ -368,13 +577,19 @@ class _Gen:
             if self.chance(0.12):
                 items = [self.item(d, r.choice([1, 1, 1, 2, 3]), p) for d, p in r.sample(EQUIPMENT, r.randint(1, 3))]
                 day = max(self.today - dt.timedelta(days=r.randint(0, 180)), cust["created_at"].date())
-                self.add_invoice(cust, r.choice(services) if services and self.chance(0.6) else None, "equipment",
-                                 day, items)
+                self.add_invoice(
+                    cust, r.choice(services) if services and self.chance(0.6) else None, "equipment", day, items
+                )
             if self.chance(0.06):
                 day = max(self.today - dt.timedelta(days=r.randint(0, 180)), cust["created_at"].date())
                 if self.chance(0.6):
-                    items = [self.item(f"Credit: service outage {day - dt.timedelta(days=3):%d %B %Y}", 1,
-                                       -r.choice([50, 100, 150, 233.33]))]
+                    items = [
+                        self.item(
+                            f"Credit: service outage {day - dt.timedelta(days=3):%d %B %Y}",
+                            1,
+                            -r.choice([50, 100, 150, 233.33]),
+                        )
+                    ]
                 else:
                     items = [self.item("Late payment fee", 1, "100.00")]
                 self.add_invoice(cust, r.choice(services) if services else None, "adjustment", day, items)
@@ -384,12 +599,19 @@ class _Gen:
         r = self.rng
         self.txn_seq += 1
         when = min(when, self.now)
-        row = dict(id=self.uid(), transaction_id=f"NC-{r.randint(1000, 9999)}{self.txn_seq:08d}",
-                   customer_id=cust["id"], invoice_id=invoice["id"] if invoice else None, amount=money(amount),
-                   currency="ZAR", payment_method=method or r.choices(PAYMENT_METHODS, METHOD_WEIGHTS)[0],
-                   status=status, completed_at=when if status in ("completed", "refunded") else None,
-                   created_at=when - dt.timedelta(minutes=r.randint(0, 90)),
-                   updated_at=when + (dt.timedelta(days=r.randint(1, 10)) if status == "refunded" else dt.timedelta()))
+        row = dict(
+            id=self.uid(),
+            transaction_id=f"NC-{r.randint(1000, 9999)}{self.txn_seq:08d}",
+            customer_id=cust["id"],
+            invoice_id=invoice["id"] if invoice else None,
+            amount=money(amount),
+            currency="ZAR",
+            payment_method=method or r.choices(PAYMENT_METHODS, METHOD_WEIGHTS)[0],
+            status=status,
+            completed_at=when if status in ("completed", "refunded") else None,
+            created_at=when - dt.timedelta(minutes=r.randint(0, 90)),
+            updated_at=when + (dt.timedelta(days=r.randint(1, 10)) if status == "refunded" else dt.timedelta()),
+        )
         row["updated_at"] = min(row["updated_at"], self.now)
         self.rows["payment_transactions"].append(row)
         return row
@@ -407,8 +629,14 @@ class _Gen:
             if status == "paid" and self.chance(0.015):  # paid twice by mistake, the duplicate refunded
                 self.add_payment(cust, inv, total, "refunded", paid_on + dt.timedelta(hours=5))
         elif status == "sent" and total > 0 and self.chance(0.15):
-            self.add_payment(cust, inv, total, "pending", self.now - dt.timedelta(hours=r.randint(1, 48)),
-                             r.choice(["eft", "instant_eft"]))
+            self.add_payment(
+                cust,
+                inv,
+                total,
+                "pending",
+                self.now - dt.timedelta(hours=r.randint(1, 48)),
+                r.choice(["eft", "instant_eft"]),
+            )
         elif status == "overdue" and self.chance(0.5):
             self.add_payment(cust, inv, total, "failed", paid_on, r.choice(["debit_order", "card"]))
 
@@ -417,8 +645,14 @@ class _Gen:
         for cust in self.customer_rows:
             if self.chance(0.06):
                 when = self.at(self.today - dt.timedelta(days=r.randint(1, 150)))
-                self.add_payment(cust, None, Decimal(r.choice([200, 500, 1000, 1149.85])), "completed", when,
-                                 r.choice(["eft", "cash", "instant_eft"]))
+                self.add_payment(
+                    cust,
+                    None,
+                    Decimal(r.choice([200, 500, 1000, 1149.85])),
+                    "completed",
+                    when,
+                    r.choice(["eft", "cash", "instant_eft"]),
+                )
 
     # -- bad rows
     def bad_rows(self) -> None:
@@ -435,15 +669,37 @@ class _Gen:
         bad["negative_amount_invoice"] = [inv["id"]]
         items = [self.item("Wi-Fi 6 router", 1, "1299.00")]
         subtotal, vat, _ = invoice_totals(items)
-        inv = self.add_invoice(victim, None, "equipment", day, items, status="sent",
-                               totals=(subtotal, vat, subtotal + vat + Decimal("10.00")))
+        inv = self.add_invoice(
+            victim,
+            None,
+            "equipment",
+            day,
+            items,
+            status="sent",
+            totals=(subtotal, vat, subtotal + vat + Decimal("10.00")),
+        )
         bad["total_mismatch_invoice"] = [inv["id"]]
         garbled = Garbled('[{"description": "Router", "quantity": 1,')
-        inv = self.add_invoice(victim, None, "equipment", day, garbled, status="sent",
-                               totals=invoice_totals([dict(amount=1299)]))
+        inv = self.add_invoice(
+            victim, None, "equipment", day, garbled, status="sent", totals=invoice_totals([dict(amount=1299)])
+        )
         bad["garbled_line_items_invoice"] = [inv["id"]]
         pay = self.add_payment(victim, None, Decimal("0.00"), "completed", self.now - dt.timedelta(days=3), "eft")
         bad["zero_amount_payment"] = [pay["id"]]
+
+    def rare_rows(self) -> None:
+        """Kinds the random draw can miss on a given day or seed, made certain: an outage credit, and a completed
+        payment of the invalid-email customer (its children must fail with the parent's reason)."""
+        if not self.customer_rows:
+            return
+        cust = self.customer_rows[min(2, len(self.customer_rows) - 1)]
+        day = self.today - dt.timedelta(days=10)
+        items = [self.item(f"Credit: service outage {day - dt.timedelta(days=3):%d %B %Y}", 1, "-100.00")]
+        services = self.services_of[cust["id"]]
+        self.add_invoice(cust, services[0] if services else None, "adjustment", day, items)
+        self.add_payment(
+            self.customer_rows[0], None, Decimal("500.00"), "completed", self.now - dt.timedelta(days=5), "eft"
+        )
 
     def run(self) -> DemoRows:
         self.packages()
@@ -452,6 +708,7 @@ class _Gen:
         self.invoices()
         self.standalone_payments()
         self.bad_rows()
+        self.rare_rows()
         for row in self.rows["customer_services"]:
             row.pop("_package", None)
         # children were appended in generation order; payments and invoices in date order read more naturally
@@ -474,6 +731,6 @@ def insert_rows(engine: sa.engine.Engine, rows: dict[str, list[dict]]) -> dict[s
         for table in business.BUSINESS_TABLES:
             data = rows.get(table.name, [])
             for start in range(0, len(data), INSERT_BATCH):
-                conn.execute(table.insert(), data[start:start + INSERT_BATCH])
+                conn.execute(table.insert(), data[start : start + INSERT_BATCH])
             counts[table.name] = len(data)
     return counts

@@ -193,6 +193,18 @@ def test_bad_rows_are_there_and_flagged(rows):
     assert by_id[rows.bad["zero_amount_payment"][0]]["amount"] == 0
 
 
+@pytest.mark.parametrize("days_after", range(0, 360, 29))
+@pytest.mark.parametrize("seed", [1, 42])
+def test_rare_kinds_are_there_on_every_day_and_seed(seed, days_after):
+    """The sync tests rely on an outage credit and on a completed payment of the invalid-email customer; a small
+    demo on an unlucky day once held neither."""
+    rows = demo.generate(60, seed=seed, today=TODAY + dt.timedelta(days=days_after))
+    credits = [r for r in rows["customer_invoices"] if r["invoice_type"] == "adjustment" and r["total_amount"] < 0]
+    assert credits
+    invalid = rows.bad["invalid_email"][0]
+    assert any(p["customer_id"] == invalid and p["status"] == "completed" for p in rows["payment_transactions"])
+
+
 def test_create_demo_on_the_database(db_url):
     counts = migrate.create_demo(db_url, customers=150, seed=7, today=TODAY)
     rows = demo.generate(150, seed=7, today=TODAY)
