@@ -513,6 +513,10 @@ class _RowContext:
         self.new_zoho_id: str | None = None
         self.adopted = False  # the entity was found after a create in doubt, and is being brought up to date
 
+    @property
+    def dry_run(self) -> bool:
+        return self._dry_run
+
     def parent_zoho_id(self, entity: str, source_id) -> str:
         info = self._parents.get((entity, str(source_id)))
         if info and info.zoho_id:

@@ -113,6 +113,8 @@ def add_invoice(
 
 def add_payment(engine, customer_id, invoice_id=None, amount="1150.00", txn=None, status="completed", **kw) -> str:
     txn = txn or f"NC-{next(_seq):08d}"
+    kw.setdefault("payment_method", "netcash")
+    kw.setdefault("completed_at", ts(engine, now() - timedelta(hours=2)))
     return _insert(
         engine,
         T.payment_transactions,
@@ -121,9 +123,7 @@ def add_payment(engine, customer_id, invoice_id=None, amount="1150.00", txn=None
         invoice_id=invoice_id,
         amount=Decimal(amount),
         currency="ZAR",
-        payment_method="netcash",
         status=status,
-        completed_at=ts(engine, now() - timedelta(hours=2)),
         **kw,
     )
 

@@ -1,8 +1,11 @@
 """Completed payments → ZOHO payments, applied to their invoice when that invoice is in ZOHO.
 
 A payment with no invoice, or on a recurring invoice (ZOHO raised its own), is recorded unapplied: customer
-credit. Never more than the invoice's balance is applied: earlier payments on the same invoice (by completion
-time) are deducted first, so the split does not depend on the order in which rows happen to sync.
+credit. A payment is applied to its payer's own invoice only: one on another customer's invoice fails alone,
+naming `invoice_id`. Never more than the invoice's balance is applied: the payer's earlier payments on the same
+invoice (by completion time) that reached ZOHO are deducted first, so the split does not depend on the order in
+which rows happen to sync; while an earlier one is still on its way (pending, syncing, retrying) the payment waits
+for it, and one that never reaches ZOHO (refused, dead-lettered) is not deducted.
 """
 
 from __future__ import annotations
@@ -11,10 +14,19 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 
+from zoho_pipeline.source.database import utcnow
 from zoho_pipeline.source.tables import customer_invoices as invoices
 from zoho_pipeline.source.tables import payment_transactions as t
 from zoho_pipeline.sync.entities.base import (
-    Collection, EntitySpec, InvalidRow, Reconciliation, find_by_reference, money, money_differs, sql_text,
+    Collection,
+    EntitySpec,
+    InvalidRow,
+    ParentNotReady,
+    Reconciliation,
+    find_by_reference,
+    money,
+    money_differs,
+    sql_text,
 )
 from zoho_pipeline.sync.entities.invoices import MANUAL_TYPES
 
@@ -32,24 +44,33 @@ LOCAL_TIME = ZoneInfo("Africa/Johannesburg")
 
 def select_rows():
     prior = t.alias("prior")
+    earlier_own = and_(
+        prior.c.invoice_id == t.c.invoice_id,
+        prior.c.customer_id == t.c.customer_id,  # another customer's payment never pays this one's invoice
+        prior.c.status == "completed",
+        prior.c.id != t.c.id,
+        or_(prior.c.completed_at < t.c.completed_at,
+            and_(prior.c.completed_at == t.c.completed_at, prior.c.id < t.c.id)),
+    )
     paid_before = (
         select(func.coalesce(func.sum(prior.c.amount), 0))
-        .where(
-            prior.c.invoice_id == t.c.invoice_id,
-            prior.c.status == "completed",
-            prior.c.id != t.c.id,
-            or_(prior.c.completed_at < t.c.completed_at,
-                and_(prior.c.completed_at == t.c.completed_at, prior.c.id < t.c.id)),
-        )
+        .where(earlier_own, prior.c.zoho_payment_id.is_not(None))
         .scalar_subquery()
     )
+    # still on its way to ZOHO: neither in ZOHO nor failed for good (a failed row retries only when it changes)
+    unsettled = and_(
+        earlier_own, prior.c.zoho_payment_id.is_(None), func.coalesce(prior.c.zoho_sync_status, "pending") != "failed"
+    )
+    waiting_for = select(func.min(prior.c.transaction_id)).where(unsettled).scalar_subquery()
     return select(
         t,
         invoices.c.id.label("invoice_found"),
+        invoices.c.customer_id.label("invoice_customer_id"),
         invoices.c.invoice_type.label("invoice_type"),
         invoices.c.invoice_number.label("invoice_number"),
         invoices.c.total_amount.label("invoice_total"),
         paid_before.label("paid_before"),
+        waiting_for.label("waiting_for"),
     ).outerjoin(invoices, invoices.c.id == t.c.invoice_id)
 
 
@@ -58,9 +79,15 @@ def label(row) -> str:
 
 
 def _applies_to_invoice(row) -> bool:
-    """A pushed manual invoice; not a recurring one (ZOHO's own), nor a credit adjustment (a credit note)."""
+    """A pushed manual invoice of the payer; not a recurring one (ZOHO's own), nor a credit adjustment (a credit
+    note)."""
     return (row["invoice_id"] is not None and row.get("invoice_type") in MANUAL_TYPES
-            and (row.get("invoice_total") or 0) > 0)
+            and (row.get("invoice_total") or 0) > 0 and _own_invoice(row))
+
+
+def _own_invoice(row) -> bool:
+    found = row.get("invoice_customer_id")
+    return found is None or str(found) == str(row["customer_id"])
 
 
 def parents(row) -> list[tuple[str, str]]:
@@ -83,6 +110,13 @@ def build(row, ctx) -> dict:
         raise InvalidRow("completed_at", "is empty on a completed payment")
     if row["invoice_id"] is not None and row.get("invoice_found") is None:
         raise InvalidRow("invoice_id", f"invoice {row['invoice_id']} does not exist")
+    if row["invoice_id"] is not None and not _own_invoice(row):
+        raise InvalidRow("invoice_id", f"invoice {row.get('invoice_number') or row['invoice_id']} belongs to "
+                         f"another customer (customer {row['invoice_customer_id']}), not to the payer")
+    if _applies_to_invoice(row) and row.get("waiting_for") and not getattr(ctx, "dry_run", False):
+        # its share of the balance depends on what the earlier payment applies: try again just after it
+        raise ParentNotReady(f"waits for the payer's earlier payment {row['waiting_for']} on the same invoice",
+                             utcnow())
     payload = {
         "customer_id": ctx.parent_zoho_id("customers", row["customer_id"]),
         "payment_mode": mode,
