@@ -16,11 +16,13 @@ from pathlib import Path
 
 from zoho_pipeline.cli.common import format_table
 from zoho_pipeline.env import text
+from zoho_pipeline.sync import diff
 from zoho_pipeline.sync.report import EntityReport, Failure, RunReport
 from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES
 from zoho_pipeline.zoho.limiter import paced_seconds
 
 FAILURES_LISTED = 50
+DIFF_ROWS_LISTED = 200  # rows printed by --diff; the full diff is in the files the run wrote
 
 
 def _month(value: str) -> str:
@@ -55,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="only invoices dated and payments completed in this month (its Dagster partition)",
     )
     p.add_argument("--dry-run", action="store_true", help="map and validate only: show what would be sent")
+    p.add_argument(
+        "--diff",
+        action="store_true",
+        help="with --dry-run: per row that would change, its fields old → new (creates: the whole payload)",
+    )
     p.add_argument("--json", action="store_true", help="print the merged run report as JSON")
     return p
 
@@ -127,6 +134,19 @@ def materializations(result) -> dict[str, dict]:
         mat = event.event_specific_data.materialization
         out.setdefault(mat.asset_key.to_user_string(), {k: v.value for k, v in mat.metadata.items()})
     return out
+
+
+def diffs_of(result) -> tuple[list[diff.RowDiff], list[str]]:
+    """(every row diff the dry run's assets wrote, in entity order; the files holding them)."""
+    from zoho_pipeline.sync.settings import ENTITY_ORDER
+
+    rows, files = [], []
+    for meta in materializations(result).values():
+        if meta.get("diff_file"):
+            files.append(meta["diff_file"])
+            rows += [diff.RowDiff.from_dict(d) for d in json.loads(Path(meta["diff_file"]).read_text())]
+    rows.sort(key=lambda d: (ENTITY_ORDER.index(d.entity), d.entity_id))
+    return rows, files
 
 
 def _source_engine():
@@ -266,7 +286,10 @@ def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.diff and not args.dry_run:
+        parser.error("--diff shows what a run would change: use it with --dry-run")
     entities = args.entity or list(ENTITY_ORDER)
     instance, note = instance_for_cli()
     if note and not args.json:
@@ -280,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     code = 2 if (not result.success or errors) else report.exit_code
     if args.json:
         data = report.as_dict()
+        if args.diff:
+            data["diffs"] = [d.as_dict() for d in diffs_of(result)[0]]
         data.update(
             exit_code=code,
             dagster_run_id=result.run_id,
@@ -297,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Dagster run {result.run_id}" + (f" (month {args.month[:7]})" if args.month else ""))
     if report.entities:
         print(format_summary(report, rate))
+    if args.diff:
+        rows, files = diffs_of(result)
+        print("\n" + diff.format_text(rows, limit=DIFF_ROWS_LISTED))
+        if len(rows) > DIFF_ROWS_LISTED:
+            print("The whole diff: " + ", ".join(files))
     failed_checks = [(n, d) for n, p, d in checks if not p]
     if checks:
         print(

@@ -10,6 +10,7 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
+from zoho_pipeline.defs.diffs import diff_metadata
 from zoho_pipeline.defs.partitions import monthly_partitions, partition_months
 from zoho_pipeline.defs.resources import SourceDatabaseResource, SyncEngineResource, ZohoBillingResource
 from zoho_pipeline.monitor.queries import failed_ids, status_counts
@@ -60,7 +61,11 @@ class SyncConfig(dg.Config):
         description="due: new/changed/retry-due rows; failed: failed and "
         "dead-lettered rows again; all: every row (a full resync; unchanged rows cost no call)",
     )
-    dry_run: bool = Field(default=False, description="map and validate only: report what would be sent")
+    dry_run: bool = Field(
+        default=False,
+        description="map and validate only: report what would be sent, with each changed row's fields old → new "
+        "(the `diff` metadata); no call to ZOHO",
+    )
     ids: list[str] = Field(
         default_factory=list,
         description="retry: requeue these rows (source ids, any status "
@@ -212,6 +217,7 @@ def sync_entity(
             months=months,
             ids=None if ids is None else {entity: ids},
             dry_run=config.dry_run,
+            diff=config.dry_run,
             run_id=f"{context.run_id}:{entity}",
             should_stop=_stopper(context),
         )
@@ -226,6 +232,8 @@ def sync_entity(
     meta = report_metadata(report, entity)
     meta["summary"] = dg.MetadataValue.text(line)
     meta["requeued"] = len(ids or [])
+    if config.dry_run:
+        meta.update(diff_metadata(context, report, entity))
     meta["dagster/row_count"] = status_counts(engine, entity)[entity]["synced"]  # rows ZOHO holds
     return dg.MaterializeResult(metadata=meta)
 

@@ -259,6 +259,25 @@ zoho_pipeline_state = Table(
     Column("updated_at", Timestamp, nullable=False),
 )
 
-PIPELINE_TABLES = (zoho_sync_logs, zoho_sync_runs, zoho_oauth_tokens, zoho_api_usage, zoho_pipeline_state)
+# The payload ZOHO last accepted per row (compact canonical JSON, the text `zoho_payload_hash` digests), written
+# in the outcome's transaction: the dry run's field-level diff and the drift check compare against it. Keyed by
+# the primary key only (no other index: nothing queries it otherwise); our table, not a column on the provider's.
+zoho_accepted_payloads = Table(
+    "zoho_accepted_payloads",
+    metadata,
+    Column("entity_type", String(32), primary_key=True),
+    Column("entity_id", String(64), primary_key=True),
+    Column("payload", Text, nullable=False),
+    Column("accepted_at", Timestamp, nullable=False),
+)
+
+PIPELINE_TABLES = (
+    zoho_sync_logs,
+    zoho_sync_runs,
+    zoho_oauth_tokens,
+    zoho_api_usage,
+    zoho_pipeline_state,
+    zoho_accepted_payloads,
+)
 
 TABLES_BY_NAME = {t.name: t for t in metadata.sorted_tables}

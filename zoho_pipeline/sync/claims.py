@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, case, false, func, null, or_, select, tr
 
 from zoho_pipeline.source.database import aware, utcnow
 from zoho_pipeline.source.tables import dirty_predicate, zoho_sync_logs, zoho_sync_runs
+from zoho_pipeline.sync import payloads
 from zoho_pipeline.sync.entities.base import EntitySpec
 
 SYNCING, SYNCED, FAILED, RETRYING, PENDING = "syncing", "synced", "failed", "retrying", "pending"
@@ -257,6 +258,7 @@ class Outcome:
     in_doubt: bool = False
     api_calls: int = 0
     duration_ms: int = 0
+    payload: str | None = None  # canonical JSON ZOHO accepted (sent by this attempt); None when nothing was sent
 
     @property
     def synced(self) -> bool:
@@ -264,9 +266,17 @@ class Outcome:
 
 
 def succeeded(
-    row: dict, *, zoho_id: str, payload_hash: str, action: str, api_calls: int = 0, duration_ms: int = 0
+    row: dict,
+    *,
+    zoho_id: str,
+    payload_hash: str,
+    action: str,
+    api_calls: int = 0,
+    duration_ms: int = 0,
+    payload: str | None = None,
 ) -> Outcome:
-    """ZOHO holds the row's payload: sent by this attempt, or already there (action `skip`: unchanged)."""
+    """ZOHO holds the row's payload: sent by this attempt (`payload`: its canonical JSON, stored as the last
+    accepted), or already there (action `skip`: unchanged, the stored payload stands)."""
     return Outcome(
         row,
         UNCHANGED if action == "skip" else SYNCED,
@@ -276,6 +286,7 @@ def succeeded(
         attempts=(row["zoho_attempts"] or 0) + 1,
         api_calls=api_calls,
         duration_ms=duration_ms,
+        payload=payload,
     )
 
 
@@ -386,12 +397,12 @@ def _release_statement(spec: EntitySpec):
 
 
 def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) -> None:
-    """Write a chunk of outcomes in one transaction: each row's state where this run still owns it, and one
-    `zoho_sync_logs` row per attempt."""
+    """Write a chunk of outcomes in one transaction: each row's state where this run still owns it, one
+    `zoho_sync_logs` row per attempt, and the payload ZOHO accepted for each row sent."""
     if not outcomes:
         return
     now = utcnow()
-    successes, failures, releases, logs = [], [], [], []
+    successes, failures, releases, logs, accepted = [], [], [], [], []
     for o in outcomes:
         row = o.row
         base = dict(b_id=row["id"], b_run_id=run_id)
@@ -409,6 +420,8 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) ->
             successes.append(
                 dict(base, b_zoho_id=o.zoho_id, b_now=now, b_hash=o.payload_hash, b_updated_at=row["updated_at"])
             )
+            if o.payload is not None:
+                accepted.append((row["id"], o.payload))
         else:
             failures.append(
                 dict(
@@ -450,6 +463,7 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) ->
                 conn.execute(_statement(spec, build), params)
         if logs:
             conn.execute(zoho_sync_logs.insert(), logs)
+        payloads.write(conn, spec.name, accepted, now)
         recovered = [o.row["id"] for o in outcomes if o.synced and o.row["zoho_sync_status"] in (FAILED, RETRYING)]
         if recovered:
             _wake_children(conn, spec, recovered)

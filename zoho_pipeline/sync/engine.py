@@ -19,10 +19,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 
 from zoho_pipeline.source.database import aware, utcnow
-from zoho_pipeline.sync import claims
+from zoho_pipeline.sync import claims, payloads
 from zoho_pipeline.sync.catalog import Catalog
+from zoho_pipeline.sync.diff import row_diff
 from zoho_pipeline.sync.entities import SPECS
-from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, ParentInfo, ParentNotReady, payload_hash
+from zoho_pipeline.sync.entities.base import (
+    EntitySpec,
+    InvalidRow,
+    ParentInfo,
+    ParentNotReady,
+    canonical_json,
+    text_hash,
+)
 from zoho_pipeline.sync.progress import Progress
 from zoho_pipeline.sync.report import (
     STOP_AUTH,
@@ -54,10 +62,12 @@ def run_sync(
     months: tuple[date, date] | None = None,
     ids: Mapping[str, Sequence[str]] | None = None,
     dry_run: bool = False,
+    diff: bool = False,
     run_id: str | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> RunReport:
-    """Sync the due rows of `entities` (parents pulled in as needed). Never raises for a row's failure."""
+    """Sync the due rows of `entities` (parents pulled in as needed). Never raises for a row's failure.
+    `diff` (dry run only): also put in the report, per row that would change, its fields old → new."""
     unknown = [e for e in entities if e not in SPECS]
     if unknown or mode not in MODES:
         raise ValueError(f"unknown entities {unknown} or mode {mode!r}; entities: {list(SPECS)}, modes: {MODES}")
@@ -69,6 +79,7 @@ def run_sync(
         log.warning("sync disabled run_id=%s reason=kill_switch", run_id)
         return report
     run = _Run(source_engine, client, settings, report, mode, months, ids, dry_run, should_stop)
+    run.diff = dry_run and diff
     started = time.monotonic()
     calls_before = getattr(getattr(client, "stats", None), "api_calls", 0)
     if not dry_run:
@@ -83,6 +94,7 @@ def run_sync(
         status = "stopped" if report.stopped_reason else ("partial" if report.exit_code else "succeeded")
         if dry_run:
             report.setup_calls = run.catalog.setup_calls()
+            report.diffs.sort(key=lambda d: (ENTITY_ORDER.index(d.entity), d.entity_id))
     finally:
         run.pool.shutdown(wait=True)
         if beat:
@@ -132,6 +144,7 @@ class _Run:
         self.engine, self.client, self.settings, self.report = engine, client, settings, report
         self.mode, self.months, self.ids, self.dry_run = mode, months, ids, dry_run
         self.should_stop = should_stop or (lambda: False)
+        self.diff = False
         self.pool = ThreadPoolExecutor(max_workers=max(1, settings.max_workers), thread_name_prefix="zoho-sync")
         org = getattr(getattr(client, "config", None), "organization_id", "default")
         self.catalog = Catalog(engine, client, org, offline=dry_run)
@@ -207,7 +220,8 @@ class _Run:
             after = rows[-1]["id"]
             parents = self._prepare_parents(spec, rows)
             if self.dry_run:
-                for future in [self.pool.submit(self._classify, spec, row, parents, rep) for row in rows]:
+                accepted = self._accepted_payloads(spec, rows) if self.diff else {}
+                for future in [self.pool.submit(self._classify, spec, row, parents, rep, accepted) for row in rows]:
                     future.result()
                     progress.tick(rep)
             else:
@@ -394,7 +408,8 @@ class _Run:
 
         try:
             payload = spec.build(row, ctx)
-            digest = payload_hash(payload)
+            canonical = canonical_json(payload)  # hashed, and stored as the accepted payload once sent
+            digest = text_hash(canonical)
             if zoho_id and digest == row["zoho_payload_hash"] and self.mode != "all":
                 return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action="skip")
             if zoho_id:
@@ -421,6 +436,7 @@ class _Run:
                 action=action,
                 api_calls=client.calls,
                 duration_ms=elapsed_ms(),
+                payload=canonical,
             )
         except InvalidRow as exc:
             return failed("invalid", str(exc), None, False, was_in_doubt, ctx.new_zoho_id)
@@ -461,11 +477,17 @@ class _Run:
         return delay * random.uniform(0.75, 1.25)
 
     # -- dry run -------------------------------------------------------------------------------------------
-    def _classify(self, spec, row, parents, rep) -> None:
+    def _accepted_payloads(self, spec, rows) -> dict[str, dict]:
+        """The last accepted payloads of the rows in ZOHO, one read by key per batch (only a diff pays it)."""
+        with self.engine.connect() as conn:
+            return payloads.load(conn, spec.name, [r["id"] for r in rows if r[spec.zoho_id_column]])
+
+    def _classify(self, spec, row, parents, rep, accepted) -> None:
         ctx = _RowContext(self.catalog, parents, spec, dry_run=True)
         zoho_id = row[spec.zoho_id_column]
         try:
-            digest = payload_hash(spec.build(row, ctx))
+            payload = spec.build(row, ctx)
+            digest = text_hash(canonical_json(payload))
         except (InvalidRow, ParentNotReady) as exc:
             rep.invalid += 1
             rep.failures.append(Failure(spec.name, str(row["id"]), spec.label(row), "invalid", str(exc)))
@@ -479,6 +501,18 @@ class _Run:
             rep.estimated_calls += 1
         else:
             rep.unchanged += 1
+            return
+        if self.diff:
+            found = row_diff(
+                spec.name,
+                row["id"],
+                spec.label(row),
+                payload,
+                in_zoho=bool(zoho_id),
+                old=accepted.get(str(row["id"])),
+            )
+            if found:
+                self.report.diffs.append(found)  # list.append is atomic; sorted when the run ends
 
 
 class _Finished:

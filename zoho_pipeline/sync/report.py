@@ -72,6 +72,7 @@ class RunReport:
     api_calls: int = 0
     duration_s: float = 0.0
     setup_calls: int = 0  # dry run: one-off calls for the VAT tax and products not yet known
+    diffs: list = field(default_factory=list)  # dry run with diff: sync.diff.RowDiff per row that would change
 
     def entity(self, name: str) -> EntityReport:
         return self.entities.setdefault(name, EntityReport(entity=name))

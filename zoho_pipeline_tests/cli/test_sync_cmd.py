@@ -86,3 +86,45 @@ def test_exit_2_when_the_run_fails(env, monkeypatch, capsys):
 def test_month_must_be_yyyy_mm():
     with pytest.raises(SystemExit):
         sync_cmd.main(["--month", "March"])
+
+
+def test_dry_run_diff_prints_each_changed_field_and_the_launchpad_gets_the_same(env, monkeypatch, capsys, emulator):
+    import dagster as dg
+    import sqlalchemy as sa
+
+    from zoho_pipeline.source import tables as T
+    from zoho_pipeline.source.database import make_engine, utcnow
+
+    url = _source(monkeypatch, env, bad_rows=True)
+    assert sync_cmd.main(["--entity", "customers"]) == 1  # the demo's invalid email fails
+    capsys.readouterr()
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(T.customers).where(T.customers.c.zoho_sync_status == "synced")).mappings().first()
+        conn.execute(
+            T.customers.update().where(T.customers.c.id == row["id"]).values(city="Bloemfontein", updated_at=utcnow())
+        )
+    engine.dispose()
+    before = emulator.stats()["requests"]
+
+    with pytest.raises(SystemExit):
+        sync_cmd.main(["--diff", "--entity", "customers"])  # --diff only with --dry-run: it never sends
+    assert "use it with --dry-run" in capsys.readouterr().err
+
+    code = sync_cmd.main(["--dry-run", "--diff", "--entity", "customers"])
+    out = capsys.readouterr().out
+    assert emulator.stats()["requests"] == before, "a dry run makes no call"
+    assert code in (0, 1), out
+    assert "customers: 0 to create, 1 to update (billing_address.city ×1)" in out
+    assert f"update customers {row['first_name']} {row['last_name']}" in out
+    assert f'billing_address.city: "{row["city"]}" → "Bloemfontein"' in out
+
+    # the Launchpad's dry run: the same diff in the materialization's metadata, and the full diff as files
+    instance = dg.DagsterInstance.get()
+    [record] = instance.fetch_materializations(dg.AssetKey("zoho_customers"), limit=1).records
+    meta = record.asset_materialization.metadata
+    assert meta["diff_rows"].value == 1
+    [change] = meta["diff"].records
+    assert (change.data["field"], change.data["new"]) == ("billing_address.city", '"Bloemfontein"')
+    assert "`billing_address.city`" in meta["diff_markdown"].value
+    assert json.loads(open(meta["diff_file"].value).read())[0]["entity_id"] == row["id"]

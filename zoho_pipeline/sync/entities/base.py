@@ -121,9 +121,17 @@ def vat(amount: Decimal) -> Decimal:
     return (amount * VAT_RATE).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def payload_hash(payload: dict) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+def canonical_json(payload: dict) -> str:
+    """The payload as compact JSON with sorted keys: what the hash digests and the payload store keeps."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def text_hash(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def payload_hash(payload: dict) -> str:
+    return text_hash(canonical_json(payload))
 
 
 def public(payload: dict, drop: tuple[str, ...] = ()) -> dict:
