@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := $(CURDIR)/.demo
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test test-soak bench install dev clean
+.PHONY: demo test test-soak bench install dev month clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,10 +26,15 @@ demo: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python scripts/demo.py --dir $(DEMO_DIR)
 
+# the emulator from the demo's state and clock + `dagster dev` with the demo's settings; a demo first if none yet
 dev: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
-	@echo "Dagster UI on http://127.0.0.1:3000 (DAGSTER_HOME=$(DAGSTER_HOME))"
-	$(BIN)/dagster dev
+	$(BIN)/python scripts/dev.py --dir $(DEMO_DIR)
+
+# one month of the provider's business on the demo database, and ZOHO's clock moved on (needs `make dev` running)
+month: $(STAMP)
+	@test -f $(DEMO_DIR)/.env || { echo "no demo yet: run make demo (or make dev) first"; exit 2; }
+	set -a; . $(DEMO_DIR)/.env; set +a; $(BIN)/zoho-pipeline demo month
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

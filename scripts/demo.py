@@ -33,8 +33,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_emulator(state_file: Path, log_file: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def start_emulator(state_file: Path, log_file: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """The emulator as its own process (and process group, so it can be stopped as one) on `port` (default: a free
+    one), keeping its accounts and clock in `state_file`."""
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -63,7 +65,7 @@ def start_emulator(state_file: Path, log_file: Path) -> tuple[subprocess.Popen, 
         CREDENTIALS["ZOHO_ORGANIZATION_ID"],
     ]
     log = open(log_file, "w")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, process_group=0)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = proc.stdout.readline()

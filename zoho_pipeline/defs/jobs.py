@@ -13,6 +13,9 @@ from zoho_pipeline.monitor import changes
 from zoho_pipeline.sync.settings import ENTITY_ORDER
 
 SYNC_TAGS = {"zoho_sync": "1"}
+# One process per run, not one per step: the steps run one after another anyway (the chain of assets and the
+# zoho_api pool of 1), and a subprocess per asset and check made a sensor-launched run take minutes on a small host.
+SYNC_EXECUTOR = dg.in_process_executor
 
 
 def _with_db_checks(assets) -> dg.AssetSelection:
@@ -24,6 +27,7 @@ def _with_db_checks(assets) -> dg.AssetSelection:
 
 zoho_sync_job = dg.define_asset_job(
     "zoho_sync_job",
+    executor_def=SYNC_EXECUTOR,
     selection=_with_db_checks(UNPARTITIONED_ASSETS),
     tags=SYNC_TAGS,
     description="Plans, customers and subscriptions (the unpartitioned entities). Asset config `mode` all is a full "
@@ -32,6 +36,7 @@ zoho_sync_job = dg.define_asset_job(
 
 zoho_billing_sync_job = dg.define_asset_job(
     "zoho_billing_sync_job",
+    executor_def=SYNC_EXECUTOR,
     selection=_with_db_checks(PARTITIONED_ASSETS),
     partitions_def=monthly_partitions,
     tags=SYNC_TAGS,
@@ -43,6 +48,7 @@ zoho_billing_sync_job = dg.define_asset_job(
 # `zoho-pipeline retry` launch, over the range of months holding due invoices and payments (sync_target).
 zoho_all_entities_sync_job = dg.define_asset_job(
     "zoho_all_entities_sync_job",
+    executor_def=SYNC_EXECUTOR,
     selection=_with_db_checks(ALL_ASSETS),
     partitions_def=monthly_partitions,
     tags=SYNC_TAGS,
