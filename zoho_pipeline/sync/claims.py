@@ -206,8 +206,8 @@ def _claim_statement(spec: EntitySpec):
 
 def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str) -> list[dict]:
     """Mark `rows` `syncing` for this run, except those someone claimed since we read them; returns the rows
-    claimed. A row about to be created also records its intent: in doubt from now on, with the reference the
-    look-up will need (customers: email)."""
+    claimed. Each claim records its intent: in doubt from now on (a create is looked up, a lifecycle action reads
+    ZOHO's state before acting again), and for a create the reference the look-up will need (customers: email)."""
     if not rows:
         return []
     now = utcnow()
@@ -220,7 +220,7 @@ def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str) -> list[
             b_was_at=row["zoho_claimed_at"],
             b_run_id=run_id,
             b_now=now,
-            b_in_doubt=True if creating else bool(row["zoho_create_in_doubt"]),
+            b_in_doubt=True,  # the intent: until the outcome is recorded, this attempt may have acted
         )
         if spec.lookup_key:
             # keep the reference of an earlier create in doubt: that is the one its entity carries in ZOHO

@@ -341,7 +341,7 @@ class _Run:
         for row in parent_rows:
             error, status = None, "pending"
             try:
-                spec.build(row, _RowContext(self.catalog, grandparents, spec, dry_run=True))
+                spec.build(row, _RowContext(self.catalog, grandparents, spec, dry_run=True, settings=self.settings))
             except (InvalidRow, ParentNotReady) as exc:
                 error, status = f"would fail: {exc}", "failed"
             verdicts[str(row["id"])] = ParentInfo(spec.name, str(row["id"]), spec.label(row), None, status, error)
@@ -373,9 +373,9 @@ class _Run:
             return claims.released(row)
         started = time.monotonic()
         client = RowClient(self.client)
-        ctx = _RowContext(self.catalog, parents, spec)
         zoho_id = row[spec.zoho_id_column]
         was_in_doubt = bool(row["zoho_create_in_doubt"])
+        ctx = _RowContext(self.catalog, parents, spec, settings=self.settings, in_doubt=was_in_doubt)
         action = "update" if zoho_id else "create"
 
         def elapsed_ms() -> int:
@@ -451,7 +451,7 @@ class _Run:
             if exc.kind in STOPPING_ERRORS or exc.unreachable:  # the organization is blocked: stop, charge no row
                 self.stop(STOP_UNREACHABLE if exc.unreachable else STOPPING_ERRORS[exc.kind], str(exc))
                 return dataclasses.replace(claims.released(row), api_calls=client.calls)
-            in_doubt = was_in_doubt or (action == "create" and exc.may_have_acted)
+            in_doubt = was_in_doubt or exc.may_have_acted  # a lifecycle action in doubt is read back first
             retry_at = (
                 None
                 if exc.kind == PERMANENT
@@ -468,7 +468,7 @@ class _Run:
                 f"{type(exc).__name__}: {exc}",
                 retry_at,
                 True,
-                was_in_doubt or action == "create",
+                True,  # whatever was sent may have acted
                 ctx.new_zoho_id,
             )
 
@@ -483,7 +483,7 @@ class _Run:
             return payloads.load(conn, spec.name, [r["id"] for r in rows if r[spec.zoho_id_column]])
 
     def _classify(self, spec, row, parents, rep, accepted) -> None:
-        ctx = _RowContext(self.catalog, parents, spec, dry_run=True)
+        ctx = _RowContext(self.catalog, parents, spec, dry_run=True, settings=self.settings)
         zoho_id = row[spec.zoho_id_column]
         try:
             payload = spec.build(row, ctx)
@@ -542,10 +542,16 @@ class _Finished:
 class _RowContext:
     """What a mapping may ask of the engine: the catalog and its parents' ZOHO ids."""
 
-    def __init__(self, catalog, parents: dict, spec: EntitySpec, dry_run: bool = False):
+    def __init__(
+        self, catalog, parents: dict, spec: EntitySpec, dry_run: bool = False, settings=None, in_doubt: bool = False
+    ):
         self.catalog, self._parents, self._spec, self._dry_run = catalog, parents, spec, dry_run
+        self.settings = settings or SyncSettings()  # the lifecycle policies (ZOHO_CANCEL_AT, ZOHO_PLAN_CHANGE_AT)
         self.new_zoho_id: str | None = None
         self.adopted = False  # the entity was found after a create in doubt, and is being brought up to date
+        # an earlier attempt at this row may have acted in ZOHO (a lost answer, a run that died): a lifecycle action
+        # reads ZOHO's state before it acts again
+        self.in_doubt = in_doubt
 
     @property
     def dry_run(self) -> bool:

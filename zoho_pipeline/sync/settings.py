@@ -28,6 +28,17 @@ class SyncSettings:
     run_stale_after_s: float = 120.0  # a run whose heartbeat is older than this is dead: its claims are free
     heartbeat_interval_s: float = 15.0
     progress_interval_s: float = 10.0
+    # lifecycle policies (design.md "ZOHO over time", docs/runbook.md): when a package or price change and a
+    # cancellation reach ZOHO
+    plan_change_at: str = "end_of_term"  # ZOHO_PLAN_CHANGE_AT: end_of_term | immediate
+    cancel_at: str = "immediate"  # ZOHO_CANCEL_AT: immediate | end_of_term
+
+    def __post_init__(self):
+        for field, choices in POLICY_CHOICES.items():
+            if getattr(self, field) not in choices:
+                raise ValueError(
+                    f"{ENV_VARS[field]}={getattr(self, field)!r} is not a policy: expected one of {', '.join(choices)}"
+                )
 
     @classmethod
     def from_env(cls, env=None) -> SyncSettings:
@@ -46,4 +57,8 @@ ENV_VARS = {
     "in_run_retry_window_s": "ZOHO_SYNC_IN_RUN_RETRY_WINDOW_S",
     "run_stale_after_s": "ZOHO_SYNC_RUN_STALE_AFTER_S",
     "heartbeat_interval_s": "ZOHO_SYNC_HEARTBEAT_S",
+    "plan_change_at": "ZOHO_PLAN_CHANGE_AT",
+    "cancel_at": "ZOHO_CANCEL_AT",
 }
+END_OF_TERM, IMMEDIATE = "end_of_term", "immediate"
+POLICY_CHOICES = {"plan_change_at": (END_OF_TERM, IMMEDIATE), "cancel_at": (IMMEDIATE, END_OF_TERM)}

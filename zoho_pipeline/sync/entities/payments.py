@@ -1,4 +1,5 @@
-"""Completed payments → ZOHO payments, applied to their invoice when that invoice is in ZOHO.
+"""Completed payments → ZOHO payments, applied to their invoice when that invoice is in ZOHO; refunded or bounced
+after that → payment_lifecycle (a refund, a deletion).
 
 A payment with no invoice, or on a recurring invoice (ZOHO raised its own), is recorded unapplied: customer
 credit. A payment is applied to its payer's own invoice only: one on another customer's invoice fails alone,
@@ -17,6 +18,7 @@ from sqlalchemy import and_, func, or_, select
 from zoho_pipeline.source.database import utcnow
 from zoho_pipeline.source.tables import customer_invoices as invoices
 from zoho_pipeline.source.tables import payment_transactions as t
+from zoho_pipeline.sync.entities import payment_lifecycle as lifecycle
 from zoho_pipeline.sync.entities.base import (
     Collection,
     EntitySpec,
@@ -26,6 +28,7 @@ from zoho_pipeline.sync.entities.base import (
     find_by_reference,
     money,
     money_differs,
+    public,
     sql_text,
 )
 from zoho_pipeline.sync.entities.invoices import MANUAL_TYPES
@@ -107,7 +110,7 @@ def build(row, ctx) -> dict:
     if mode is None:
         raise InvalidRow("payment_method", f"{row['payment_method']!r} has no ZOHO payment mode")
     if row["completed_at"] is None:
-        raise InvalidRow("completed_at", "is empty on a completed payment")
+        raise InvalidRow("completed_at", f"is empty on a {row['status']} payment")
     if row["invoice_id"] is not None and row.get("invoice_found") is None:
         raise InvalidRow("invoice_id", f"invoice {row['invoice_id']} does not exist")
     if row["invoice_id"] is not None and not _own_invoice(row):
@@ -133,6 +136,8 @@ def build(row, ctx) -> dict:
             payload["invoices"] = [
                 {"invoice_id": ctx.parent_zoho_id("invoices", row["invoice_id"]), "amount_applied": float(applied)}
             ]
+    if lifecycle.action_of(row):  # only then: a completed payment's hash stays what it was before lifecycles
+        payload["_action"] = lifecycle.action_of(row)
     return payload
 
 
@@ -143,11 +148,15 @@ def _local_date(moment) -> str:
 
 
 def create(client, payload, row, ctx) -> str:
+    lifecycle.refuse_create(payload, row)
     return str(client.post("/payments", json=payload)["payment"]["payment_id"])
 
 
 def update(client, zoho_id, payload, row, ctx) -> None:
-    client.put(f"/payments/{zoho_id}", json=payload)
+    if payload.get("_action"):
+        lifecycle.apply(client, zoho_id, payload, row, ctx)
+    else:
+        client.put(f"/payments/{zoho_id}", json=public(payload))
 
 
 def lookup(client, payload, row, ctx) -> str | None:
@@ -178,7 +187,7 @@ SPEC = EntitySpec(
     table=t,
     zoho_id_column="zoho_payment_id",
     select=select_rows,
-    eligible=lambda table: table.c.status == "completed",
+    eligible=lifecycle.eligible,
     label=label,
     label_sql=lambda: sql_text(t.c.transaction_id),
     parents=parents,
