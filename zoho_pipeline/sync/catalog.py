@@ -80,13 +80,34 @@ class Catalog:
         return str(created["product"]["product_id"])
 
     def _find_or_create_addon(self, code: str) -> str:
+        if self._addon_exists(code):
+            return code
         try:
-            return str(self._client.get(f"/addons/{code}")["addon"]["addon_code"])
+            self._client.post(
+                "/addons",
+                json={
+                    "addon_code": code,
+                    "name": ADDONS[code],
+                    "product_id": self.product_id("services"),
+                    "type": "one_time",
+                    "pricing_scheme": "unit",
+                    "unit_name": "credit",
+                    "price_brackets": [{"price": 0}],
+                    "tax_id": self.tax_id(),
+                },
+            )
+        except ZohoError:
+            # another process created it between our read and our create ("addon code already exists"), or the
+            # create's answer was lost: the code is the addon's key, so ZOHO holding it is all that matters
+            if not self._addon_exists(code):
+                raise
+        return code
+
+    def _addon_exists(self, code: str) -> bool:
+        try:
+            self._client.get(f"/addons/{code}")
         except ZohoError as exc:
             if exc.kind != PERMANENT:
                 raise
-        self._client.post("/addons", json={
-            "addon_code": code, "name": ADDONS[code], "product_id": self.product_id("services"),
-            "type": "one_time", "pricing_scheme": "unit", "unit_name": "credit", "price_brackets": [{"price": 0}],
-            "tax_id": self.tax_id()})
-        return code
+            return False
+        return True
