@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from zoho_pipeline.env import ConfigError, unknown_variables
+
 COMMANDS = {
     "emulator": ("zoho_pipeline.emulator.__main__", "run the ZOHO Billing emulator (a real HTTP server)"),
     "db": ("zoho_pipeline.cli.db", "source database: upgrade, downgrade, current, create-demo"),
@@ -39,8 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zoho-pipeline: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     _load_dotenv()
+    if name != "emulator":  # the emulator reads flags, not the pipeline's variables
+        for warning in unknown_variables():
+            print(f"zoho-pipeline: warning: {warning}", file=sys.stderr)
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except ConfigError as exc:  # a malformed variable: name it, never a traceback nor a silent default
+        print(f"zoho-pipeline {name}: configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _load_dotenv() -> None:

@@ -9,7 +9,8 @@ a missing parent or a look-up after a timeout costs more): `--calls-per-row` cha
 ZOHO_RATE_LIMIT_PER_MINUTE; when the calls exceed what is left of today's ZOHO_DAILY_BUDGET, the rest waits for the
 next UTC day(s).
 
-Exit 0 (status is informational; use `health` for a verdict), 2 when no database is given.
+Exit 0 (status is informational; use `health` for a verdict), 2 when no database is given or a variable is
+malformed (the report is still printed, the malformed variable named, every other one shown as it is).
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 from zoho_pipeline.cli.common import command_parser, format_table, open_source
+from zoho_pipeline.env import ConfigError, number, text
 from zoho_pipeline.monitor import history
 from zoho_pipeline.monitor import queries as Q
 from zoho_pipeline.monitor.health import human_duration
 from zoho_pipeline.source.database import shown_url
 from zoho_pipeline.sync.entities import entity_name
+from zoho_pipeline.zoho.config import ENV_VARS as ZOHO_ENV_VARS
 from zoho_pipeline.zoho.config import ZohoConfig
 from zoho_pipeline.zoho.limiter import paced_seconds
 
@@ -87,11 +91,13 @@ def collect(engine, entity: str | None = None, failures: int = 10, calls_per_row
     counts = Q.status_counts(engine, selected)
     backlog = Q.backlog(engine, selected, now)
     per_entity = {e: {**counts[e], **backlog[e]} for e in selected}
+    config_errors: list[str] = []
     try:
         config = config or ZohoConfig.from_env()
         org, rate, budget = config.organization_id, config.requests_per_minute, config.daily_budget
-    except ValueError:
-        org, rate, budget = "", 100, 10_000
+    except ConfigError as exc:  # show the bad variable, and every other one as it is (never "not set")
+        config_errors = [message for _, message in exc.problems]
+        org, rate, budget = _each_alone(exc.variables)
     used = history.api_calls_today(engine, org) if org else 0
     due = sum(b["due"] for b in backlog.values())
     recent = history.recent_logs(engine, entity=entity, outcome="failed", since="24h", limit=failures)
@@ -113,11 +119,28 @@ def collect(engine, entity: str | None = None, failures: int = 10, calls_per_row
         },
         "backlog": estimate(due, calls_per_row, rate, budget, used, now),
         "last_run": runs[0] if runs else None,
+        "config_errors": config_errors,
     }
+
+
+def _each_alone(bad: list[str]) -> tuple[str, int, int]:
+    """Organization, pace and budget read one by one, a malformed one at its default (the error is shown)."""
+    vars_, defaults = ZOHO_ENV_VARS, {f.name: f.default for f in fields(ZohoConfig)}
+
+    def read(field: str, kind):
+        name = vars_[field]
+        return defaults[field] if name in bad else number(name, defaults[field], kind)
+
+    org = text(vars_["organization_id"]) or ""
+    return org, read("requests_per_minute", int), read("daily_budget", int)
 
 
 def render(data: dict) -> str:
     out = [f"ZOHO sync status  {data['generated_at']}  ({data['database']})", ""]
+    for message in data.get("config_errors") or []:
+        out += [f"Configuration error: {message}"]
+    if data.get("config_errors"):
+        out.append("")
     headers = [
         "entity",
         "total",
@@ -253,4 +276,4 @@ def main(argv: list[str]) -> int:
     finally:
         engine.dispose()
     print(json.dumps(data, indent=2, default=str) if args.json else render(data))
-    return 0
+    return 2 if data["config_errors"] else 0

@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from zoho_pipeline.cli.common import format_table
-from zoho_pipeline.env import text
+from zoho_pipeline.env import choice, text
 from zoho_pipeline.sync import diff
 from zoho_pipeline.sync.report import EntityReport, Failure, RunReport
 from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES
@@ -23,6 +23,8 @@ from zoho_pipeline.zoho.limiter import paced_seconds
 
 FAILURES_LISTED = 50
 DIFF_ROWS_LISTED = 200  # rows printed by --diff; the full diff is in the files the run wrote
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # ZOHO_SYNC_LOG_LEVEL
 
 
 def _month(value: str) -> str:
@@ -111,7 +113,7 @@ def run_job(
     run_config = {
         "ops": {key.to_python_identifier(): {"config": config[e]} for e, key in assets.items()},
         # the summary is the output; the full event log is in the run (dagster dev)
-        "loggers": {"console": {"config": {"log_level": text("ZOHO_SYNC_LOG_LEVEL", "WARNING")}}},
+        "loggers": {"console": {"config": {"log_level": choice("ZOHO_SYNC_LOG_LEVEL", "warning", LOG_LEVELS).upper()}}},
     }
     if month:
         partition_key, range_tags = month, {}

@@ -33,7 +33,7 @@ MAX_DETAILS = 12
 
 
 def dry_run_from_env(env: Mapping[str, str] | None = None) -> bool:
-    return flag(environ(env).get(DRY_RUN_ENV), False)
+    return flag(environ(env).get(DRY_RUN_ENV), False, DRY_RUN_ENV)
 
 
 _ui_link = alerts._ui_link

@@ -86,10 +86,7 @@ SyncEngineResource = pydantic.create_model(
 
 def zoho_resource_from_env(env=None) -> ZohoBillingResource:
     """The resource as deployed: secrets as EnvVar, the rest from the environment at load."""
-    try:
-        values = dataclasses.asdict(ZohoConfig.from_env(env))
-    except ValueError:  # an unknown ZOHO_REGION: let the run fail with the config's own message, not the load
-        values = {}
+    values = dataclasses.asdict(ZohoConfig.from_env(env))  # a malformed variable fails here, naming it
     values.update({name: dg.EnvVar(zoho_config.ENV_VARS[name]) for name in SECRETS})
     return ZohoBillingResource(**values)
 

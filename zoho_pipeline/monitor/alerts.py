@@ -35,13 +35,14 @@ from typing import Any
 
 import requests
 
-from zoho_pipeline.env import environ, flag
+from zoho_pipeline.env import boolean, choice, collect, environ, number
 from zoho_pipeline.monitor.messages import build_email, scrub, webhook_format, webhook_payload
 from zoho_pipeline.source.database import utcnow
 from zoho_pipeline.sync.state import get_state, set_state
 
 KINDS = ("run_failed", "check_failed", "check_recovered", "failed_rows", "stuck_rows", "test")
 SEVERITIES = ("info", "warning", "error", "critical")
+WEBHOOK_FORMATS = ("auto", "slack", "discord", "generic")  # ALERT_WEBHOOK_FORMAT (monitor.messages)
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"://[^/:@\s]+:([^@\s/]+)@")
 
@@ -82,21 +83,23 @@ class AlertSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AlertSettings:
         env = environ(env)
-        port = env.get("ALERT_SMTP_PORT") or ""
+        strict = collect(  # every malformed variable named at once, none read as "off"
+            smtp_port=lambda: number("ALERT_SMTP_PORT", 587, int, env, minimum=1),
+            smtp_starttls=lambda: boolean("ALERT_SMTP_STARTTLS", None, env),  # unset: decided from port and user
+            smtp_ssl=lambda: boolean("ALERT_SMTP_SSL", False, env),
+            webhook_format=lambda: choice("ALERT_WEBHOOK_FORMAT", "auto", WEBHOOK_FORMATS, env),
+            remind_after_s=lambda: number("ALERT_REMIND_AFTER_S", 0.0, float, env),
+        )
         return cls(
             smtp_host=env.get("ALERT_SMTP_HOST") or None,
-            smtp_port=int(port) if port.strip() else 587,
             smtp_user=env.get("ALERT_SMTP_USER") or None,
             smtp_password=env.get("ALERT_SMTP_PASSWORD") or None,
-            smtp_starttls=None if not env.get("ALERT_SMTP_STARTTLS") else flag(env.get("ALERT_SMTP_STARTTLS"), True),
-            smtp_ssl=flag(env.get("ALERT_SMTP_SSL"), False),
             email_from=env.get("ALERT_EMAIL_FROM") or None,
             email_to=[a.strip() for a in (env.get("ALERT_EMAIL_TO") or "").split(",") if a.strip()],
             webhook_url=env.get("ALERT_WEBHOOK_URL") or None,
-            webhook_format=(env.get("ALERT_WEBHOOK_FORMAT") or "auto").strip().lower(),
-            remind_after_s=float(env.get("ALERT_REMIND_AFTER_S") or 0),
             dagster_ui_url=env.get("DAGSTER_UI_URL") or None,
             extra_secrets=tuple(secret_values(env)),
+            **strict,
         )
 
     @property

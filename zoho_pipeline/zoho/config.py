@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from zoho_pipeline.env import dataclass_from_env
+from zoho_pipeline.env import ConfigError, dataclass_from_env
 
 # Data centre → (API base, accounts host). Sources: ../shared/reference/zoho-billing-api.md §1.1.
 REGIONS = {
@@ -40,7 +40,9 @@ class ZohoConfig:
 
     def __post_init__(self):
         if self.region not in REGIONS and not (self.api_base_url and self.accounts_url):
-            raise ValueError(f"ZOHO_REGION must be one of {', '.join(REGIONS)} (got {self.region!r})")
+            raise ConfigError(
+                [("ZOHO_REGION", f"ZOHO_REGION={self.region!r} is not valid: one of {', '.join(REGIONS)}")]
+            )
 
     def missing_credentials(self) -> list[str]:
         """The environment variables of the credentials that are empty."""
