@@ -1,4 +1,5 @@
-"""Customers → ZOHO customers. Found again by email plus the provider-id custom field."""
+"""Customers → ZOHO customers. Found again by email plus the provider-id custom field. Closed and reopened
+accounts: customer_lifecycle."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import re
 from sqlalchemy import String, cast, select, true
 
 from zoho_pipeline.source.tables import customers as t
+from zoho_pipeline.sync.entities import customer_lifecycle as lifecycle
 from zoho_pipeline.sync.entities.base import (
     Collection,
     EntitySpec,
     InvalidRow,
     Reconciliation,
     no_parents,
+    public,
     sql_join,
     text_differs,
 )
@@ -65,7 +68,7 @@ def build(row, ctx) -> dict:
         payload["company_name"] = company
     if business and row["vat_number"]:
         payload["vat_reg_no"] = row["vat_number"].strip()
-    return payload
+    return lifecycle.mark(payload, row)
 
 
 def _address(row) -> dict:
@@ -83,11 +86,14 @@ def _address(row) -> dict:
 
 
 def create(client, payload, row, ctx) -> str:
-    return str(client.post("/customers", json=payload)["customer"]["customer_id"])
+    zoho_id = str(client.post("/customers", json=public(payload))["customer"]["customer_id"])
+    ctx.remember_zoho_id(zoho_id)  # kept if marking it inactive then fails
+    lifecycle.after_create(client, zoho_id, payload, row)
+    return zoho_id
 
 
 def update(client, zoho_id, payload, row, ctx) -> None:
-    client.put(f"/customers/{zoho_id}", json=payload)
+    lifecycle.update(client, zoho_id, payload, row, ctx)
 
 
 def lookup(client, payload, row, ctx) -> str | None:
@@ -117,14 +123,17 @@ def compare(row, remote) -> list[tuple]:
         text_differs("email", row.get("email"), remote.get("email"), fold=True)
         + text_differs("first_name", row.get("first_name"), remote.get("first_name"))
         + text_differs("last_name", row.get("last_name"), remote.get("last_name"))
+        + lifecycle.compare_status(row, remote)
     )
 
 
 RECONCILE = Reconciliation(
     collections=(
-        Collection("/customers", "customers", "customer_id", "Status.All", needs=("email", "first_name", "last_name")),
+        Collection(
+            "/customers", "customers", "customer_id", "Status.All", needs=("email", "first_name", "last_name", "status")
+        ),
     ),
-    columns=lambda: ([t.c.email, t.c.first_name, t.c.last_name, cast(t.c.id, String).label("ref")], t),
+    columns=lambda: ([t.c.email, t.c.first_name, t.c.last_name, t.c.status, cast(t.c.id, String).label("ref")], t),
     reference=provider_id,
     compare=compare,
     zoho_label=lambda item: f"{item.get('display_name') or ''} <{item.get('email') or ''}>".strip(),

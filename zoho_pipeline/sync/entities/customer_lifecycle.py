@@ -1,0 +1,80 @@
+"""A customer's later life in ZOHO: an account `closed` in the source → its subscriptions that have not ended are
+cancelled (ZOHO marks a customer inactive only without active subscriptions), then `markasinactive`; reopened →
+`markasactive`. `suspended` keeps the ZOHO customer active: ZOHO's customer is only active or inactive, and a
+suspended service keeps its subscription live (docs/runbook.md). Edits of mapped fields and of the email update
+the same ZOHO customer: the anchor is its id (found again by the provider-id custom field, never the email).
+
+ZOHO's own state decides the `markas*` call, read from the answer of the `PUT` that every change sends anyway, so
+a transition costs no extra read, and a repeated attempt (after doubt) sends only what ZOHO does not show yet.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from zoho_pipeline.sync.entities.base import public
+
+log = logging.getLogger("zoho_pipeline.sync.lifecycle")
+
+CLOSED = "closed"
+INACTIVE = "_inactive"  # private payload key: the customer must be inactive in ZOHO
+# ZOHO statuses of a subscription that has ended; every other one blocks `markasinactive` (conservative reading,
+# ../shared/reference/zoho-billing-lifecycle.md §3.1: which statuses count as "active" is uncertain)
+ENDED = {"cancelled", "expired", "cancelled_from_dunning", "trial_expired", "creation_failed"}
+
+
+def mark(payload: dict, row) -> dict:
+    """The closed state in the payload, so a closure and a reopening are changes of the hash. Only for a closed
+    account: an active customer's hash stays what it was before lifecycles."""
+    if row["status"] == CLOSED:
+        payload[INACTIVE] = True
+    return payload
+
+
+def after_create(client, zoho_id: str, payload: dict, row) -> None:
+    """A customer first pushed when already closed (its invoices and payments still need it in ZOHO)."""
+    if payload.get(INACTIVE):
+        client.post(f"/customers/{zoho_id}/markasinactive")
+        log.info("marked inactive entity=customers id=%s zoho_id=%s (created closed)", row["id"], zoho_id)
+
+
+def update(client, zoho_id: str, payload: dict, row, ctx) -> None:
+    current = client.put(f"/customers/{zoho_id}", json=public(payload)).get("customer") or {}
+    status = (current.get("status") or "").lower()
+    if payload.get(INACTIVE) and status != "inactive":
+        cancelled = _end_subscriptions(client, zoho_id)
+        client.post(f"/customers/{zoho_id}/markasinactive")
+        log.info(
+            "closed entity=customers id=%s zoho_id=%s: %d subscription(s) cancelled, marked inactive",
+            row["id"],
+            zoho_id,
+            cancelled,
+        )
+    elif not payload.get(INACTIVE) and status == "inactive":
+        client.post(f"/customers/{zoho_id}/markasactive")
+        log.info("reopened entity=customers id=%s zoho_id=%s: marked active", row["id"], zoho_id)
+
+
+def _end_subscriptions(client, customer_id: str) -> int:
+    """Cancel now every subscription of the customer that has not ended: the closure is today, whatever
+    ZOHO_CANCEL_AT says, since ZOHO refuses `markasinactive` while one is still running."""
+    open_ones = [
+        s["subscription_id"]
+        for s in client.iter_list(
+            "/subscriptions",
+            "subscriptions",
+            params={"customer_id": customer_id, "filter_by": "SubscriptionStatus.All"},
+        )
+        if (s.get("status") or "").lower() not in ENDED
+    ]
+    for subscription_id in open_ones:
+        client.post(f"/subscriptions/{subscription_id}/cancel", params={"cancel_at_end": "false"})
+    return len(open_ones)
+
+
+def compare_status(row, remote) -> list[tuple]:
+    """Reconciliation: a closed account is inactive in ZOHO; any other (active, suspended) is active."""
+    status = (remote.get("status") or "").lower()
+    if not status or (row.get("status") == CLOSED) == (status == "inactive"):
+        return []
+    return [("status", row.get("status"), status, "a closed account is inactive in ZOHO, any other active")]
