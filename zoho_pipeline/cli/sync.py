@@ -11,6 +11,7 @@ import argparse
 import json
 import re
 import sys
+import uuid
 from dataclasses import fields
 from pathlib import Path
 
@@ -100,6 +101,7 @@ def run_job(
     import dagster as dg
 
     from zoho_pipeline.definitions import defs
+    from zoho_pipeline.defs import cli_runs
     from zoho_pipeline.defs.assets import ASSET_OF_ENTITY
     from zoho_pipeline.defs.jobs import SYNC_TAGS, sync_target, zoho_all_entities_sync_job
     from zoho_pipeline.defs.resources import resources_from_env
@@ -119,14 +121,27 @@ def run_job(
         partition_key, range_tags = month, {}
     else:
         partition_key, range_tags = sync_target(_source_engine(), entities, "all" if retry else mode)
-    return job.execute_in_process(
-        run_config=run_config,
-        instance=instance,
-        partition_key=partition_key,
-        raise_on_error=False,
-        resources=resources_from_env(),  # this process's environment now, not when definitions were first imported
-        tags={**SYNC_TAGS, **range_tags, "zoho_trigger": trigger, **({"zoho_dry_run": "1"} if dry_run else {})},
-    )
+    resources = resources_from_env()  # this process's environment now, not when definitions were first imported
+    settings = resources["engine"].settings()
+    instance = instance or dg.DagsterInstance.ephemeral()
+    cli_runs.fail_dead_runs(instance, settings.run_stale_after_s)  # a killed CLI run must not hold the queue
+    run_id = str(uuid.uuid4())
+    with cli_runs.Heartbeat(instance, run_id, settings.heartbeat_interval_s):
+        return job.execute_in_process(
+            run_config=run_config,
+            instance=instance,
+            partition_key=partition_key,
+            raise_on_error=False,
+            resources=resources,
+            run_id=run_id,
+            tags={
+                **SYNC_TAGS,
+                **range_tags,
+                **cli_runs.run_tags(),
+                "zoho_trigger": trigger,
+                **({"zoho_dry_run": "1"} if dry_run else {}),
+            },
+        )
 
 
 def materializations(result) -> dict[str, dict]:

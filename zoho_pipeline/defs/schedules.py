@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from zoho_pipeline.defs import cli_runs
 from zoho_pipeline.defs.jobs import SYNC_TAGS, sync_target, zoho_all_entities_sync_job, zoho_reconciliation_job
 from zoho_pipeline.defs.resources import SourceDatabaseResource, SyncEngineResource
 from zoho_pipeline.defs.switches import KILL_SWITCH_SKIP, default_schedule_status
@@ -23,6 +24,7 @@ TIMEZONE = text("ZOHO_SCHEDULE_TIMEZONE", "UTC")
 def zoho_sync_schedule(
     context: dg.ScheduleEvaluationContext, source: SourceDatabaseResource, engine: SyncEngineResource
 ):
+    cli_runs.fail_dead_runs_of(context, engine.run_stale_after_s)  # its run must not queue behind a dead one
     if not engine.enabled:
         return dg.SkipReason(KILL_SWITCH_SKIP)
     partition_key, tags = sync_target(source.engine())

@@ -7,7 +7,7 @@ import json
 
 import dagster as dg
 
-from zoho_pipeline.defs import alerting
+from zoho_pipeline.defs import alerting, cli_runs
 from zoho_pipeline.defs.checks import ALL_CHECKS
 from zoho_pipeline.defs.jobs import SYNC_TAGS, zoho_billing_sync_job, zoho_sync_job
 from zoho_pipeline.defs.partitions import partition_target
@@ -87,6 +87,7 @@ def plan_requests(engine, previous: dict | None, marks: dict) -> list[dg.RunRequ
 def zoho_source_changes_sensor(
     context: dg.SensorEvaluationContext, source: SourceDatabaseResource, engine: SyncEngineResource
 ):
+    cli_runs.fail_dead_runs_of(context, engine.run_stale_after_s)  # before anything queues
     if not engine.enabled:
         return dg.SkipReason(KILL_SWITCH_SKIP)
     engine = source.engine()
