@@ -16,16 +16,11 @@ from alembic.script import ScriptDirectory
 
 from zoho_pipeline.source import business
 from zoho_pipeline.source.database import MissingProviderTables, make_engine, missing_provider_tables
+from zoho_pipeline.source.tables import PIPELINE_TABLES
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "zoho_pipeline_alembic_version"
-PIPELINE_TABLE_NAMES = (
-    "zoho_sync_logs",
-    "zoho_sync_runs",
-    "zoho_oauth_tokens",
-    "zoho_api_usage",
-    "zoho_pipeline_state",
-)
+PIPELINE_TABLE_NAMES = tuple(t.name for t in PIPELINE_TABLES)  # one list of our tables: tables.py
 
 
 # --- migrations -------------------------------------------------------------------------------------------------
