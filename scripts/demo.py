@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     reset(source_url)
     state_file.unlink(missing_ok=True)
     counts = create_demo(source_url, customers=args.customers, seed=args.seed)
+    from zoho_pipeline.source.database import make_engine
+    from zoho_pipeline.source.demo_month import first_month
+
+    engine = make_engine(source_url)
+    start = first_month(engine)
     print(
         f"Source database {workdir / 'source.db'}: "
         + ", ".join(f"{n} {t}" for t, n in counts.items() if isinstance(n, int))
@@ -117,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             "ZOHO_RATE_LIMIT_PER_MINUTE": str(PACE_PER_MINUTE),
             "ZOHO_DAILY_BUDGET": str(DAILY_LIMIT),
             "ENABLE_ZOHO_SYNC": "true",
+            # the monthly partitions start at the data's first month: the grid shows the months that exist
+            **({"ZOHO_PARTITIONS_START": start.isoformat()} if start else {}),
         }
         (workdir / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         os.environ.update(settings)
@@ -140,10 +147,13 @@ def main(argv: list[str] | None = None) -> int:
 
         stats = requests.get(f"{url}/__emulator__/stats", timeout=5).json()
         print(f"\nThe emulator answered {stats.get('requests')} requests: {stats.get('by_status')}")
+        from zoho_pipeline.cli.demo import print_figures
+
+        print_figures(engine)
         print(f"""
 Where to look next
-  Dagster UI (runs, asset metadata and plots, checks):
-      DAGSTER_HOME={dagster_home or "<set one>"} .venv/bin/dagster dev      then http://127.0.0.1:3000
+  The whole product, the Dagster UI on http://127.0.0.1:3000 with this demo's settings, schedules and sensors on:
+      make dev          (then, in another terminal, `make month` plays a month of business)
   Sync state and failures:
       set -a; . {workdir / ".env"}; set +a; .venv/bin/zoho-pipeline status
   The emulator keeps its state in {state_file}; start it again with

@@ -9,6 +9,7 @@ import dagster as dg
 
 from zoho_pipeline.defs.assets import ALL_ASSETS, EXTERNAL_ASSETS
 from zoho_pipeline.defs.checks import ALL_CHECKS
+from zoho_pipeline.defs.demo import demo_jobs
 from zoho_pipeline.defs.jobs import ALL_JOBS
 from zoho_pipeline.defs.resources import resources_from_env
 from zoho_pipeline.defs.schedules import ALL_SCHEDULES
@@ -17,7 +18,7 @@ from zoho_pipeline.defs.sensors import ALL_SENSORS
 defs = dg.Definitions(
     assets=dg.with_source_code_references([*EXTERNAL_ASSETS, *ALL_ASSETS]),
     asset_checks=ALL_CHECKS,
-    jobs=ALL_JOBS,
+    jobs=[*ALL_JOBS, *demo_jobs()],  # the demo's month job only with DAGSTER_DEPLOYMENT=demo
     schedules=ALL_SCHEDULES,
     sensors=ALL_SENSORS,
     resources=resources_from_env(),

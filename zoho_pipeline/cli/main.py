@@ -20,6 +20,7 @@ COMMANDS = {
     "health": ("zoho_pipeline.cli.health", "health check for cron or a probe (exit 0 healthy, 1 not)"),
     "alert": ("zoho_pipeline.cli.alert", "send (or --dry-run print) alerts for failed syncs"),
     "reconcile": ("zoho_pipeline.cli.reconcile", "differences between the source and ZOHO, row by row"),
+    "demo": ("zoho_pipeline.cli.demo", "time in the demo: play a month of business, move ZOHO's clock; figures"),
 }
 
 

@@ -15,7 +15,21 @@ import dagster as dg
 
 from zoho_pipeline.env import text
 
-PARTITIONS_START = text("ZOHO_PARTITIONS_START", "2024-01-01")
+DEFAULT_START = "2024-01-01"
+
+
+def partitions_start(env=None) -> str:
+    """ZOHO_PARTITIONS_START: the first month of the monthly partitions (`make demo` sets the data's first month,
+    so the grid shows the months that exist). Not a date: an error naming the variable."""
+    value = text("ZOHO_PARTITIONS_START", DEFAULT_START, env)
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"ZOHO_PARTITIONS_START={value!r} is not a date (YYYY-MM-DD, e.g. 2025-06-01)") from None
+    return value
+
+
+PARTITIONS_START = partitions_start()
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 OPEN_START, OPEN_END = date(1900, 1, 1), date(2200, 1, 1)

@@ -20,11 +20,29 @@ from decimal import ROUND_HALF_UP, Decimal
 import sqlalchemy as sa
 
 from zoho_pipeline.source import business
+from zoho_pipeline.source.demo_data import (
+    COMPANY_PATTERNS,
+    COMPLEXES,
+    EMAIL_DOMAINS,
+    EQUIPMENT,
+    EXTRAS,
+    FIRST_NAMES,
+    INSTALLATION,
+    LAST_NAMES,
+    METHOD_WEIGHTS,
+    MOBILE_PREFIXES,
+    PACKAGES,
+    PAYMENT_METHODS,
+    PLACES,
+    STREET_KINDS,
+    STREETS,
+    TRADES,
+)
 from zoho_pipeline.source.tables import Garbled
 
 VAT_RATE = Decimal("0.15")
 CENT = Decimal("0.01")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 INSERT_BATCH = 2000
 
 
@@ -49,244 +67,6 @@ class DemoRows(dict):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.bad: dict[str, list[str]] = {}
-
-
-# --- reference data ---------------------------------------------------------------------------------------------
-
-# (name, description, monthly price excl. VAT, active). Whole rands: VAT at 15 % is exact to the cent.
-PACKAGES = [
-    ("Fibre 25/25 Mbps", "Uncapped, unshaped fibre; free installation on a 24-month term", "499.00", True),
-    ("Fibre 50/50 Mbps", "Uncapped fibre, symmetrical", "699.00", True),
-    ("Fibre 100/50 Mbps", "Uncapped fibre with a free Wi-Fi router", "899.00", True),
-    ("Fibre 200/100 Mbps", "Uncapped fibre for busy households", "1099.00", True),
-    ("Fibre 500/250 Mbps", "Uncapped fibre, mesh Wi-Fi included", "1499.00", True),
-    ("Fibre 1000/500 Mbps", "Gigabit fibre for homes and small offices", "1899.00", True),
-    ("Fibre 10/10 Mbps (legacy)", "No longer offered; existing customers keep their price", "399.00", False),
-    ("LTE Uncapped 20 Mbps", "Fixed LTE with a router, fair use 500 GB", "549.00", True),
-    ("LTE 100 GB", "Capped LTE, 100 GB anytime data", "329.00", True),
-    ("Wireless 20/10 Mbps", "Fixed wireless for areas without fibre", "599.00", True),
-    ("Wireless 10/5 Mbps (legacy)", "No longer offered", "449.00", False),
-]
-
-INSTALLATION = {
-    "Fibre": [("Fibre installation and ONT activation", "1499.00"), ("Site survey", "350.00")],
-    "LTE": [("LTE SIM and activation", "199.00")],
-    "Wireless": [("Wireless mast installation", "2499.00"), ("Site survey", "350.00")],
-}
-EQUIPMENT = [
-    ("Wi-Fi 6 router", "1299.00"),
-    ("Mesh Wi-Fi node", "899.00"),
-    ("Mini UPS for ONT and router", "1099.00"),
-    ("Cat6 patch cable 10 m", "89.90"),
-    ("LTE outdoor antenna", "749.50"),
-    ("Router courier delivery", "120.00"),
-]
-EXTRAS = [("Static IP address", "99.00"), ("Router rental", "49.00"), ("Premium support", "149.00")]
-
-FIRST_NAMES = [
-    # English / Afrikaans
-    "James",
-    "Sarah",
-    "Michael",
-    "Emma",
-    "Daniel",
-    "Jessica",
-    "Liam",
-    "Chloé",
-    "Zoë",
-    "Seán",
-    "Megan",
-    "Ryan",
-    "Pieter",
-    "Johan",
-    "Anri",
-    "Marié",
-    "Hendrik",
-    "Elmarie",
-    "Wilhelm",
-    "Annelie",
-    "Riaan",
-    "Susanna",
-    "Jan-Hendrik",
-    # isiZulu / isiXhosa / Sesotho / Setswana
-    "Nkosinathi",
-    "Sipho",
-    "Thandeka",
-    "Nomvula",
-    "Sibusiso",
-    "Lindiwe",
-    "Bongani",
-    "Ayanda",
-    "Zanele",
-    "Mandla",
-    "Lwazi",
-    "Siyabonga",
-    "Nokuthula",
-    "Thabo",
-    "Lerato",
-    "Palesa",
-    "Kagiso",
-    "Refilwe",
-    "Tshepo",
-    "Mpho",
-    "Dineo",
-    "Lebohang",
-    "Tumelo",
-    "Khanyisile",
-    "Xolani",
-    "Unathi",
-    "Andiswa",
-    "Lihle",
-    # Indian South African and others
-    "Priya",
-    "Rajesh",
-    "Ayesha",
-    "Yusuf",
-    "Fatima",
-    "Naledi",
-    "Francois",
-    "André",
-    "Hélène",
-]
-LAST_NAMES = [
-    "Smith",
-    "O'Neill",
-    "Müller",
-    "van der Merwe",
-    "du Plessis",
-    "Botha",
-    "Nel",
-    "Pretorius",
-    "Venter",
-    "Steyn",
-    "Coetzee",
-    "le Roux",
-    "van Wyk",
-    "Jansen van Rensburg",
-    "Oosthuizen",
-    "O'Connor",
-    "D'Almeida",
-    "Brown",
-    "Jones",
-    "Ngcobo",
-    "Dlamini",
-    "Nkosi",
-    "Zulu",
-    "Mthembu",
-    "Khumalo",
-    "Ndlovu",
-    "Mkhize",
-    "Buthelezi",
-    "Sithole",
-    "Mbeki",
-    "Xaba",
-    "Mahlangu",
-    "Ntuli",
-    "Mokoena",
-    "Mofokeng",
-    "Molefe",
-    "Nkoana",
-    "Maseko",
-    "Tshabalala",
-    "Naidoo",
-    "Pillay",
-    "Govender",
-    "Moodley",
-    "Patel",
-    "Essop",
-    "Adams",
-    "Petersen",
-    "Jacobs",
-    "Isaacs",
-    "Schoeman",
-    "Lötter",
-    "Kruger",
-    "Engelbrecht",
-    "Ferreira",
-    "Gqirana",
-    "Qwabe",
-]
-COMPANY_PATTERNS = [
-    "{last} & Sons (Pty) Ltd",
-    "{last} Attorneys Inc.",
-    "{place} Logistics CC",
-    "{place} Dental Practice",
-    "{last} Bouwerk (Edms) Bpk",
-    "{place} Guest House",
-    "Ubuntu {trade} (Pty) Ltd",
-    "{last} {trade} Solutions",
-    "{place} Spaza & Café",
-    "Kasi {trade} Hub",
-]
-TRADES = ["Accounting", "Engineering", "Design", "Catering", "IT", "Plumbing", "Motors", "Consulting"]
-
-# (city, province, [(suburb, postal code)])
-PLACES = [
-    (
-        "Johannesburg",
-        "Gauteng",
-        [("Sandton", "2196"), ("Randburg", "2194"), ("Soweto", "1804"), ("Melville", "2092"), ("Fourways", "2191")],
-    ),
-    ("Pretoria", "Gauteng", [("Hatfield", "0083"), ("Centurion", "0157"), ("Menlyn", "0181"), ("Mamelodi", "0122")]),
-    (
-        "Cape Town",
-        "Western Cape",
-        [
-            ("Sea Point", "8005"),
-            ("Claremont", "7708"),
-            ("Bellville", "7530"),
-            ("Khayelitsha", "7784"),
-            ("Observatory", "7925"),
-        ],
-    ),
-    ("Stellenbosch", "Western Cape", [("Die Boord", "7600"), ("Idas Valley", "7609")]),
-    ("George", "Western Cape", [("Heatherlands", "6529"), ("Blanco", "6530")]),
-    ("Durban", "KwaZulu-Natal", [("Berea", "4001"), ("Umhlanga", "4319"), ("Morningside", "4001"), ("Umlazi", "4031")]),
-    ("Pietermaritzburg", "KwaZulu-Natal", [("Scottsville", "3209"), ("Hayfields", "3201")]),
-    ("Gqeberha", "Eastern Cape", [("Summerstrand", "6001"), ("Walmer", "6070")]),
-    ("East London", "Eastern Cape", [("Vincent", "5247"), ("Nahoon", "5241")]),
-    ("Bloemfontein", "Free State", [("Westdene", "9301"), ("Langenhovenpark", "9330")]),
-    ("Polokwane", "Limpopo", [("Bendor", "0699"), ("Fauna Park", "0699")]),
-    ("Mbombela", "Mpumalanga", [("Sonheuwel", "1201"), ("West Acres", "1201")]),
-    ("Kimberley", "Northern Cape", [("Belgravia", "8301"), ("Hadison Park", "8306")]),
-    ("Rustenburg", "North West", [("Cashan", "0299"), ("Safari Gardens", "0299")]),
-    ("Mahikeng", "North West", [("Golf View", "2745")]),
-]
-STREETS = [
-    "Jan Smuts",
-    "Main",
-    "Church",
-    "Voortrekker",
-    "Oxford",
-    "Beach",
-    "Nelson Mandela",
-    "Long",
-    "Kerk",
-    "Jacaranda",
-    "Protea",
-    "Umngeni",
-    "Florida",
-    "Rivonia",
-    "Steve Biko",
-    "Bree",
-    "Loop",
-    "Kloof",
-]
-STREET_KINDS = ["Street", "Road", "Avenue", "Drive", "Crescent", "Lane", "Straat"]
-COMPLEXES = ["Jacaranda Gardens", "Protea Heights", "Sunset Villas", "Ocean View", "Die Eike", "Msunduzi Court"]
-MOBILE_PREFIXES = ["60", "61", "62", "71", "72", "73", "74", "76", "79", "81", "82", "83", "84"]
-EMAIL_DOMAINS = [
-    "gmail.com",
-    "outlook.com",
-    "webmail.co.za",
-    "mweb.co.za",
-    "icloud.com",
-    "yahoo.com",
-    "telkomsa.net",
-    "vodamail.co.za",
-]
-PAYMENT_METHODS = ["netcash", "eft", "instant_eft", "card", "debit_order", "cash"]
-METHOD_WEIGHTS = [30, 20, 15, 15, 17, 3]
 
 
 def _ascii(text: str) -> str:

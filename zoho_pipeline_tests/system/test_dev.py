@@ -7,11 +7,13 @@ file order and the last one stops it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.daemon
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_S = 240
 RUN_S = 150
+SENSOR_S = 240  # the sensor ticks every 60 s; then the core and billing runs
 
 WORKSPACE = """
 { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
@@ -227,6 +230,83 @@ def test_make_dev_makes_the_demo_and_runs_the_product(dev):
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run = dev.wait_run(launched["run"]["runId"])
     assert run["status"] == "SUCCESS", (run, dev.log())
+
+
+def _zoho_get(settings: dict, path: str, **params) -> dict:
+    token = requests.post(
+        f"{settings['ZOHO_ACCOUNTS_URL']}/oauth/v2/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": settings["ZOHO_CLIENT_ID"],
+            "client_secret": settings["ZOHO_CLIENT_SECRET"],
+            "refresh_token": settings["ZOHO_REFRESH_TOKEN"],
+        },
+        timeout=10,
+    ).json()["access_token"]
+    return requests.get(
+        f"{settings['ZOHO_API_BASE_URL']}{path}",
+        headers={
+            "Authorization": f"Zoho-oauthtoken {token}",
+            "X-com-zoho-subscriptions-organizationid": settings["ZOHO_ORGANIZATION_ID"],
+        },
+        params={"per_page": 200, **params},
+        timeout=10,
+    ).json()
+
+
+def test_a_month_played_from_the_cli_and_the_launchpad_is_synced_by_the_sensor(dev):
+    settings = dev.settings()
+    engine = sa.create_engine(settings["SOURCE_DATABASE_URL"])
+    zoho_invoices_before = len(_zoho_get(settings, "/invoices", filter_by="Status.All")["invoices"])
+    clock_before = requests.get(f"{settings['ZOHO_ACCOUNTS_URL']}/__emulator__/clock", timeout=10).json()["now"]
+
+    # `make month`: the CLI with the demo's settings
+    env = {**os.environ, **settings}
+    cli = Path(sys.executable).parent / "zoho-pipeline"
+    out = subprocess.run([str(cli), "demo", "month", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    first = json.loads(out.stdout)
+    assert first["new_customers"] >= 2 and first["recurring_invoices"] > 0, first
+    assert first["payments_on_time"] + first["payments_late"] > 0, first
+    # ZOHO's clock moved to the billing day (forward from where the demo left it)
+    assert first["zoho_clock"].startswith(first["month"] + "T06:00") and first["zoho_clock"] > clock_before
+
+    # the Launchpad's month job plays the next month
+    repo = dev.location["repositories"][0]
+    assert "zoho_demo_month_job" in {j["name"] for j in repo["jobs"]}
+    selector = {"repositoryLocationName": dev.location["name"], "repositoryName": repo["name"]}
+    params = {"selector": {**selector, "jobName": "zoho_demo_month_job"}, "runConfigData": {}}
+    launched = dev.gql(LAUNCH, params=params)["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    assert dev.wait_run(launched["run"]["runId"])["status"] == "SUCCESS", dev.log()
+    clock = requests.get(f"{settings['ZOHO_ACCOUNTS_URL']}/__emulator__/clock", timeout=10).json()["now"]
+    second = (date.fromisoformat(first["month"]) + timedelta(days=32)).replace(day=1)
+    assert clock.startswith(f"{second.isoformat()}T06:00"), clock
+
+    # the sensor syncs both months on its own: every new customer reaches ZOHO
+    c = T.customers.c
+    new = sa.select(sa.func.count()).where(c.created_at > first["period_start"][:19].replace("T", " "))
+    synced = new.where(c.zoho_billing_customer_id.is_not(None))
+    deadline = time.monotonic() + SENSOR_S
+    while True:
+        with engine.connect() as conn:
+            added, done = conn.execute(new).scalar(), conn.execute(synced).scalar()
+        if added and done == added:
+            break
+        assert time.monotonic() < deadline, f"{done}/{added} new customers synced after {SENSOR_S}s: {dev.log()}"
+        dev.remember_processes()
+        time.sleep(3)
+    assert added >= 2 * first["new_customers"] - 1
+    sensor_runs = [
+        r
+        for job in ("zoho_sync_job", "zoho_billing_sync_job")
+        for r in dev.gql(RUNS, job=job)["runsOrError"]["results"]
+        if {"key": "zoho_trigger", "value": "sensor"} in r["tags"]
+    ]
+    assert sensor_runs, "no sensor-launched run"
+    # ZOHO renewed the subscriptions on the two billing days and raised their invoices
+    zoho_invoices = len(_zoho_get(settings, "/invoices", filter_by="Status.All")["invoices"])
+    assert zoho_invoices > zoho_invoices_before
 
 
 def test_ctrl_c_stops_every_process(dev):
