@@ -16,6 +16,7 @@ COMMANDS = {
     "sync": ("zoho_pipeline.cli.sync", "run the sync job through Dagster and print a summary"),
     "status": ("zoho_pipeline.cli.status", "per-entity counts, failures, API budget, backlog ETA"),
     "logs": ("zoho_pipeline.cli.logs", "the attempt log, newest first"),
+    "calls": ("zoho_pipeline.cli.calls", "the API call inspector: the last calls to ZOHO, request and response"),
     "retry": ("zoho_pipeline.cli.retry", "requeue failed or dead-lettered rows and sync them now"),
     "health": ("zoho_pipeline.cli.health", "health check for cron or a probe (exit 0 healthy, 1 not)"),
     "alert": ("zoho_pipeline.cli.alert", "send (or --dry-run print) alerts for failed syncs"),

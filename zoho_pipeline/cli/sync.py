@@ -297,7 +297,8 @@ def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str
         )
         for f in failures[:FAILURES_LISTED]:
             kind = "dead-lettered" if f.dead_lettered else (f.error_code or "error")
-            out.append(f"  {f.entity:<13} {f.label}  [{kind}] {f.error}")
+            call = f"  (zoho-pipeline calls --id {f.call_id})" if f.call_id else ""
+            out.append(f"  {f.entity:<13} {f.label}  [{kind}] {f.error}{call}")
         out.append("See `zoho-pipeline status` and `zoho-pipeline logs`; `zoho-pipeline retry` requeues them.")
     return "\n".join(out)
 

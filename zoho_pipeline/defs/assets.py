@@ -51,6 +51,7 @@ FAILURES_SCHEMA = dg.TableSchema(
         dg.TableColumn("label", "string"),
         dg.TableColumn("error_code", "string"),
         dg.TableColumn("error", "string"),
+        dg.TableColumn("api_call", "string"),  # the inspector entry: `zoho-pipeline calls --id N`
     ]
 )
 
@@ -124,6 +125,7 @@ def report_metadata(report: RunReport, entity: str) -> dict:
                         "label": f.label,
                         "error_code": f.error_code or "",
                         "error": f.error[:500],
+                        "api_call": f"zoho-pipeline calls --id {f.call_id}" if f.call_id else "",
                     }
                 )
                 for f in failures

@@ -3,6 +3,8 @@
 GET  /__emulator__/clock                          {"now": "2025-01-01T08:00:00Z"}
 PUT  /__emulator__/clock  {"now": "<ISO-8601>"}   forward only (400 for a move back); runs the scheduled work
 PUT  /__emulator__/clock  {"advance_days": N}     the same, N whole days later
+GET  /__emulator__/requests                       {"requests": [...]}: the last API requests as received (method,
+                                                  path, query, body) and answered (status, response), oldest first
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def handle(emu, method: str, path: str, raw: bytes) -> tuple[int, dict]:
             return 200, emu.clock()
         if route == ("PUT", "/clock"):
             return 200, emu.move_clock(clock_target(emu.store, _object(raw)))
+        if route == ("GET", "/requests"):
+            return 200, {"requests": emu.requests()}
         if route == ("GET", "/faults"):
             return 200, emu.faults.current()
         if route == ("PUT", "/faults"):

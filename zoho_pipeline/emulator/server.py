@@ -29,6 +29,7 @@ ADMIN_PREFIX = "/__emulator__"
 TOKEN_PATH = "/oauth/v2/token"
 ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
 NO_ORG_HEADER = ("/organizations",)
+JOURNAL_SIZE = 1000  # API requests kept for GET /__emulator__/requests (what the emulator received, answered)
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Stats:
             self.counters = collections.Counter(
                 {"tokens_minted": 0, "dropped": 0, "failed_injected": 0, "rate_limited": 0}
             )
+            self.journal: collections.deque = collections.deque(maxlen=JOURNAL_SIZE)
 
     def record(self, route: str, status: int | None) -> None:
         with self.lock:
@@ -83,6 +85,19 @@ class Stats:
             self.by_route[route] += 1
             if status is not None:
                 self.by_status[str(status)] += 1
+
+    def log_request(self, method, path, query, raw: bytes, status, response) -> None:
+        """One API request as received (body as sent) and answered (`status` None: the response was dropped)."""
+        entry = {
+            "method": method,
+            "path": path,
+            "query": query,
+            "body": raw.decode("utf-8", "replace"),
+            "status": status,
+            "response": response,
+        }
+        with self.lock:
+            self.journal.append(entry)
 
     def bump(self, name: str) -> None:
         with self.lock:
@@ -116,6 +131,11 @@ class Emulator:
             done = schedule.advance(self.context(), to)
             self.store.mark_dirty()
             return {"now": iso(self.store.clock.now()), "done": done}
+
+    def requests(self) -> list[dict]:
+        """The last API requests received, oldest first."""
+        with self.stats.lock:
+            return list(self.stats.journal)
 
     def stats_dict(self) -> dict:
         with self.stats.lock:
@@ -233,6 +253,7 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(delay)
             status, body, headers, drop = self._api_call(method, path, query, raw, template, handler, params)
             emu.stats.record(route, None if drop else status)
+            emu.stats.log_request(method, path, query, raw, None if drop else status, None if drop else body)
             if drop:
                 emu.stats.bump("dropped")
                 return self._drop()
@@ -307,6 +328,10 @@ class EmulatorHandle:
 
     def faults(self) -> dict:
         return self.emulator.faults.current()
+
+    def requests(self) -> list[dict]:
+        """Like GET /__emulator__/requests: the last API requests received and what was answered, oldest first."""
+        return self.emulator.requests()
 
     def clock(self) -> str:
         """ZOHO's `now`, ISO-8601 UTC."""

@@ -271,6 +271,30 @@ zoho_accepted_payloads = Table(
     Column("accepted_at", Timestamp, nullable=False),
 )
 
+# The API call inspector: the last N calls to ZOHO (a ring: the oldest are pruned), bodies redacted. The id is
+# made by the writer, time-ordered (milliseconds << 22 | a counter), so a failure can name its call without a
+# RETURNING and `--since` is a primary-key range; no other index: the table is small by construction.
+zoho_api_calls = Table(
+    "zoho_api_calls",
+    metadata,
+    # on SQLite an INTEGER PRIMARY KEY is the rowid itself (64-bit): one b-tree, not a table and an index
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", Timestamp, nullable=False),
+    Column("run_id", String(64)),
+    Column("entity_type", String(32)),
+    Column("entity_id", String(64)),
+    Column("method", String(8), nullable=False),
+    Column("path_template", String(255), nullable=False),  # /customers/{id}
+    Column("path", String(255), nullable=False),  # as sent: ZOHO ids, never a query string or a token
+    Column("status", Integer),  # None: no response
+    Column("zoho_code", Integer),
+    Column("duration_ms", Integer),
+    Column("query", Text),  # JSON
+    Column("request_body", Text),  # JSON, redacted
+    Column("response_body", Text),  # JSON (or text), redacted
+    Column("error", String(64)),  # no response: what happened (ReadTimeout)
+)
+
 PIPELINE_TABLES = (
     zoho_sync_logs,
     zoho_sync_runs,
@@ -278,6 +302,7 @@ PIPELINE_TABLES = (
     zoho_api_usage,
     zoho_pipeline_state,
     zoho_accepted_payloads,
+    zoho_api_calls,
 )
 
 TABLES_BY_NAME = {t.name: t for t in metadata.sorted_tables}

@@ -259,6 +259,7 @@ class Outcome:
     api_calls: int = 0
     duration_ms: int = 0
     payload: str | None = None  # canonical JSON ZOHO accepted (sent by this attempt); None when nothing was sent
+    calls: list | None = None  # the attempt's API calls as inspector rows (sync.inspector.entry)
 
     @property
     def synced(self) -> bool:
@@ -396,9 +397,10 @@ def _release_statement(spec: EntitySpec):
     )
 
 
-def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) -> None:
+def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str, inspector=None) -> None:
     """Write a chunk of outcomes in one transaction: each row's state where this run still owns it, one
-    `zoho_sync_logs` row per attempt, and the payload ZOHO accepted for each row sent."""
+    `zoho_sync_logs` row per attempt, the payload ZOHO accepted for each row sent, and (with `inspector`, a
+    sync.inspector.CallRecorder) the API calls the attempts made."""
     if not outcomes:
         return
     now = utcnow()
@@ -464,6 +466,8 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str) ->
         if logs:
             conn.execute(zoho_sync_logs.insert(), logs)
         payloads.write(conn, spec.name, accepted, now)
+        if inspector is not None:
+            inspector.write(conn, [call for o in outcomes for call in o.calls or ()])
         recovered = [o.row["id"] for o in outcomes if o.synced and o.row["zoho_sync_status"] in (FAILED, RETRYING)]
         if recovered:
             _wake_children(conn, spec, recovered)

@@ -31,6 +31,7 @@ from zoho_pipeline.sync.entities.base import (
     canonical_json,
     text_hash,
 )
+from zoho_pipeline.sync.inspector import CallRecorder
 from zoho_pipeline.sync.progress import Progress
 from zoho_pipeline.sync.report import (
     STOP_AUTH,
@@ -80,6 +81,10 @@ def run_sync(
         return report
     run = _Run(source_engine, client, settings, report, mode, months, ids, dry_run, should_stop)
     run.diff = dry_run and diff
+    watching = not dry_run and settings.inspector_calls > 0 and hasattr(client, "observer")
+    if watching:  # the client tells the inspector of every call; the engine files each under its row
+        run.recorder, previous_observer = CallRecorder(run_id, settings.inspector_calls), client.observer
+        client.observer = run.recorder.observe
     started = time.monotonic()
     calls_before = getattr(getattr(client, "stats", None), "api_calls", 0)
     if not dry_run:
@@ -99,6 +104,8 @@ def run_sync(
         run.pool.shutdown(wait=True)
         if beat:
             beat.stop()
+        if watching:
+            client.observer = previous_observer
         report.duration_s = round(time.monotonic() - started, 3)
         report.api_calls = getattr(getattr(client, "stats", None), "api_calls", 0) - calls_before
         if not dry_run:
@@ -145,6 +152,7 @@ class _Run:
         self.mode, self.months, self.ids, self.dry_run = mode, months, ids, dry_run
         self.should_stop = should_stop or (lambda: False)
         self.diff = False
+        self.recorder: CallRecorder | None = None
         self.pool = ThreadPoolExecutor(max_workers=max(1, settings.max_workers), thread_name_prefix="zoho-sync")
         org = getattr(getattr(client, "config", None), "organization_id", "default")
         self.catalog = Catalog(engine, client, org, offline=dry_run)
@@ -264,7 +272,7 @@ class _Run:
             self._record(spec, finished, rep, progress)
 
     def _record(self, spec, outcomes: list[claims.Outcome], rep, progress) -> None:
-        claims.record(self.engine, spec, outcomes, run_id=self.report.run_id)
+        claims.record(self.engine, spec, outcomes, run_id=self.report.run_id, inspector=self.recorder)
         for o in outcomes:
             rep.api_calls += o.api_calls
             key = (spec.name, str(o.row["id"]))
@@ -290,6 +298,7 @@ class _Run:
                         o.error_code,
                         o.error,
                         dead_lettered=o.outcome == claims.DEAD_LETTERED,
+                        call_id=o.calls[-1]["c_id"] if o.calls else None,
                     )
                 )
             progress.tick(rep)
@@ -369,6 +378,14 @@ class _Run:
 
     # -- one row (in a worker: build, call; the sweep's thread records) ------------------------------------
     def _process(self, spec: EntitySpec, row: dict, parents) -> claims.Outcome:
+        if self.recorder is None:
+            return self._attempt(spec, row, parents)
+        with self.recorder.row(spec.name, row["id"]) as calls:
+            outcome = self._attempt(spec, row, parents)
+        outcome.calls = calls
+        return outcome
+
+    def _attempt(self, spec: EntitySpec, row: dict, parents) -> claims.Outcome:
         if self.stopped:
             return claims.released(row)
         started = time.monotonic()

@@ -21,6 +21,7 @@ class Failure:
     error_code: str | None
     error: str
     dead_lettered: bool = False
+    call_id: int | None = None  # the attempt's last API call in the inspector (`zoho-pipeline calls --id`)
 
 
 @dataclass

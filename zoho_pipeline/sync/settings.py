@@ -28,6 +28,7 @@ class SyncSettings:
     run_stale_after_s: float = 120.0  # a run whose heartbeat is older than this is dead: its claims are free
     heartbeat_interval_s: float = 15.0
     progress_interval_s: float = 10.0
+    inspector_calls: int = 10_000  # API calls kept (redacted) for `zoho-pipeline calls`; 0 keeps none
     # lifecycle policies (design.md "ZOHO over time", docs/runbook.md): when a package or price change and a
     # cancellation reach ZOHO
     plan_change_at: str = "end_of_term"  # ZOHO_PLAN_CHANGE_AT: end_of_term | immediate
@@ -59,6 +60,7 @@ ENV_VARS = {
     "heartbeat_interval_s": "ZOHO_SYNC_HEARTBEAT_S",
     "plan_change_at": "ZOHO_PLAN_CHANGE_AT",
     "cancel_at": "ZOHO_CANCEL_AT",
+    "inspector_calls": "ZOHO_INSPECTOR_CALLS",
 }
 END_OF_TERM, IMMEDIATE = "end_of_term", "immediate"
 POLICY_CHOICES = {"plan_change_at": (END_OF_TERM, IMMEDIATE), "cancel_at": (IMMEDIATE, END_OF_TERM)}

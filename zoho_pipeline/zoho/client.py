@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -20,6 +21,7 @@ from .auth import TokenProvider, TokenStore
 from .config import ZohoConfig
 from .envelope import WRITE_METHODS, decode_body, parse_envelope
 from .errors import AMBIGUOUS, AUTH, RATE_LIMITED, RETRYABLE, ZohoError, never_sent
+from .exchange import Exchange, Observer
 from .limiter import RateLimiter, UsageStore
 from .redact import redact
 
@@ -61,6 +63,13 @@ class ClientStats:
 
     def __repr__(self):
         return f"ClientStats({self.snapshot()})"
+
+
+def _masked(data: bytes | None, secrets: list[bytes]) -> bytes | None:
+    for secret in secrets:
+        if data and secret in data:
+            data = data.replace(secret, b"***")
+    return data
 
 
 def _retry_after(resp: requests.Response) -> float | None:
@@ -106,6 +115,7 @@ class ZohoClient:
         )
         self.tokens = TokenProvider(config, token_store, session, on_refresh=lambda: self.stats._add(token_refreshes=1))
         self._timeout = (config.connect_timeout_s, config.read_timeout_s)
+        self.observer: Observer | None = None  # told of every exchange with the API (the engine's inspector)
 
     def __repr__(self):
         return f"ZohoClient(organization_id={self.config.organization_id!r}, base_url={self.config.base_url!r})"
@@ -199,6 +209,7 @@ class ZohoClient:
                 "Accept": "application/json",
             }
             self.stats._call(method)
+            sent_at, started, prepared = datetime.now(UTC), time.monotonic(), None
             try:
                 # prepared here, with the session's headers and hooks: Session.request's general merging (cookies,
                 # environment settings, none of which ZOHO uses) cost a quarter of a call's CPU; send() still
@@ -214,6 +225,7 @@ class ZohoClient:
                 resp = self.session.send(prepared, timeout=self._timeout)
             except requests.RequestException as exc:
                 what = type(exc).__name__
+                self._observe(sent_at, started, method, path, params, prepared and prepared.body, None, None, what)
                 if never_sent(exc):
                     if retries < cfg.max_retries:
                         retries += 1
@@ -230,6 +242,7 @@ class ZohoClient:
                 raise error(AMBIGUOUS, f"request sent but no response ({what}); ZOHO may have acted") from None
 
             status = resp.status_code
+            self._observe(sent_at, started, method, path, params, prepared.body, status, resp.content, None)
             if status == 401:
                 if not auth_retried:
                     auth_retried = True
@@ -278,6 +291,26 @@ class ZohoClient:
                 secrets=self._secrets(),
                 retry_after_s=_retry_after(resp) if status == 429 else None,
             )
+
+    def _observe(self, sent_at, started, method, path, params, body, status, content, error) -> None:
+        observer = self.observer
+        if observer is None:
+            return
+        secrets = self._encoded_secrets()
+        if isinstance(body, str):
+            body = body.encode()
+        body, content = (_masked(b, secrets) for b in (body, content))
+        duration_ms = int((time.monotonic() - started) * 1000)
+        try:
+            observer(Exchange(sent_at, method, path, params, body, status, content, duration_ms, error))
+        except Exception:  # watching must never break a call
+            log.exception("the exchange observer failed for %s %s", method, path)
+
+    def _encoded_secrets(self) -> list[bytes]:
+        plain = self._secrets()
+        if getattr(self, "_secrets_cache", (None,))[0] != plain:  # the access token changes about hourly
+            self._secrets_cache = (plain, [s.encode() for s in plain if s and len(s) >= 4])
+        return self._secrets_cache[1]
 
     def _retry(self, method, path, why, attempt):
         delay = self._backoff(attempt - 1)

@@ -169,6 +169,9 @@ def test_a_full_sync_with_faults_leaks_no_secret_into_logs_reports_or_tables(db_
         cache = assert_db_clean(engine, secrets)
         newest = list(emu.store.tokens)[-1]
         assert newest in cache, "the token cache holds the current access token (the grep above is not vacuous)"
+        with engine.connect() as conn:  # the API call inspector (grepped above with every table) really holds
+            statuses = set(conn.execute(sa.select(T.zoho_api_calls.c.status)).scalars())  # the error paths' calls
+        assert {200, 201, 401, 500} <= statuses and None in statuses, statuses
     finally:
         engine.dispose()
 

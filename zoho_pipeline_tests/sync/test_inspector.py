@@ -1,0 +1,137 @@
+"""The API call inspector: every call the engine makes, filed under its row, as the emulator received and
+answered it, redacted, in a ring of the last N; a refused row names its call. SQLite and Postgres."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from zoho_pipeline.cli import calls as calls_cmd
+from zoho_pipeline.monitor.calls import recent_calls
+from zoho_pipeline.source import tables as T
+from zoho_pipeline.sync import inspector
+from zoho_pipeline.sync.engine import run_sync
+from zoho_pipeline.sync.settings import SyncSettings
+from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
+from zoho_pipeline.zoho.client import ZohoClient
+from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
+from zoho_pipeline_tests.support import rows as R
+
+FAST = SyncSettings(max_workers=4, backoff_base_s=0.05, in_run_retry_window_s=0.0, run_stale_after_s=5.0)
+
+
+@pytest.fixture
+def source(db_url):
+    engine = R.make_source(db_url)
+    yield engine, db_url
+    engine.dispose()
+
+
+@pytest.fixture
+def client(source, zoho_config):
+    engine, _ = source
+    with ZohoClient(zoho_config, token_store=DbTokenStore(engine), usage_store=DbUsageStore(engine)) as c:
+        yield c
+
+
+def _refused_package(engine) -> str:
+    """A package whose plan ZOHO refuses: it points at a product that does not exist (code 2006)."""
+    with engine.begin() as conn:
+        conn.execute(
+            T.zoho_pipeline_state.insert().values(
+                key=f"zoho:{TEST_CREDENTIALS['organization_id']}:product:services",
+                value="999",
+                updated_at=datetime.now(UTC),
+            )
+        )
+    return R.add_package(engine, name="Fibre 50/25 Mbps")
+
+
+def _table_text(engine) -> str:
+    with engine.connect() as conn:
+        return "\n".join(repr(dict(r)) for r in conn.execute(sa.select(T.zoho_api_calls)).mappings())
+
+
+def test_a_refused_row_names_its_call_whose_bodies_are_what_the_emulator_received(source, client, emulator):
+    engine, url = source
+    package = _refused_package(engine)
+    customer = R.add_customer(engine, "Thandi", "Nkosi", phone="+27 82 111 2222", address_line1="12 Long St")
+    report = run_sync(engine, client, FAST, entities=["plans", "customers"])
+
+    [failure] = report.entities["plans"].failures
+    assert failure.entity_id == package and failure.error_code == "2006" and failure.call_id
+    [call] = recent_calls(engine, call_id=failure.call_id)
+    assert (call["entity_type"], call["entity_id"], call["method"], call["path_template"]) == (
+        "plans",
+        package,
+        "POST",
+        "/plans",
+    )
+    assert (call["status"], call["zoho_code"]) == (400, 2006)
+    received = [r for r in emulator.requests() if r["method"] == "POST" and r["path"] == "/plans"]
+    assert len(received) == 1
+    assert call["request_body"] == json.loads(received[0]["body"])
+    assert call["response_body"] == received[0]["response"]
+    assert "2006" in str(call["response_body"]["code"])
+
+    # the customer's create: personal fields redacted, everything else exactly as received and answered
+    [create] = recent_calls(engine, entity="customers", entity_id=customer)
+    sent = json.loads(
+        next(r["body"] for r in emulator.requests() if r["path"] == "/customers" and r["method"] == "POST")
+    )
+    assert sent["phone"] == "+27 82 111 2222" and sent["billing_address"]["street"] == "12 Long St"
+    assert create["request_body"] == inspector.redacted(sent)
+    assert create["request_body"]["phone"] == inspector.MASK
+    assert create["request_body"]["billing_address"]["street"] == inspector.MASK
+    assert create["request_body"]["email"] == sent["email"]  # names the row: kept
+    assert create["status"] == 201 and create["response_body"]["customer"]["phone"] == inspector.MASK
+
+    # no secret in any stored body: the credentials and every access token the emulator minted
+    text = _table_text(engine)
+    assert text.count("'method'") >= 3  # the catalog's reads, the plan's create, the customer's create
+    for secret in (TEST_CREDENTIALS["client_secret"], TEST_CREDENTIALS["refresh_token"], *emulator.store.tokens):
+        assert secret not in text
+
+
+def test_calls_cli_lists_failed_calls_and_shows_one_with_its_bodies(source, client, emulator, capsys):
+    engine, url = source
+    package = _refused_package(engine)
+    report = run_sync(engine, client, FAST, entities=["plans"])
+    [failure] = report.entities["plans"].failures
+
+    assert calls_cmd.main(["--database-url", url, "--failed"]) == 0
+    out = capsys.readouterr().out
+    assert str(failure.call_id) in out and "POST /plans" in out and "2006" in out
+    assert calls_cmd.main(["--database-url", url, "--id", str(failure.call_id)]) == 0
+    out = capsys.readouterr().out
+    assert "request:" in out and '"plan_code"' in out and "response:" in out
+    assert calls_cmd.main(["--database-url", url, "--entity", "plans", "--row", package, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {c["entity_id"] for c in listed} == {package}
+    assert calls_cmd.main(["--database-url", url, "--since", "1h", "--failed", "--json"]) == 0
+    assert [c["id"] for c in json.loads(capsys.readouterr().out)] == [failure.call_id]
+    with pytest.raises(SystemExit):
+        calls_cmd.main(["--database-url", url, "--row", package])  # --row needs --entity
+
+
+def test_the_ring_keeps_the_last_n_calls_and_zero_keeps_none(source, client, emulator):
+    engine, _ = source
+    package = R.add_package(engine)
+    for n in range(12):
+        R.add_service(engine, R.add_customer(engine, "Row", f"N{n}"), package)
+    run_sync(engine, client, dataclasses.replace(FAST, inspector_calls=10))
+    kept = recent_calls(engine, limit=100)
+    total = emulator.stats()["requests"]
+    assert total > 25 and 10 <= len(kept) <= 11, (total, len(kept))
+    assert kept == sorted(kept, key=lambda c: c["id"], reverse=True)
+    assert kept[0]["entity_type"] == "subscriptions"  # the newest calls are the ones kept
+
+    with engine.begin() as conn:
+        conn.execute(T.zoho_api_calls.delete())
+        conn.execute(T.customers.update().values(phone="+27 82 000 0000", updated_at=R.ts(engine, R.now())))
+    run_sync(engine, client, dataclasses.replace(FAST, inspector_calls=0))
+    assert recent_calls(engine) == [] and client.observer is None
