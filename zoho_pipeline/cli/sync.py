@@ -284,6 +284,13 @@ def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str
         )
     ]
     out.append(f"{report.api_calls} API calls in {report.duration_s:.1f}s")
+    limited = sum(e.rate_limited for e in ents)
+    if limited:  # the pace is shared by every process: a 429 means something outside it spent the window
+        out.append(
+            f"ZOHO answered 429 (rate limited) {limited} time(s); the run paused and went on. Another client of the "
+            "organization (outside this pipeline's shared pace) or a pace above the plan's limit "
+            "(ZOHO_RATE_LIMIT_PER_MINUTE, docs/runbook.md) spends the same window."
+        )
     if report.stopped_reason:
         out.append(
             f"Run stopped early: {report.stopped_reason}"

@@ -17,6 +17,7 @@ The verdicts and their thresholds are monitor.verdicts' and monitor.thresholds',
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from zoho_pipeline.zoho.config import ZohoConfig
 from zoho_pipeline.zoho.errors import AUTH, BUDGET_EXHAUSTED, RATE_LIMITED, ZohoError
 
 CATEGORIES = ("database", "activity", "api", "integrity")
+HEALTH_MAX_WAIT_S = 10.0  # the API probe waits this long for the shared pace at most, then says why it did not call
 CATEGORY_TITLES = {
     "database": "Database",
     "activity": "Recent activity",
@@ -250,7 +252,22 @@ def check_api(
     else:
         own = client is None
         try:
-            client = client or zoho_client(config, engine)
+            # a probe never waits out a pause or a full window: it says so (HEALTH_MAX_WAIT_S)
+            client = client or zoho_client(
+                dataclasses.replace(config, max_rate_limit_wait_s=min(config.max_rate_limit_wait_s, HEALTH_MAX_WAIT_S)),
+                engine,
+            )
+            paused = client.limiter.shared_pause_s() if hasattr(client, "limiter") else 0.0
+            if paused > HEALTH_MAX_WAIT_S:
+                report.add(
+                    "api",
+                    "connectivity",
+                    WARN,
+                    f"ZOHO rate limit: the organization is paused after a 429 for {paused:.0f}s more (a lockout "
+                    "this or another process met); not calling until it ends",
+                    paused_s=round(paused, 1),
+                )
+                return
             org = client.check_connection()
             report.add(
                 "api",

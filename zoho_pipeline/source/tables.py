@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -295,6 +296,26 @@ zoho_api_calls = Table(
     Column("error", String(64)),  # no response: what happened (ReadTimeout)
 )
 
+# One pace per ZOHO organization across processes (sync.stores.DbPaceStore): the 429 pause every process honours,
+# and the slots each process leases from the per-minute window. Times are seconds since the epoch by the database's
+# clock (Postgres) so hosts whose clocks differ still share one window.
+zoho_api_pace = Table(
+    "zoho_api_pace",
+    metadata,
+    Column("organization_id", String(64), primary_key=True),
+    Column("paused_until", Float(precision=53), nullable=False, default=0.0),
+)
+zoho_api_leases = Table(
+    "zoho_api_leases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("organization_id", String(64), nullable=False),
+    Column("granted_at", Float(precision=53), nullable=False),
+    Column("expires_at", Float(precision=53), nullable=False),  # sends use the lease before; counted a window more
+    Column("calls", Integer, nullable=False),
+    Index("ix_zoho_api_leases_org_expires", "organization_id", "expires_at"),
+)
+
 PIPELINE_TABLES = (
     zoho_sync_logs,
     zoho_sync_runs,
@@ -303,6 +324,8 @@ PIPELINE_TABLES = (
     zoho_pipeline_state,
     zoho_accepted_payloads,
     zoho_api_calls,
+    zoho_api_pace,
+    zoho_api_leases,
 )
 
 TABLES_BY_NAME = {t.name: t for t in metadata.sorted_tables}

@@ -22,7 +22,7 @@ from .config import ZohoConfig
 from .envelope import WRITE_METHODS, decode_body, parse_envelope
 from .errors import AMBIGUOUS, AUTH, RATE_LIMITED, RETRYABLE, ZohoError, never_sent
 from .exchange import Exchange, Observer
-from .limiter import RateLimiter, UsageStore
+from .limiter import PaceStore, RateLimiter, UsageStore
 from .redact import redact
 
 log = logging.getLogger("zoho_pipeline.zoho")
@@ -94,6 +94,7 @@ class ZohoClient:
         token_store: TokenStore | None = None,
         usage_store: UsageStore | None = None,
         limiter: RateLimiter | None = None,
+        pace_store: PaceStore | None = None,
         session: requests.Session | None = None,
     ):
         self.config = config
@@ -111,7 +112,7 @@ class ZohoClient:
             session.verify = text("REQUESTS_CA_BUNDLE") or text("CURL_CA_BUNDLE") or True
         self.session = session
         self.limiter = limiter or RateLimiter.for_organization(
-            config.organization_id, config.requests_per_minute, config.daily_budget, usage_store
+            config.organization_id, config.requests_per_minute, config.daily_budget, usage_store, pace_store
         )
         self.tokens = TokenProvider(config, token_store, session, on_refresh=lambda: self.stats._add(token_refreshes=1))
         self._timeout = (config.connect_timeout_s, config.read_timeout_s)
@@ -158,6 +159,7 @@ class ZohoClient:
     def close(self) -> None:
         try:
             self.limiter.flush()
+            self.limiter.release_lease()
         finally:
             if self._own_session:
                 self.session.close()

@@ -27,7 +27,7 @@ class ZohoConfig:
     region: str = "com"
     api_base_url: str | None = None  # explicit override, e.g. the emulator's http://127.0.0.1:8787/billing/v1
     accounts_url: str | None = None  # explicit override, e.g. http://127.0.0.1:8787
-    requests_per_minute: int = 100  # ZOHO's per-organization limit; we pace below it, never probe it
+    requests_per_minute: int = 90  # a margin below ZOHO's 100/min per organization, shared by every process
     daily_budget: int = 10_000  # calls per UTC day for the organization
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0

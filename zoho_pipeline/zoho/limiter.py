@@ -2,6 +2,11 @@
 daily budget counted per UTC day (shared across processes through a `UsageStore`).
 
 One limiter per organization per process (`RateLimiter.for_organization`), shared by every client and thread.
+With a `PaceStore` the window and the 429 pause are shared by every process too: a process leases a few slots at a
+time from the organization's window (adaptive: one at first, more while it uses them all), so a `health` beside a
+sync, or two syncs, together stay under ZOHO's limit. A lease counts in the shared window from its grant until a
+window after its last possible send, so every 60 s window holds at most `per_minute` sends of all processes. When
+the store cannot be reached the process falls back to its own window (and says so once).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Callable, Protocol, runtime_checkable
 
@@ -41,6 +47,31 @@ class MemoryUsageStore:
             return self._counts.get((organization_id, day), 0)
 
 
+@dataclass(frozen=True)
+class Grant:
+    """A PaceStore's answer: `calls` slots to use within the hold (lease `lease_id`), or none and how long to wait
+    (`paused`: a 429 pause, not a full window)."""
+
+    calls: int
+    lease_id: int | None
+    wait_s: float
+    paused: bool = False
+
+
+@runtime_checkable
+class PaceStore(Protocol):
+    def lease(self, organization_id: str, want: int, per_minute: int, window_s: float, hold_s: float,
+              previous: tuple[int, int] | None = None) -> Grant: ...
+
+    def release(self, organization_id: str, lease_id: int, used: int) -> None: ...
+
+    def pause(self, organization_id: str, seconds: float) -> None: ...
+
+    def paused_for(self, organization_id: str) -> float: ...
+
+
+LEASE_HOLD_S = 10.0  # a lease's slots are used within this; an unused rest goes back at the next lease
+
 # ZOHO counts a request when it arrives; we count it before it leaves. A second more than ZOHO's minute keeps
 # a request that arrives late from landing in the previous window's count (and a lockout), for 1.6 % of pace.
 WINDOW_S = 61.0
@@ -65,7 +96,8 @@ class RateLimiter:
     def __init__(self, per_minute: int, daily_budget: int | None = None, usage_store: UsageStore | None = None,
                  organization_id: str = "", *, window_s: float = WINDOW_S, flush_every: int = 50,
                  flush_interval_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, waiter: Callable | None = None):
+                 wall: Callable[[], float] = time.time, waiter: Callable | None = None,
+                 pace_store: PaceStore | None = None, sleep: Callable[[float], None] = time.sleep):
         if per_minute < 1:
             raise ValueError("per_minute must be at least 1")
         self.per_minute = int(per_minute)
@@ -88,6 +120,15 @@ class RateLimiter:
         self._pending = 0
         self._last_flush = clock()
         self._flush_lock = threading.Lock()
+        # shared pace: the current lease (id, slots left, slots used, local expiry) and the next lease's size
+        self.pace_store = pace_store
+        self._sleep = sleep
+        self._lease_lock = threading.Lock()
+        self._lease_id: int | None = None
+        self._lease_left = self._lease_used = 0
+        self._lease_expires = 0.0
+        self._lease_size = 1
+        self._shared_down = False
 
     def __repr__(self):
         return (f"RateLimiter(org={self.organization_id!r}, per_minute={self.per_minute}, "
@@ -95,12 +136,13 @@ class RateLimiter:
 
     @classmethod
     def for_organization(cls, organization_id: str, per_minute: int, daily_budget: int | None = None,
-                         usage_store: UsageStore | None = None) -> "RateLimiter":
+                         usage_store: UsageStore | None = None,
+                         pace_store: PaceStore | None = None) -> "RateLimiter":
         """The process's limiter for this organization (made on first use; limits updated to the latest)."""
         with cls._registry_lock:
             limiter = cls._registry.get(organization_id)
             if limiter is None:
-                limiter = cls(per_minute, daily_budget, usage_store, organization_id)
+                limiter = cls(per_minute, daily_budget, usage_store, organization_id, pace_store=pace_store)
                 cls._registry[organization_id] = limiter
             else:
                 with limiter._cond:
@@ -108,6 +150,8 @@ class RateLimiter:
                     limiter.daily_budget = daily_budget
                     if usage_store is not None and limiter.usage_store is None:
                         limiter.usage_store = usage_store
+                    if pace_store is not None and limiter.pace_store is None:
+                        limiter.pace_store = pace_store
             return limiter
 
     @classmethod
@@ -123,6 +167,7 @@ class RateLimiter:
         pause would outlast `max_wait_s`."""
         start = self._clock()
         flush_due = False
+        shared = self.pace_store is not None and self._take_shared_slot(max_wait_s, start)
         with self._cond:
             while True:
                 now = self._clock()
@@ -143,7 +188,7 @@ class RateLimiter:
                 sent = self._sent
                 while sent and sent[0] <= horizon:
                     sent.popleft()
-                if len(sent) < self.per_minute:
+                if shared or len(sent) < self.per_minute:  # a shared slot: the organization's window admitted it
                     sent.append(now)
                     if self.daily_budget is not None or self.usage_store is not None:
                         self._pending += 1
@@ -167,6 +212,84 @@ class RateLimiter:
 
     def pause_for(self, seconds: float) -> None:
         self.pause_until(self._clock() + seconds)
+        if self.pace_store is not None and not self._shared_down:
+            try:  # every process holds back, not only ours
+                self.pace_store.pause(self.organization_id, seconds)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("zoho limiter: could not share the 429 pause (%s)", type(exc).__name__)
+
+    # --- shared pace ----------------------------------------------------------------------------------------
+    def _take_shared_slot(self, max_wait_s: float | None, start: float) -> bool:
+        """Block until the organization's shared window gives this process a slot: True. False when the store
+        cannot be reached (the local window then paces alone). Raises ZohoError(rate_limited) when the wait would
+        outlast `max_wait_s`."""
+        while True:
+            with self._lease_lock:
+                now = self._clock()
+                if self._lease_left > 0 and now < self._lease_expires:
+                    self._lease_left -= 1
+                    self._lease_used += 1
+                    return True
+                if self._shared_down and now < self._lease_expires:
+                    return False
+                grant = self._lease(now)
+                if grant is None:
+                    return False
+                if grant.calls:
+                    continue
+                if grant.paused:
+                    self.pause_until(self._clock() + grant.wait_s)  # what `paused_for` and callers see
+            waited = self._clock() - start
+            if max_wait_s is not None and waited + grant.wait_s > max_wait_s:
+                why = "paused after a 429" if grant.paused else "the organization's shared window is full"
+                raise ZohoError(kind=RATE_LIMITED, message=(
+                    f"ZOHO rate limit: {why} for {grant.wait_s:.0f}s more, beyond the {max_wait_s:.0f}s we may "
+                    "wait"), http_status=429 if grant.paused else None, retry_after_s=grant.wait_s)
+            self._sleep(min(grant.wait_s, 5.0))
+
+    def _lease(self, now: float) -> Grant | None:
+        """A new lease (the current one settled); None when the store is down (retried after a hold)."""
+        previous = (self._lease_id, self._lease_used) if self._lease_id is not None else None
+        if previous is not None:  # all used in time: lease more next; slots left over: fewer
+            full = self._lease_left == 0
+            cap = max(1, self.per_minute // 10)
+            self._lease_size = min(cap, self._lease_size * 2) if full else max(1, self._lease_size // 2)
+        try:
+            grant = self.pace_store.lease(self.organization_id, self._lease_size, self.per_minute, self.window_s,
+                                          LEASE_HOLD_S, previous=previous)
+        except Exception as exc:  # noqa: BLE001 - the source is down: pace locally, try the store again later
+            if not self._shared_down:
+                log.warning("zoho limiter: shared pace unavailable (%s); pacing this process alone",
+                            type(exc).__name__)
+            self._shared_down, self._lease_expires = True, now + LEASE_HOLD_S
+            return None
+        if self._shared_down:
+            log.info("zoho limiter: shared pace available again")
+        self._shared_down = False
+        self._lease_id, self._lease_left, self._lease_used = grant.lease_id, grant.calls, 0
+        self._lease_expires = self._clock() + LEASE_HOLD_S - 0.5  # before the store's own expiry
+        return grant
+
+    def release_lease(self) -> None:
+        """Give back the current lease's unused slots (a client closing)."""
+        with self._lease_lock:
+            lease_id, used = self._lease_id, self._lease_used
+            self._lease_id, self._lease_left, self._lease_used = None, 0, 0
+        if lease_id is None or self.pace_store is None:
+            return
+        try:
+            self.pace_store.release(self.organization_id, lease_id, used)
+        except Exception as exc:  # noqa: BLE001 - it expires by itself
+            log.warning("zoho limiter: could not release a pace lease (%s)", type(exc).__name__)
+
+    def shared_pause_s(self) -> float:
+        """How long the organization is paused after a 429, as every process sees it (local when no store)."""
+        if self.pace_store is not None:
+            try:
+                return max(self.paused_for, self.pace_store.paused_for(self.organization_id))
+            except Exception:  # noqa: BLE001
+                pass
+        return self.paused_for
 
     def pause_until(self, t: float) -> None:
         """Nobody sends before monotonic time `t` (a 429 arrived): every thread of the process waits."""
