@@ -328,6 +328,26 @@ def failed(
     )
 
 
+def waiting(
+    row: dict, *, action: str, reason: str, until: datetime, in_doubt: bool, api_calls: int, duration_ms: int
+) -> Outcome:
+    """Nothing to send before `until`: `retrying` then, the attempt not counted (never dead-lettered for waiting)."""
+    return Outcome(
+        row,
+        RETRYING,
+        action,
+        None,
+        None,
+        "waiting",
+        reason[:4000],
+        until,
+        row["zoho_attempts"] or 0,
+        in_doubt,
+        api_calls,
+        duration_ms,
+    )
+
+
 def released(row: dict) -> Outcome:
     """Give a claimed row back untouched (the run is stopping and nothing was sent): it stays due."""
     return Outcome(row, RELEASED)
@@ -414,7 +434,7 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str, in
                 dict(
                     base,
                     b_status=PENDING if previous in (None, SYNCING) else previous,
-                    b_in_doubt=bool(row["zoho_create_in_doubt"]),
+                    b_in_doubt=o.in_doubt or bool(row["zoho_create_in_doubt"]),
                 )
             )
             continue

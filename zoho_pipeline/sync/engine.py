@@ -28,6 +28,7 @@ from zoho_pipeline.sync.entities.base import (
     InvalidRow,
     ParentInfo,
     ParentNotReady,
+    Waiting,
     canonical_json,
     text_hash,
 )
@@ -393,6 +394,7 @@ class _Run:
         zoho_id = row[spec.zoho_id_column]
         was_in_doubt = bool(row["zoho_create_in_doubt"])
         ctx = _RowContext(self.catalog, parents, spec, settings=self.settings, in_doubt=was_in_doubt)
+        ctx.previous_payload = lambda: self._previous_payload(spec, row)
         action = "update" if zoho_id else "create"
 
         def elapsed_ms() -> int:
@@ -430,7 +432,8 @@ class _Run:
             if zoho_id and digest == row["zoho_payload_hash"] and self.mode != "all":
                 return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action="skip")
             if zoho_id:
-                spec.update(client, zoho_id, payload, row, ctx)
+                # an update may replace the entity (a cancelled subscription comes back as a new one): its new id
+                zoho_id = spec.update(client, zoho_id, payload, row, ctx) or zoho_id
             else:
                 found = spec.lookup(client, payload, row, ctx) if was_in_doubt else None
                 if found:
@@ -457,6 +460,17 @@ class _Run:
             )
         except InvalidRow as exc:
             return failed("invalid", str(exc), None, False, was_in_doubt, ctx.new_zoho_id)
+        except Waiting as exc:  # due on a later day (a cancellation dated in the future): no attempt is charged
+            log.info("row waits entity=%s id=%s until=%s: %s", spec.name, row["id"], exc.until, exc)
+            return claims.waiting(
+                row,
+                action=action,
+                reason=str(exc),
+                until=exc.until,
+                in_doubt=was_in_doubt,
+                api_calls=client.calls,
+                duration_ms=elapsed_ms(),
+            )
         except ParentNotReady as exc:  # try again just after the parent's own next attempt
             retry_at = (
                 aware(exc.retry_at) + timedelta(seconds=1)
@@ -467,7 +481,11 @@ class _Run:
         except ZohoError as exc:
             if exc.kind in STOPPING_ERRORS or exc.unreachable:  # the organization is blocked: stop, charge no row
                 self.stop(STOP_UNREACHABLE if exc.unreachable else STOPPING_ERRORS[exc.kind], str(exc))
-                return dataclasses.replace(claims.released(row), api_calls=client.calls)
+                if ctx.new_zoho_id:  # a step of this attempt created the entity: keep its id, finish next time
+                    retry_at = utcnow() + timedelta(seconds=self._backoff(1))
+                    return failed(exc.error_code, str(exc), retry_at, True, True, ctx.new_zoho_id)
+                # a lifecycle's earlier step may have acted: the next attempt reads ZOHO's state first
+                return dataclasses.replace(claims.released(row), api_calls=client.calls, in_doubt=client.calls > 1)
             in_doubt = was_in_doubt or exc.may_have_acted  # a lifecycle action in doubt is read back first
             retry_at = (
                 None
@@ -488,6 +506,12 @@ class _Run:
                 True,  # whatever was sent may have acted
                 ctx.new_zoho_id,
             )
+
+    def _previous_payload(self, spec, row) -> dict | None:
+        """The payload ZOHO last accepted for the row (None for rows synced before the payload store): what a
+        lifecycle compares with to send only what changed. One read by key, only when an entity asks."""
+        with self.engine.connect() as conn:
+            return payloads.load(conn, spec.name, [row["id"]]).get(str(row["id"]))
 
     def _backoff(self, attempts: int) -> float:
         delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** max(0, attempts - 1))
@@ -512,10 +536,10 @@ class _Run:
         lookup = 1 if row["zoho_create_in_doubt"] and not zoho_id else 0
         if not zoho_id:
             rep.would_create += 1
-            rep.estimated_calls += 1 + lookup
+            rep.estimated_calls += spec.calls(payload, True) + lookup
         elif digest != row["zoho_payload_hash"] or self.mode == "all":
             rep.would_update += 1
-            rep.estimated_calls += 1
+            rep.estimated_calls += spec.calls(payload, False)
         else:
             rep.unchanged += 1
             return
@@ -569,6 +593,7 @@ class _RowContext:
         # an earlier attempt at this row may have acted in ZOHO (a lost answer, a run that died): a lifecycle action
         # reads ZOHO's state before it acts again
         self.in_doubt = in_doubt
+        self.previous_payload: Callable[[], dict | None] = lambda: None  # what ZOHO last accepted, read on demand
 
     @property
     def dry_run(self) -> bool:

@@ -3,7 +3,7 @@ environment variable of each (the Dagster resource shows the same fields in the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from zoho_pipeline.env import dataclass_from_env
 
@@ -31,14 +31,15 @@ class SyncSettings:
     inspector_calls: int = 10_000  # API calls kept (redacted) for `zoho-pipeline calls`; 0 keeps none
     # lifecycle policies (design.md "ZOHO over time", docs/runbook.md): when a package or price change and a
     # cancellation reach ZOHO
-    plan_change_at: str = "end_of_term"  # ZOHO_PLAN_CHANGE_AT: end_of_term | immediate
-    cancel_at: str = "immediate"  # ZOHO_CANCEL_AT: immediate | end_of_term
+    plan_change_at: str = field(default="end_of_term", metadata={"choices": ("end_of_term", "immediate")})
+    cancel_at: str = field(default="immediate", metadata={"choices": ("immediate", "end_of_term")})
 
     def __post_init__(self):
-        for field, choices in POLICY_CHOICES.items():
-            if getattr(self, field) not in choices:
+        for f in fields(self):  # set directly (a resource's config): the same check as from the environment
+            if "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
                 raise ValueError(
-                    f"{ENV_VARS[field]}={getattr(self, field)!r} is not a policy: expected one of {', '.join(choices)}"
+                    f"{ENV_VARS[f.name]}={getattr(self, f.name)!r} is not a policy: expected one of "
+                    + ", ".join(f.metadata["choices"])
                 )
 
     @classmethod
@@ -63,4 +64,3 @@ ENV_VARS = {
     "inspector_calls": "ZOHO_INSPECTOR_CALLS",
 }
 END_OF_TERM, IMMEDIATE = "end_of_term", "immediate"
-POLICY_CHOICES = {"plan_change_at": (END_OF_TERM, IMMEDIATE), "cancel_at": (IMMEDIATE, END_OF_TERM)}

@@ -22,6 +22,15 @@ class InvalidRow(Exception):
         super().__init__(f"{field}: {message}")
 
 
+class Waiting(Exception):
+    """The row's change is due in ZOHO on a later day (a cancellation dated in the future): it waits until `until`
+    (an aware datetime), retrying then, with no attempt charged and nothing sent."""
+
+    def __init__(self, message: str, until):
+        self.until = until
+        super().__init__(message)
+
+
 class ParentNotReady(Exception):
     """A parent the row needs has no ZOHO id (it failed, or is being synced by another run).
     `retry_at`: when the parent itself is next tried (None: only when its data changes or on request)."""
@@ -91,6 +100,8 @@ class EntitySpec:
     month_column: str | None = None  # partition date column (invoices, payments)
     lookup_key: Callable[[Mapping], str] | None = None  # row → reference written with the claim, for a look-up
     children: tuple[tuple[str, str], ...] = ()  # (child entity, its column holding our id): woken when we recover
+    # (payload, creating) → the calls one attempt makes (the dry run's estimate): lifecycle actions may cost more
+    calls: Callable[[dict, bool], int] = lambda payload, creating: 1
 
     @property
     def zoho_id(self):

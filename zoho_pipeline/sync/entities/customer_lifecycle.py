@@ -78,3 +78,11 @@ def compare_status(row, remote) -> list[tuple]:
     if not status or (row.get("status") == CLOSED) == (status == "inactive"):
         return []
     return [("status", row.get("status"), status, "a closed account is inactive in ZOHO, any other active")]
+
+
+def calls(payload: dict, creating: bool) -> int:
+    """The dry run's estimate: a closed account's create is marked inactive (+1); an update of a closed one may
+    list and cancel its subscriptions and mark it (+2, at least: the cancels are not known without a read)."""
+    if not payload.get(INACTIVE):
+        return 1
+    return 2 if creating else 3

@@ -157,5 +157,6 @@ SPEC = EntitySpec(
     aliases=("customer",),
     natural_keys=("email",),
     lookup_key=lambda row: (row["email"] or "").strip(),  # the email build() sends
+    calls=lifecycle.calls,
     children=(("subscriptions", "customer_id"), ("invoices", "customer_id"), ("payments", "customer_id")),
 )

@@ -110,3 +110,14 @@ def _delete(client, zoho_id, row, ctx) -> None:
         return
     client.delete(f"/payments/{zoho_id}")
     log.info("deleted entity=payments id=%s zoho_id=%s (the payment failed after it completed)", row["id"], zoho_id)
+
+
+def calls(payload: dict, creating: bool) -> int:
+    """The dry run's estimate: a refund of an applied payment is a detach and a refund; a lifecycle action on a
+    payment ZOHO never had sends nothing."""
+    action = payload.get("_action")
+    if action is None:
+        return 1
+    if creating:
+        return 0
+    return 2 if action == REFUND and payload.get("invoices") else 1

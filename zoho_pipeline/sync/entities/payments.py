@@ -199,4 +199,5 @@ SPEC = EntitySpec(
     aliases=("payment", "payment_transactions", "transactions"),
     natural_keys=("transaction_id", "zoho_payment_id"),
     month_column="completed_at",
+    calls=lifecycle.calls,
 )

@@ -1,7 +1,8 @@
 """Active and suspended services → ZOHO subscriptions on their package's plan, offline collection.
 
 `reference_id` is the service id, so an ambiguous create is found again with `reference_contains`.
-A service cancelled after it reached ZOHO cancels its subscription; one never synced is not created.
+A service cancelled after it reached ZOHO cancels its subscription; one never synced is not created. Cancels,
+reactivations and plan changes: subscription_lifecycle.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from sqlalchemy import String, cast, or_, select
 
 from zoho_pipeline.source.tables import customer_services as t
 from zoho_pipeline.source.tables import customers, service_packages
+from zoho_pipeline.sync.entities import subscription_lifecycle as lifecycle
 from zoho_pipeline.sync.entities.base import (
     Collection,
     EntitySpec,
     InvalidRow,
     Reconciliation,
-    find_by_reference,
     money,
     money_differs,
     public,
@@ -30,7 +31,13 @@ ENDED_LIKE = {"cancelled", "expired", "cancelled_from_dunning", "non_renewing", 
 
 def select_rows():
     return (
-        select(t, service_packages.c.name.label("package_name"), customers.c.email.label("customer_email"))
+        select(
+            t,
+            service_packages.c.name.label("package_name"),
+            service_packages.c.is_active.label("package_active"),
+            customers.c.email.label("customer_email"),
+            customers.c.status.label("customer_status"),
+        )
         .outerjoin(service_packages, service_packages.c.id == t.c.package_id)
         .outerjoin(customers, customers.c.id == t.c.customer_id)
     )
@@ -61,14 +68,16 @@ def build(row, ctx) -> dict:
         raise InvalidRow("monthly_price", f"is negative ({price})")
     if row["activation_date"] is None and row["status"] in LIVE_STATUSES:
         raise InvalidRow("activation_date", f"is empty on a {row['status']} service")
-    return {
+    payload = {
         "customer_id": customer,
         "plan": {"plan_code": code, "price": float(price), "quantity": 1, "tax_id": ctx.catalog.tax_id()},
         "reference_id": str(row["id"]),
         "starts_at": row["activation_date"].isoformat() if row["activation_date"] else None,
         "auto_collect": False,  # the provider collects through NetCash itself
-        "_cancelled": row["status"] not in LIVE_STATUSES,
+        # a closed account's services end with it (customer_lifecycle cancels them in ZOHO before the closure)
+        "_cancelled": row["status"] not in LIVE_STATUSES or row.get("customer_status") == "closed",
     }
+    return lifecycle.mark(payload, row)
 
 
 def create(client, payload, row, ctx) -> str:
@@ -78,28 +87,25 @@ def create(client, payload, row, ctx) -> str:
     return str(client.post("/subscriptions", json=body)["subscription"]["subscription_id"])
 
 
-def update(client, zoho_id, payload, row, ctx) -> None:
+def update(client, zoho_id, payload, row, ctx) -> str | None:
     if payload["_cancelled"]:
-        current = client.get(f"/subscriptions/{zoho_id}")["subscription"]
-        if current.get("status") not in ("cancelled", "expired"):
-            client.post(f"/subscriptions/{zoho_id}/cancel", params={"cancel_at_end": "false"})
-        return
-    body = public(payload, drop=("customer_id", "starts_at"))
-    body["end_of_term"] = False
-    client.put(f"/subscriptions/{zoho_id}", json=body)
+        lifecycle.cancel(client, zoho_id, payload, row, ctx)
+        return None
+    return lifecycle.update(client, zoho_id, payload, row, ctx, create=_post, lookup=lookup)
+
+
+def _post(client, body) -> str:
+    return str(client.post("/subscriptions", json=body)["subscription"]["subscription_id"])
 
 
 def lookup(client, payload, row, ctx) -> str | None:
-    ref = payload["reference_id"]  # reference_contains matches substrings: find_by_reference insists on equality
-    return find_by_reference(
-        client,
-        "/subscriptions",
-        "subscriptions",
-        "subscription_id",
-        "reference_id",
-        ref,
-        params={"reference_contains": ref},
-    )
+    """Ours is the running subscription whose reference equals the service id (reference_contains matches
+    substrings). An ended one is never adopted: a service that came back has a new subscription."""
+    ref = payload["reference_id"]
+    for found in client.iter_list("/subscriptions", "subscriptions", params={"reference_contains": ref}):
+        if found.get("reference_id") == ref and (found.get("status") or "").lower() not in lifecycle.ENDED:
+            return str(found["subscription_id"])
+    return None
 
 
 def compare(row, remote) -> list[tuple]:
@@ -111,6 +117,8 @@ def compare(row, remote) -> list[tuple]:
     if "price" in plan:
         out += money_differs("price", row.get("monthly_price"), plan.get("price"), "excl. VAT")
     status, src = (remote.get("status") or "").lower(), row.get("status")
+    if row.get("customer_status") == "closed" and src in LIVE_STATUSES:
+        src = "cancelled"  # ended with its closed account
     if src in LIVE_STATUSES and status not in LIVE_LIKE:
         out.append(("status", src, status, "the service is live, the subscription is not"))
     elif src == "cancelled" and status not in ENDED_LIKE:
@@ -121,8 +129,14 @@ def compare(row, remote) -> list[tuple]:
 def _reconcile_columns():
     p = service_packages
     return (
-        [t.c.status, t.c.monthly_price, p.c.zoho_plan_code.label("plan_code"), cast(t.c.id, String).label("ref")],
-        t.outerjoin(p, p.c.id == t.c.package_id),
+        [
+            t.c.status,
+            t.c.monthly_price,
+            p.c.zoho_plan_code.label("plan_code"),
+            customers.c.status.label("customer_status"),
+            cast(t.c.id, String).label("ref"),
+        ],
+        t.outerjoin(p, p.c.id == t.c.package_id).outerjoin(customers, customers.c.id == t.c.customer_id),
     )
 
 
@@ -156,4 +170,5 @@ SPEC = EntitySpec(
     reconcile=RECONCILE,
     aliases=("subscription", "customer_services", "services", "service"),
     natural_keys=("zoho_subscription_id",),
+    calls=lifecycle.calls,
 )
