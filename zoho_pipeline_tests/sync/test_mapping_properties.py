@@ -37,7 +37,7 @@ PROPS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCh
 FIELDS = {
     "customers": {"email", "first_name", "last_name", "company_name", "phone", "vat_number"},
     "plans": {"name", "monthly_price", "description"},
-    "subscriptions": {"package_id", "monthly_price", "activation_date", "status", "customer_id", "plan_id"},
+    "subscriptions": {"package_id", "monthly_price", "activation_date", "status", "customer_id", "plan_id", "cancellation_date"},
     "invoices": {"invoice_type", "subtotal", "vat_amount", "total_amount", "line_items", "invoice_date",
                  "due_date", "status", "customer_id"},
     "payments": {"amount", "currency", "payment_method", "completed_at", "invoice_id", "customer_id"},

@@ -1,8 +1,9 @@
 """Manual invoices (installation, pro_rata, equipment, adjustment) → ZOHO invoices; credits → credit notes.
 
 Lines come from `line_items` (one fallback line from the totals when it is null or empty), VAT per line.
-ZOHO's total must equal `total_amount` to the cent: we compute it the way ZOHO does before calling and refuse
-the row when it would differ, so a wrong invoice never reaches finance. Recurring invoices are never pushed:
+ZOHO's total must equal `total_amount` to the cent: we compute it the way ZOHO does before calling; a rounding
+difference goes with ZOHO's adjustment ("Rounding"), a larger one fails the row, so a wrong invoice never reaches
+finance (invoice_lifecycle). Recurring invoices are never pushed:
 ZOHO raises its own from the subscription. An adjustment with a negative total (a credit for an outage, say)
 becomes a ZOHO credit note on the 'Account credit' addon, found again by the same reference number.
 """
@@ -13,6 +14,7 @@ from sqlalchemy import and_, or_, select
 
 from zoho_pipeline.source.tables import Garbled
 from zoho_pipeline.source.tables import customer_invoices as t
+from zoho_pipeline.sync.entities import invoice_lifecycle as lifecycle
 from zoho_pipeline.sync.entities.base import (
     Collection,
     EntitySpec,
@@ -90,13 +92,7 @@ def build(row, ctx) -> dict:
     elif total <= 0 or money(row["subtotal"], "subtotal") <= 0:
         raise InvalidRow("total_amount", f"is R {total}: a ZOHO invoice must be positive")
     expected = -zoho_total(lines) if credit else zoho_total(lines)
-    if expected != total:
-        raise InvalidRow(
-            "total_amount",
-            f"is R {total} but ZOHO would total the lines to R {expected} "
-            f"(subtotal R {money(row['subtotal'], 'subtotal')}, "
-            f"vat_amount R {money(row['vat_amount'], 'vat_amount')})",
-        )
+    adjustment = lifecycle.rounding(total, expected, len(lines), row, credit)
     if row["due_date"] < row["invoice_date"]:
         raise InvalidRow("due_date", f"{row['due_date']} is before the invoice date {row['invoice_date']}")
     tax_id = ctx.catalog.tax_id()
@@ -128,7 +124,7 @@ def build(row, ctx) -> dict:
             }
             for d, q, p in lines
         ]
-    return payload
+    return lifecycle.add_rounding(payload, adjustment)
 
 
 def _check_total(document: dict, payload: dict) -> None:
@@ -163,7 +159,7 @@ def update(client, zoho_id, payload, row, ctx) -> None:
             "notes: void it in ZOHO, clear zoho_billing_invoice_id and retry the row",
         )
     else:
-        _check_total(client.put(f"/invoices/{zoho_id}", json=public(payload))["invoice"], payload)
+        _check_total(lifecycle.put(client, zoho_id, payload, row), payload)
 
 
 def lookup(client, payload, row, ctx) -> str | None:
