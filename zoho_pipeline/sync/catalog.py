@@ -1,15 +1,25 @@
 """The few ZOHO objects every mapping refers to: the VAT tax and the products plans and invoice lines hang on.
 
 Each is found by name before it is created (there are five of them, so the look-up is cheap), and its id is
-kept in `zoho_pipeline_state` so later runs spend no call on it.
+kept in `zoho_pipeline_state` so later runs spend no call on it. The set-up follows the rows' rule, claim → call →
+look-up on doubt: one process at a time holds the object's claim (`state.claim`) while it looks the object up and
+creates it; the others wait for the id it records, and a holder that died is taken over after CLAIM_TTL_S by a
+process that looks up first. A create whose answer is lost is looked up before anything is sent again. So two
+processes never create the same product twice, nor use different ids for it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 
+from zoho_pipeline.sync import state
 from zoho_pipeline.sync.state import get_state, set_state
 from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
+
+CLAIM_TTL_S = 60.0  # a set-up claim older than this belongs to a process that died: taken over
+CLAIM_WAIT_S = 90.0  # how long a process waits for another's set-up before the row fails (and retries)
 
 # product key → (ZOHO product name, description)
 PRODUCTS = {
@@ -57,10 +67,30 @@ class Catalog:
                 self.missing.add(key)
                 return f"<{key}>"
             if value is None:
-                value = resolve()
-                set_state(self._engine, state_key, value)  # race-safe: two processes may resolve it at once
+                value = self._resolve_claimed(state_key, resolve)
             self._cache[key] = value
             return value
+
+    def _resolve_claimed(self, state_key: str, resolve) -> str:
+        """Resolve under the key's claim, or wait for the process holding it to record the id."""
+        owner, claim_key = uuid.uuid4().hex, f"claim:{state_key}"
+        deadline = time.monotonic() + CLAIM_WAIT_S
+        while True:
+            if state.claim(self._engine, claim_key, owner, CLAIM_TTL_S):
+                try:
+                    value = get_state(self._engine, state_key)  # the previous holder may have finished
+                    if value is None:
+                        value = resolve()  # looks up first: what a dead holder created is adopted
+                        set_state(self._engine, state_key, value)
+                    return value
+                finally:
+                    state.release(self._engine, claim_key, owner)
+            value = get_state(self._engine, state_key)
+            if value is not None:
+                return value
+            if time.monotonic() > deadline:
+                raise LookupError(f"{state_key} is being set up by another process for over {CLAIM_WAIT_S:.0f}s")
+            time.sleep(0.2)
 
     def _find_vat(self) -> str:
         taxes = self._client.get("/settings/taxes").get("taxes", [])
@@ -73,11 +103,23 @@ class Catalog:
 
     def _find_or_create_product(self, key: str) -> str:
         name, description = PRODUCTS[key]
+        found = self._find_product(name)
+        if found:
+            return found
+        try:
+            created = self._client.post("/products", json={"name": name, "description": description})
+        except ZohoError as exc:
+            found = self._find_product(name) if exc.may_have_acted else None
+            if found is None:  # it did not reach ZOHO: the row fails and retries, the claim is given back
+                raise
+            return found
+        return str(created["product"]["product_id"])
+
+    def _find_product(self, name: str) -> str | None:
         for product in self._client.iter_list("/products", "products"):
             if product.get("name") == name:
                 return str(product["product_id"])
-        created = self._client.post("/products", json={"name": name, "description": description})
-        return str(created["product"]["product_id"])
+        return None
 
     def _find_or_create_addon(self, code: str) -> str:
         if self._addon_exists(code):
