@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         help="do not list ZOHO: compare sampled rows by GET only (no unknown/duplicate detection)",
     )
     p.add_argument("--seed", type=int, default=None, help="seed for the sample (repeatable audits)")
+    p.add_argument(
+        "--drift",
+        action="store_true",
+        help="instead: the fields changed in ZOHO since we sent them (one GET per row checked, --sample/--max-calls "
+        "apply); `retry ENTITY KEY --force` sends the source's version back",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable report")
     return p
 
@@ -60,6 +66,8 @@ def main(argv: list[str]) -> int:
     engine = open_source(args)
     if engine is None:
         return 2
+    if args.drift:
+        return _drift(args, config, engine, entities)
     try:
         with zoho_client(config, engine) as client:
             report = reconcile(
@@ -145,3 +153,45 @@ def main(argv: list[str]) -> int:
         + ("" if report.complete else " — INCOMPLETE: raise --max-calls for a full verdict")
     )
     return report.exit_code
+
+
+def _drift(args, config, engine, entities) -> int:
+    """`reconcile --drift`: exit 0 nothing drifted, 1 some rows drifted, 2 ZOHO refused the credentials."""
+    from zoho_pipeline.monitor.drift import drift
+    from zoho_pipeline.sync.diff import show
+
+    try:
+        with zoho_client(config, engine) as client:
+            report = drift(engine, client, entities, sample=args.sample, max_calls=args.max_calls, seed=args.seed)
+    except ZohoError as exc:
+        print(f"drift check stopped: {exc}", file=sys.stderr)
+        return 2 if exc.kind == AUTH else 1
+    finally:
+        engine.dispose()
+    drifted = report.as_dict()["drifted_rows"]
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, default=str))
+        return 1 if drifted else 0
+    print(
+        format_table(
+            ["entity", "candidates", "checked", "drifted", "calls", "complete"],
+            [
+                [n, e.candidates, e.checked, len(e.drifted_ids), e.api_calls, "yes" if e.complete else "no (sample)"]
+                for n, e in report.entities.items()
+            ],
+        )
+    )
+    if report.drifts:
+        print("\nChanged in ZOHO since we sent them:")
+        print(
+            format_table(
+                ["entity", "row", "zoho id", "field", "we sent", "ZOHO holds"],
+                [
+                    [d.entity, d.label, d.zoho_id, d.field, show(d.field, d.sent), show(d.field, d.zoho)]
+                    for d in report.drifts
+                ],
+            )
+        )
+        print("\nThe source is the truth: `zoho-pipeline retry ENTITY KEY... --force` sends its version back.")
+    print(f"\n{drifted} row(s) drifted; {report.api_calls} API call(s)")
+    return 1 if drifted else 0

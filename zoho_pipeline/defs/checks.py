@@ -277,5 +277,7 @@ def zoho_matches_source(
             )
 
 
-CROSS_ENTITY_CHECKS = [*DEPLOYMENT_CHECKS, zoho_matches_source]
+from zoho_pipeline.defs.drift import zoho_drift  # noqa: E402 - its own module; listed with the API-spending checks
+
+CROSS_ENTITY_CHECKS = [*DEPLOYMENT_CHECKS, zoho_matches_source, zoho_drift]
 ALL_CHECKS = ENTITY_CHECKS + CROSS_ENTITY_CHECKS

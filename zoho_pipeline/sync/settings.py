@@ -33,6 +33,9 @@ class SyncSettings:
     # cancellation reach ZOHO
     plan_change_at: str = field(default="end_of_term", metadata={"choices": ("end_of_term", "immediate")})
     cancel_at: str = field(default="immediate", metadata={"choices": ("immediate", "end_of_term")})
+    # a field changed in ZOHO by hand (the daily zoho_drift check): only reported, or its row requeued so the
+    # next sync sends the source's version back
+    drift_policy: str = field(default="report", metadata={"choices": ("report", "repair")})
 
     def __post_init__(self):
         for f in fields(self):  # set directly (a resource's config): the same check as from the environment
@@ -61,6 +64,8 @@ ENV_VARS = {
     "heartbeat_interval_s": "ZOHO_SYNC_HEARTBEAT_S",
     "plan_change_at": "ZOHO_PLAN_CHANGE_AT",
     "cancel_at": "ZOHO_CANCEL_AT",
+    "drift_policy": "ZOHO_DRIFT",
     "inspector_calls": "ZOHO_INSPECTOR_CALLS",
 }
 END_OF_TERM, IMMEDIATE = "end_of_term", "immediate"
+REPORT, REPAIR = "report", "repair"
