@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,153 +18,16 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from zoho_pipeline.source import tables as T
-from zoho_pipeline_tests.support.emulator import free_port
+from zoho_pipeline_tests.support.browser import Shots, chromium_or_skip
+from zoho_pipeline_tests.support.dev_server import FINISHED, LAUNCH, RUNS, DevServer, alive
 
 pytestmark = pytest.mark.daemon
 
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_S = 240
-RUN_S = 150
 SENSOR_S = 240  # the sensor ticks every 60 s; then the core and billing runs
-
-WORKSPACE = """
-{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
-  locationOrLoadError { __typename ... on PythonError { message }
-    ... on RepositoryLocation { name repositories { name jobs { name }
-      schedules { name scheduleState { status } } sensors { name sensorState { status } } } } } } } } }
-"""
-
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
-  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-  ... on RunConfigValidationInvalid { errors { message } } } }
-"""
-
-RUN = """
-query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status jobName tags { key value } } } }
-"""
-
-RUNS = """
-query Runs($job: String!) { runsOrError(filter: {pipelineName: $job}) { __typename
-  ... on Runs { results { runId status tags { key value } } } } }
-"""
-
-FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-class GraphQL:
-    def __init__(self, url: str):
-        self.url = f"{url}/graphql"
-
-    def __call__(self, query: str, **variables) -> dict:
-        resp = requests.post(self.url, json={"query": query, "variables": variables}, timeout=30)
-        body = resp.json()
-        assert resp.status_code == 200 and "errors" not in body, body
-        return body["data"]
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-
-
-def descendants(pid: int) -> set[int]:
-    """The living processes below `pid`, from /proc (the test's own walk, not dev.py's)."""
-    parent = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, pp in parent.items() if pp in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
-class DevServer:
-    """scripts/dev.py as `make dev` runs it, in a session of its own; every process seen below it is remembered."""
-
-    def __init__(self, tmp: Path):
-        self.demo = tmp / ".demo"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp / "dev.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "ZOHO_", "ALERT_", "SOURCE_"))}
-        env["DAGSTER_HOME"] = str(tmp / "dagster_home")
-        cmd = [sys.executable, str(REPO / "scripts" / "dev.py"), "--dir", str(self.demo), "--port", str(self.port)]
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(
-                [*cmd, "--customers", "6", "--seed", "5"],
-                env=env,
-                cwd=tmp,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.seen: set[int] = set()
-        self.gql = GraphQL(self.url)
-
-    def log(self, tail: int | None = 4000) -> str:
-        text = self.log_path.read_text()
-        return text if tail is None else text[-tail:]
-
-    def remember_processes(self) -> None:
-        self.seen |= descendants(self.proc.pid)
-
-    def wait_loaded(self) -> dict:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert self.proc.poll() is None, f"dev.py exited {self.proc.returncode}: {self.log()}"
-            assert time.monotonic() < deadline, f"the UI did not load in {STARTUP_S}s: {self.log()}"
-            self.remember_processes()
-            try:
-                entries = self.gql(WORKSPACE)["workspaceOrError"]["locationEntries"]
-                if entries and entries[0]["loadStatus"] == "LOADED":
-                    return entries[0]["locationOrLoadError"]
-            except (requests.RequestException, ValueError):
-                pass
-            time.sleep(1)
-
-    def settings(self) -> dict[str, str]:
-        return read_env_file(self.demo / ".env")
-
-    def wait_run(self, run_id: str, timeout: float = RUN_S) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.gql(RUN, id=run_id)["runOrError"]
-            if run["status"] in FINISHED:
-                return run
-            assert time.monotonic() < deadline, f"run {run_id} still {run['status']} after {timeout}s"
-            self.remember_processes()
-            time.sleep(2)
-
-    def interrupt(self) -> int:
-        """Ctrl-C, as a terminal sends it to `make dev`: SIGINT to dev.py (its children have their own groups)."""
-        self.remember_processes()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=60)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        for pid in self.seen:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+BACKFILL_S = 180
 
 
 @pytest.fixture(scope="module")
@@ -307,6 +169,134 @@ def test_a_month_played_from_the_cli_and_the_launchpad_is_synced_by_the_sensor(d
     # ZOHO renewed the subscriptions on the two billing days and raised their invoices
     zoho_invoices = len(_zoho_get(settings, "/invoices", filter_by="Status.All")["invoices"])
     assert zoho_invoices > zoho_invoices_before
+
+
+PARTITIONS = """
+{ assetNodes(assetKeys: [{path: ["zoho_invoices"]}]) { partitionKeys } }
+"""
+
+BACKFILLS = """
+{ partitionBackfillsOrError(limit: 5) { __typename ... on PartitionBackfills { results { id status partitionNames
+  assetSelection { path } runs(limit: 5) { runId status } } } } }
+"""
+
+BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+def _dismiss_welcome(page) -> None:
+    """Dagster's community dialog shows on an instance's first visit."""
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.wait_for(state="visible", timeout=4000)
+    except PlaywrightTimeout:
+        return
+    skip.click()
+
+
+def browser_walkthrough(dev, page, shot) -> dict:
+    """What a data team does in the UI: the asset graph, zoho_invoices, a three-month backfill from its partitions,
+    the materialization's counts, and the failure table of a failing check. Returns what it saw."""
+    seen = {}
+    # 1. the asset graph of group zoho_billing: the five assets in their order
+    page.goto(f"{dev.url}/asset-groups/zoho_billing")
+    _dismiss_welcome(page)
+    for name in ("zoho_plans", "zoho_customers", "zoho_subscriptions", "zoho_invoices", "zoho_payments"):
+        page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+    shot("asset-graph")
+
+    # 2. zoho_invoices from the graph, then its partitions: one per month of the demo's data
+    page.get_by_text("zoho_invoices", exact=True).first.click()
+    page.get_by_text("Backfills all partitions in a single run").wait_for(timeout=30_000)  # its sidebar
+    shot("zoho-invoices-in-the-graph")
+    page.get_by_text("View in Asset Catalog").click()
+    page.wait_for_url("**/assets/zoho_invoices**", timeout=30_000)
+    page.get_by_text("Partitions", exact=True).first.click()
+    keys = dev.gql(PARTITIONS)["assetNodes"][0]["partitionKeys"]
+    months = keys[-4:-1]  # three months before the open current one
+    page.get_by_text(f"{len(keys)} Partitions", exact=False).first.wait_for(timeout=30_000)
+    shot("zoho-invoices-partitions")
+
+    # 3. a backfill of three months, launched from the partitions view
+    page.get_by_role("button", name="Materialize…").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Show all partitions").click()
+    box = dialog.locator("input").first
+    box.fill(f"[{months[0]}...{months[-1]}]")
+    box.press("Enter")
+    dialog.get_by_text("3 partitions", exact=True).wait_for(timeout=10_000)
+    shot("backfill-dialog")
+    dialog.get_by_role("button", name="Launch backfill").click()
+    dialog.wait_for(state="hidden", timeout=30_000)
+
+    deadline = time.monotonic() + BACKFILL_S
+    while True:
+        found = dev.gql(BACKFILLS)["partitionBackfillsOrError"]["results"]
+        backfill = next((b for b in found if sorted(b["partitionNames"] or []) == months), None)
+        assert backfill is not None, found
+        if backfill["status"] in BACKFILL_DONE and backfill["runs"] and backfill["runs"][0]["status"] in FINISHED:
+            break
+        assert time.monotonic() < deadline, f"backfill still {backfill} after {BACKFILL_S}s: {dev.log()}"
+        dev.remember_processes()
+        time.sleep(2)
+    seen["backfill"] = backfill
+    [run] = backfill["runs"]  # one run for the three months: the assets' single-run backfill policy
+    assert run["status"] == "SUCCESS", (backfill, dev.log())
+
+    # 4. the partitions are green (materialized, none failed), and a month's materialization shows its counts
+    page.goto(f"{dev.url}/assets/zoho_invoices?view=partitions")
+    page.get_by_text("Failed (0)").wait_for(timeout=30_000)
+    page.get_by_text(f"Materialized ({len(keys)})").wait_for(timeout=30_000)
+    shot("partitions-green-after-backfill")
+    page.get_by_text(months[1], exact=True).first.click()
+    details = page.locator("body")
+    details.get_by_text(run["runId"][:8]).first.wait_for(timeout=30_000)
+    for key in ("created", "updated", "unchanged", "failed", "api_calls", "rows_per_minute"):
+        details.get_by_text(key, exact=True).first.wait_for(timeout=10_000)
+    shot("partition-metadata-counts")
+    seen["materialization"] = page.inner_text("body")
+
+    # 5. the failing check of the demo's bad invoices, and its table of failures with reasons
+    page.goto(f"{dev.url}/assets/zoho_invoices?view=checks")
+    page.get_by_text("failures_under_threshold", exact=True).first.click()
+    page.get_by_text("Failed", exact=True).first.wait_for(timeout=30_000)
+    page.get_by_text("error", exact=True).first.wait_for(timeout=30_000)
+    shot("failed-rows-check")
+    seen["check"] = page.inner_text("body")
+    return seen
+
+
+def test_the_ui_in_a_real_browser(dev):
+    from playwright.sync_api import sync_playwright
+
+    chromium = chromium_or_skip()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            shots = Shots(page, "test_the_ui_in_a_real_browser")
+            try:
+                seen = browser_walkthrough(dev, page, shots)
+            except Exception:
+                shots("at-failure")
+                raise
+        finally:
+            browser.close()
+    assert [p.name[3:] for p in shots.taken] == [
+        "asset-graph.png",
+        "zoho-invoices-in-the-graph.png",
+        "zoho-invoices-partitions.png",
+        "backfill-dialog.png",
+        "partitions-green-after-backfill.png",
+        "partition-metadata-counts.png",
+        "failed-rows-check.png",
+    ]
+    assert all(p.stat().st_size > 10_000 for p in shots.taken)
+    # the check's table names the demo's bad invoices with their reasons
+    engine = sa.create_engine(dev.settings()["SOURCE_DATABASE_URL"])
+    inv = T.customer_invoices.c
+    with engine.connect() as conn:
+        failed = conn.execute(sa.select(inv.invoice_number).where(inv.zoho_sync_status == "failed")).scalars().all()
+    assert failed and any(number in seen["check"] for number in failed), seen["check"][-2000:]
 
 
 def test_ctrl_c_stops_every_process(dev):
