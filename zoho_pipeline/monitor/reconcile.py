@@ -240,6 +240,11 @@ def reconcile_entity(
                 if ref is None and item_key:
                     match = by_key.get((item.get(item_key) or "").lower())
                     ref = str(match["ref"]) if match else None
+                if row is None and rec.foreign(item):
+                    continue  # ZOHO raised it for another entity's action (a refund's credit note)
+                owner = by_ref.get(ref) if ref is not None else None
+                if row is None and owner is not None and owner["zoho_id"] and rec.superseded(item):
+                    continue  # history: an ended entity its row has since replaced
                 if ref is not None:
                     refs.setdefault(ref, []).append(item)
                 if row is not None:
@@ -289,7 +294,7 @@ def reconcile_entity(
                         )
                     )
             for r in synced:
-                if r["zoho_id"] and str(r["zoho_id"]) not in listed:
+                if r["zoho_id"] and str(r["zoho_id"]) not in listed and not rec.gone(r):
                     res.differences.append(
                         Difference(
                             entity,
@@ -310,6 +315,9 @@ def reconcile_entity(
             collection = _collection(entity, r)
             if remote is None or not all(k in remote for k in collection.needs):
                 remote = _get(client, collection, zid, budget)
+                if remote is None and rec.gone(r):
+                    res.compared += 1  # meant to be gone, and gone
+                    continue
                 if remote is None:
                     res.differences.append(
                         Difference(

@@ -78,6 +78,11 @@ class Reconciliation:
     collection_of: Callable[[Mapping], int] = lambda row: 0  # index in `collections` of the row's own kind
     matches_by: tuple[str, str] | None = None  # (row column, item key) matching an item without our reference
     duplicates: bool = True  # a reference on two ZOHO entities is a duplicate (plans: the reference is the id)
+    gone: Callable[[Mapping], bool] = lambda row: False  # the row's ZOHO entity is meant to be deleted (a bounce)
+    # a ZOHO item that is history, not a duplicate: it ended, and its reference's row now links another entity
+    # (a cancelled subscription replaced by a new one when its service came back)
+    superseded: Callable[[Mapping], bool] = lambda item: False
+    foreign: Callable[[Mapping], bool] = lambda item: False  # raised by ZOHO for another entity's action (a refund)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from zoho_pipeline.sync.entities.base import InvalidRow, money, public
+from zoho_pipeline.sync.entities.payment_lifecycle import raised_for_a_refund
 from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
 
 ROUNDING_PER_LINE = Decimal("0.01")  # the most one line's rounding (amount, then VAT) can move a total
@@ -66,3 +67,8 @@ def put(client, zoho_id: str, payload: dict, row) -> dict:
             "and the new total is below what was paid, refund or move the payment (or raise a credit note) first; "
             "if it is void in ZOHO, raise a new invoice; then retry the row (zoho-pipeline retry)",
         ) from None
+
+
+def raised_by_zoho(item) -> bool:
+    """Reconciliation: a document ZOHO raised for an action of ours elsewhere (a refund's credit note)."""
+    return raised_for_a_refund(item)

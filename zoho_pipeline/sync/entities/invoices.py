@@ -213,6 +213,7 @@ RECONCILE = Reconciliation(
         Collection("/invoices", "invoices", "invoice_id", "Status.All", needs=("total", "status", "balance")),
         Collection("/creditnotes", "creditnotes", "creditnote_id", "Status.All", needs=("total", "status")),
     ),
+    foreign=lifecycle.raised_by_zoho,
     collection_of=lambda row: 1 if is_credit(row) else 0,
     columns=lambda: ([t.c.status, t.c.total_amount, t.c.invoice_type, t.c.invoice_number.label("ref")], t),
     reference=lambda item: item.get("reference_number") or None,

@@ -30,6 +30,8 @@ log = logging.getLogger("zoho_pipeline.sync.lifecycle")
 REFUND, DELETE = "refund", "delete"
 ACTIONS = {"refunded": REFUND, "failed": DELETE}  # source status → the ZOHO action it means after the payment synced
 WHAT = {REFUND: "refund", DELETE: "delete (a bounce)"}
+# the reference of our refunds (and of the credit note ZOHO raises for each): never taken for an invoice of ours
+REFUND_REFERENCE = "refund-of-"
 
 
 def eligible(table):
@@ -98,7 +100,7 @@ def _refund(client, zoho_id, payload, row, ctx) -> None:
         json={
             "amount": float(amount - refunded),
             "description": f"Refund of payment {row['transaction_id']} (refunded in the source)",
-            "reference_number": row["transaction_id"],
+            "reference_number": REFUND_REFERENCE + row["transaction_id"],
         },
     )
     log.info("refunded entity=payments id=%s zoho_id=%s amount=%s", row["id"], zoho_id, amount - refunded)
@@ -121,3 +123,28 @@ def calls(payload: dict, creating: bool) -> int:
     if creating:
         return 0
     return 2 if action == REFUND and payload.get("invoices") else 1
+
+
+def gone(row) -> bool:
+    """Reconciliation: a bounced payment's ZOHO payment is meant to be deleted (its absence is right)."""
+    return row.get("status") == "failed"
+
+
+def compare_status(row, remote) -> list[tuple]:
+    """Reconciliation: a bounced payment must be gone; a refunded one refunded in full; a completed one not at all
+    (compared where ZOHO's answer carries `amount_refunded`)."""
+    status = row.get("status")
+    if status == "failed":
+        return [("status", status, "present", "bounced in the source: the ZOHO payment should have been deleted")]
+    if "amount_refunded" not in remote:
+        return []
+    refunded = money(remote.get("amount_refunded") or 0, "amount_refunded")
+    want = money(row.get("amount") or 0, "amount") if status == "refunded" else Decimal("0.00")
+    if refunded == want:
+        return []
+    return [("refunded", str(want), str(refunded), f"{status} in the source")]
+
+
+def raised_for_a_refund(item) -> bool:
+    """Reconciliation of invoices: the credit note ZOHO raised to carry one of our refunds is not a source row's."""
+    return str(item.get("reference_number") or "").startswith(REFUND_REFERENCE)

@@ -168,15 +168,18 @@ def compare(row, remote) -> list[tuple]:
     out = money_differs("amount", row.get("amount"), remote.get("amount"), "incl. VAT")
     want = row.get("invoice_zoho_id")
     applied = [str(a.get("invoice_id")) for a in remote.get("invoices") or []]
-    if want and str(want) not in applied:
+    out += lifecycle.compare_status(row, remote)
+    if want and str(want) not in applied and row.get("status") == "completed":
         out.append(("invoice", want, ", ".join(applied) or "(none)", "not applied to the row's invoice"))
     return out
 
 
 RECONCILE = Reconciliation(
     collections=(Collection("/payments", "payments", "payment_id", needs=("amount", "invoices")),),
-    columns=lambda: ([t.c.amount, t.c.invoice_id, invoices.c.zoho_billing_invoice_id.label("invoice_zoho_id"),
-                      t.c.transaction_id.label("ref")], t.outerjoin(invoices, invoices.c.id == t.c.invoice_id)),
+    columns=lambda: ([t.c.amount, t.c.status, t.c.invoice_id,
+                      invoices.c.zoho_billing_invoice_id.label("invoice_zoho_id"), t.c.transaction_id.label("ref")],
+                     t.outerjoin(invoices, invoices.c.id == t.c.invoice_id)),
+    gone=lifecycle.gone,
     reference=lambda item: item.get("reference_number") or None,
     compare=compare,
     zoho_label=lambda item: f"payment {item.get('amount')} (ref {item.get('reference_number') or '-'})",

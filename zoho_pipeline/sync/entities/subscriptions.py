@@ -148,6 +148,7 @@ RECONCILE = Reconciliation(
     ),
     columns=_reconcile_columns,
     reference=lambda item: item.get("reference_id") or None,
+    superseded=lambda item: (item.get("status") or "").lower() in lifecycle.ENDED,
     compare=compare,
     zoho_label=lambda item: (
         f"{item.get('name') or item.get('plan_code') or ''} for {item.get('email') or item.get('customer_id')}"
