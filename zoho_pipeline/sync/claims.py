@@ -204,13 +204,13 @@ def _claim_statement(spec: EntitySpec):
     )
 
 
-def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str) -> list[dict]:
+def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str, now: datetime | None = None) -> list[dict]:
     """Mark `rows` `syncing` for this run, except those someone claimed since we read them; returns the rows
     claimed. Each claim records its intent: in doubt from now on (a create is looked up, a lifecycle action reads
     ZOHO's state before acting again), and for a create the reference the look-up will need (customers: email)."""
     if not rows:
         return []
-    now = utcnow()
+    now = now or utcnow()  # given by a retry: its own claim committed before the error is then found ours
     params = []
     for row in rows:
         creating = row[spec.zoho_id_column] is None

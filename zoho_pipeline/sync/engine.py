@@ -17,9 +17,10 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
+from functools import partial
 
 from zoho_pipeline.source.database import aware, utcnow
-from zoho_pipeline.sync import claims, payloads
+from zoho_pipeline.sync import claims, payloads, transient
 from zoho_pipeline.sync.catalog import Catalog
 from zoho_pipeline.sync.diff import row_diff
 from zoho_pipeline.sync.entities import SPECS
@@ -89,7 +90,7 @@ def run_sync(
     started = time.monotonic()
     calls_before = getattr(getattr(client, "stats", None), "api_calls", 0)
     if not dry_run:
-        claims.start_run(source_engine, run_id)
+        transient.retrying(lambda: claims.start_run(source_engine, run_id), "start of the run")
     beat = _Heartbeat(source_engine, run_id, settings.heartbeat_interval_s) if not dry_run else None
     status = "failed"
     try:
@@ -183,8 +184,9 @@ class _Run:
         ids = None if self.ids is None else self.ids.get(spec.name, [])
         if self.ids is not None and not ids:
             return
-        with self.engine.connect() as conn:
-            rep.due += claims.count_due(
+        rep.due += transient.read(
+            self.engine,
+            lambda conn: claims.count_due(
                 conn,
                 spec,
                 mode=self.mode,
@@ -192,7 +194,9 @@ class _Run:
                 stale_after_s=self.settings.run_stale_after_s,
                 months=self.months,
                 ids=ids,
-            )
+            ),
+            f"counting due {spec.name}",
+        )
         progress = Progress(spec.name, rep.due, self.settings.progress_interval_s)
         self._sweep(spec, rep, self.mode, ids, progress)
         for _ in range(self.settings.in_run_retry_rounds):
@@ -201,17 +205,21 @@ class _Run:
             self._sweep(spec, rep, "due", ids, progress)
         rep.rate_limited += _rate_limited(self.client) - limited_before
         rep.duration_s = round(rep.duration_s + time.monotonic() - started, 3)
-        with self.engine.connect() as conn:
-            rep.backlog = claims.count_due(
+        rep.backlog = transient.read(
+            self.engine,
+            lambda conn: claims.count_due(
                 conn, spec, run_id=None, stale_after_s=self.settings.run_stale_after_s, months=self.months, ids=ids
-            )
+            ),
+            f"counting the {spec.name} backlog",
+        )
         progress.done(rep)
 
     def _sweep(self, spec, rep, mode, ids, progress, *, prerequisite=False) -> None:
         after = None
         while not self.stopped:
-            with self.engine.connect() as conn:
-                rows = claims.find_due(
+            rows = transient.read(
+                self.engine,
+                lambda conn, after=after: claims.find_due(
                     conn,
                     spec,
                     mode=mode,
@@ -223,7 +231,9 @@ class _Run:
                     eligible_only=not prerequisite,
                     after_id=after,
                     limit=self.settings.batch_size,
-                )
+                ),
+                f"finding due {spec.name}",
+            )
             if not rows:
                 return
             after = rows[-1]["id"]
@@ -260,7 +270,13 @@ class _Run:
                 if self.stopped:
                     break
                 wanted = rows[start : start + chunk]
-                claimed = claims.claim_rows(self.engine, spec, wanted, self.report.run_id)
+                at = utcnow()  # the same claim time on every try: a committed claim is recognised as ours
+                claimed = transient.retrying(
+                    lambda wanted=wanted, at=at: claims.claim_rows(
+                        self.engine, spec, wanted, self.report.run_id, now=at
+                    ),
+                    f"claiming {spec.name}",
+                )
                 rep.skipped += len(wanted) - len(claimed)  # another live run has them
                 for row in claimed:
                     self.pool.submit(self._process, spec, row, parents).add_done_callback(done.add)
@@ -273,7 +289,10 @@ class _Run:
             self._record(spec, finished, rep, progress)
 
     def _record(self, spec, outcomes: list[claims.Outcome], rep, progress) -> None:
-        claims.record(self.engine, spec, outcomes, run_id=self.report.run_id, inspector=self.recorder)
+        transient.retrying(
+            lambda: claims.record(self.engine, spec, outcomes, run_id=self.report.run_id, inspector=self.recorder),
+            f"recording {len(outcomes)} {spec.name} outcome(s)",
+        )
         for o in outcomes:
             rep.api_calls += o.api_calls
             key = (spec.name, str(o.row["id"]))
@@ -306,8 +325,11 @@ class _Run:
 
     def _wait_for_retries(self, spec, ids) -> bool:
         """Sleep until the earliest retry of this entity when it falls inside the in-run retry window."""
-        with self.engine.connect() as conn:
-            at = claims.next_retry_at(conn, spec, months=self.months, ids=ids)
+        at = transient.read(
+            self.engine,
+            lambda conn: claims.next_retry_at(conn, spec, months=self.months, ids=ids),
+            f"the next {spec.name} retry",
+        )
         if at is None:
             return False
         wait = (at - utcnow()).total_seconds()
@@ -329,7 +351,7 @@ class _Run:
         infos: dict[tuple[str, str], ParentInfo] = {}
         for entity in sorted(wanted, key=ENTITY_ORDER.index):
             parent_spec = SPECS[entity]
-            found = self._parent_infos(parent_spec, wanted[entity])
+            found = transient.retrying(partial(self._parent_infos, parent_spec, wanted[entity]), "reading parents")
             missing = [pid for pid, info in found.items() if not info.zoho_id and (entity, pid) not in self.unsynced]
             if missing and self.dry_run:
                 found.update(self._dry_parents(parent_spec, missing))
@@ -338,7 +360,7 @@ class _Run:
                 before = prep.synced
                 self._sweep(parent_spec, prep, "due", missing, Progress(entity, 0, 1e9), prerequisite=True)
                 prep.prerequisites += prep.synced - before
-                found.update(self._parent_infos(parent_spec, missing))
+                found.update(transient.retrying(partial(self._parent_infos, parent_spec, missing), "reading parents"))
             infos.update({(entity, pid): info for pid, info in found.items()})
         return infos
 
