@@ -15,7 +15,7 @@ from zoho_pipeline.source import tables as T
 from zoho_pipeline_tests.support import rows as R
 from zoho_pipeline_tests.support.lifecycle import World
 
-S, C, I, P = T.customer_services, T.customers, T.customer_invoices, T.payment_transactions
+S, C, INV, P = T.customer_services, T.customers, T.customer_invoices, T.payment_transactions
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_a_year_of_accounts_ends_with_zoho_equal_to_the_source_status_by_status(
         [
             (S, svc[0], {"status": "cancelled"}),  # cancelled now
             (P, pay[0], {"status": "refunded"}),
-            (I, inv[0], {"status": "sent"}),  # refunded: owed again
+            (INV, inv[0], {"status": "sent"}),  # refunded: owed again
             (C, people[1], {"email": "moved@example.co.za"}),  # edited
         ],
     )
@@ -63,7 +63,7 @@ def test_a_year_of_accounts_ends_with_zoho_equal_to_the_source_status_by_status(
             (S, svc[1], {"status": "suspended"}),  # stays live
             (S, svc[2], {"monthly_price": Decimal("699.00")}),  # re-priced at the next renewal
             (P, pay[1], {"status": "failed"}),
-            (I, inv[1], {"status": "sent"}),  # bounced: owed again
+            (INV, inv[1], {"status": "sent"}),  # bounced: owed again
         ],
     )
     total_calls += month(
@@ -71,7 +71,7 @@ def test_a_year_of_accounts_ends_with_zoho_equal_to_the_source_status_by_status(
         [
             (C, people[3], {"status": "closed"}),
             (S, svc[3], {"status": "cancelled"}),  # account closed
-            (I, inv[3], {"status": "cancelled"}),  # its unpaid invoice voided
+            (INV, inv[3], {"status": "cancelled"}),  # its unpaid invoice voided
             (
                 I,
                 inv[2],
