@@ -25,6 +25,18 @@ CREDENTIALS = {
 RATE_PER_MINUTE = 3000  # the emulator's limit: generous, so the demo takes a minute, not ZOHO's real quarter hour
 PACE_PER_MINUTE = 2700  # what the pipeline allows itself: always below the limit, as against real ZOHO
 DAILY_LIMIT = 100_000
+# the demo's Dagster instance: SQLite storage in DAGSTER_HOME and, as in a deployment (dagster.yaml), one run talking
+# to ZOHO at a time: a sensor's run started during a backfill queues behind it
+DEMO_INSTANCE = """\
+# the demo's Dagster instance (make demo / make dev): SQLite storage in this folder
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: zoho_sync
+        limit: 1
+"""
 
 
 def free_port() -> int:
@@ -132,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(dagster_home).mkdir(parents=True, exist_ok=True)
             instance_yaml = Path(dagster_home) / "dagster.yaml"
             if not instance_yaml.exists():  # the embedded default: SQLite storage in DAGSTER_HOME, no telemetry
-                instance_yaml.write_text(
-                    "# the demo's Dagster instance: SQLite storage in this folder\ntelemetry:\n  enabled: false\n"
-                )
+                instance_yaml.write_text(DEMO_INSTANCE)
         print(
             f"ZOHO Billing emulator on {url} ({RATE_PER_MINUTE} requests/min, {DAILY_LIMIT} a day; "
             f"the pipeline paces itself at {PACE_PER_MINUTE}/min)\n"

@@ -262,6 +262,21 @@ def browser_walkthrough(dev, page, shot) -> dict:
     page.get_by_text("error", exact=True).first.wait_for(timeout=30_000)
     shot("failed-rows-check")
     seen["check"] = page.inner_text("body")
+
+    # 6. a month of business from the Launchpad: zoho_demo_month_job, launched and watched to success
+    page.goto(f"{dev.url}/locations/{dev.location['name']}/jobs/zoho_demo_month_job/playground")
+    launch = page.get_by_role("button", name="Launch run")
+    launch.wait_for(timeout=30_000)
+    shot("month-launchpad")
+    launch.click()
+    page.wait_for_url("**/runs/**", timeout=30_000)
+    run_id = page.url.rstrip("/").split("/runs/")[1].split("?")[0].split("/")[0]
+    assert dev.wait_run(run_id)["status"] == "SUCCESS", dev.log()
+    page.reload()
+    page.get_by_text("Success", exact=False).first.wait_for(timeout=30_000)
+    page.get_by_text("recurring_invoices", exact=False).first.wait_for(timeout=30_000)  # the step's output
+    shot("month-run-succeeded")
+    seen["month_run"] = run_id
     return seen
 
 
@@ -289,6 +304,8 @@ def test_the_ui_in_a_real_browser(dev):
         "partitions-green-after-backfill.png",
         "partition-metadata-counts.png",
         "failed-rows-check.png",
+        "month-launchpad.png",
+        "month-run-succeeded.png",
     ]
     assert all(p.stat().st_size > 10_000 for p in shots.taken)
     # the check's table names the demo's bad invoices with their reasons
