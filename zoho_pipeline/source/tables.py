@@ -316,6 +316,25 @@ zoho_api_leases = Table(
     Index("ix_zoho_api_leases_org_expires", "organization_id", "expires_at"),
 )
 
+# The provider's recurring invoices and ZOHO's invoice for the same subscription and term (migration 0008). The
+# provider's row also gets `zoho_billing_invoice_id` once linked; this table keeps why a row is not (yet) linked,
+# ZOHO's total (a payment never applies more) and since when the link has been looked for (the wait for it).
+zoho_recurring_links = Table(
+    "zoho_recurring_links",
+    metadata,
+    Column("invoice_id", UUID, primary_key=True),  # → customer_invoices (a recurring one)
+    Column("state", String(16), nullable=False),  # linked, waiting, unmatched, ambiguous, history
+    Column("reason", Text),  # why it is not linked; or the amount difference of a linked one
+    Column("zoho_invoice_id", String(64)),
+    Column("zoho_subscription_id", String(64)),
+    Column("zoho_total", Money),
+    Column("zoho_status", String(16)),
+    Column("first_seen_at", Timestamp, nullable=False),  # first looked for: the wait is counted from here
+    Column("checked_at", Timestamp, nullable=False),
+    Column("linked_at", Timestamp),
+    Index("ix_zoho_recurring_links_state", "state"),
+)
+
 PIPELINE_TABLES = (
     zoho_sync_logs,
     zoho_sync_runs,
@@ -326,6 +345,7 @@ PIPELINE_TABLES = (
     zoho_api_calls,
     zoho_api_pace,
     zoho_api_leases,
+    zoho_recurring_links,
 )
 
 TABLES_BY_NAME = {t.name: t for t in metadata.sorted_tables}

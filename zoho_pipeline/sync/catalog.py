@@ -28,6 +28,7 @@ PRODUCTS = {
     "pro_rata": ("Pro-rata charges", "Part-month service charges"),
     "equipment": ("Equipment", "Routers, ONTs and other equipment"),
     "adjustment": ("Adjustments", "Account adjustments"),
+    "recurring": ("Monthly service before ZOHO billing", "Months billed before the subscription reached ZOHO"),
 }
 VAT_PERCENT = 15.0
 # addon code → name: credit-note lines in ZOHO must name a plan or addon code

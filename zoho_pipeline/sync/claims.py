@@ -23,6 +23,7 @@ from zoho_pipeline.sync.entities.base import EntitySpec
 
 SYNCING, SYNCED, FAILED, RETRYING, PENDING = "syncing", "synced", "failed", "retrying", "pending"
 UNCHANGED, DEAD_LETTERED, RELEASED = "unchanged", "dead_lettered", "released"  # outcomes besides the statuses
+WAITING_CODE = "waiting"  # the error code of a row that waits (a future-dated change, a recurring invoice's link)
 
 
 # --- runs -----------------------------------------------------------------------------------------------------
@@ -338,7 +339,7 @@ def waiting(
         action,
         None,
         None,
-        "waiting",
+        WAITING_CODE,
         reason[:4000],
         until,
         row["zoho_attempts"] or 0,

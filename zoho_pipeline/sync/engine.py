@@ -97,6 +97,8 @@ def run_sync(
         for name in sorted(entities, key=ENTITY_ORDER.index):
             if run.stopped:
                 break
+            if SPECS[name].before_sync and not dry_run:
+                run.before_sync(SPECS[name])
             run.sync_entity(SPECS[name])
         status = "stopped" if report.stopped_reason else ("partial" if report.exit_code else "succeeded")
         if dry_run:
@@ -175,6 +177,19 @@ class _Run:
             if self.report.stopped_reason is None:
                 self.report.stopped_reason, self.report.stopped_detail = reason, detail
                 log.warning("run stopping run_id=%s reason=%s detail=%s", self.report.run_id, reason, detail)
+
+    def before_sync(self, spec: EntitySpec) -> None:
+        """The entity's own work before its rows (invoices link the recurring ones, so that those ZOHO will never
+        bill are pushed in the same pass); its calls count in the entity's figures."""
+        rep = self.report.entity(spec.name)
+        try:
+            done = spec.before_sync(self.engine, self.client, self.months).as_dict()
+        except Exception as exc:  # the entity's rows still sync; what this step decides waits for the next run
+            log.exception("before sync failed entity=%s", spec.name)
+            done = {"error": f"{type(exc).__name__}: {exc}", "api_calls": 0}
+        rep.before_sync = done
+        rep.api_calls += done.get("api_calls", 0)
+        log.info("before sync entity=%s %s", spec.name, {k: v for k, v in done.items() if not isinstance(v, list)})
 
     # -- one entity ----------------------------------------------------------------------------------------
     def sync_entity(self, spec: EntitySpec) -> None:
@@ -303,6 +318,7 @@ class _Run:
                 setattr(rep, counter, getattr(rep, counter) + 1)
             elif o.outcome == claims.RETRYING:
                 rep.retried += 1
+                rep.waiting += o.error_code == claims.WAITING_CODE  # nothing was sent: it waits for a day or a link
                 self.unsynced.add(key)
             else:
                 rep.failed += 1
@@ -551,6 +567,9 @@ class _Run:
         try:
             payload = spec.build(row, ctx)
             digest = text_hash(canonical_json(payload))
+        except Waiting:  # a dry run does not link: the real run decides whether it waits
+            rep.waiting += 1
+            return
         except (InvalidRow, ParentNotReady) as exc:
             rep.invalid += 1
             rep.failures.append(Failure(spec.name, str(row["id"]), spec.label(row), "invalid", str(exc)))
@@ -609,7 +628,7 @@ class _RowContext:
         self, catalog, parents: dict, spec: EntitySpec, dry_run: bool = False, settings=None, in_doubt: bool = False
     ):
         self.catalog, self._parents, self._spec, self._dry_run = catalog, parents, spec, dry_run
-        self.settings = settings or SyncSettings()  # the lifecycle policies (ZOHO_CANCEL_AT, ZOHO_PLAN_CHANGE_AT)
+        self.settings = settings or SyncSettings()  # the policies, ZOHO_RECURRING_LINK_WAIT_H
         self.new_zoho_id: str | None = None
         self.adopted = False  # the entity was found after a create in doubt, and is being brought up to date
         # an earlier attempt at this row may have acted in ZOHO (a lost answer, a run that died): a lifecycle action

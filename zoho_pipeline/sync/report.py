@@ -34,6 +34,7 @@ class EntityReport:
     unchanged: int = 0  # payload hash equal to the last sync: zero API calls
     failed: int = 0  # permanent failures and dead letters in this run
     retried: int = 0  # retryable failures left for a later attempt
+    waiting: int = 0  # of `retried`: rows that wait, nothing sent (a future-dated change, a recurring invoice's link)
     dead_lettered: int = 0
     skipped: int = 0  # claimed by another live run, or released when the run stopped
     prerequisites: int = 0  # rows of this entity synced because a child needed them
@@ -45,6 +46,7 @@ class EntityReport:
     rate_limited: int = 0
     duration_s: float = 0.0
     backlog: int = 0  # rows still due after the run
+    before_sync: dict | None = None  # the entity's own work first (invoices: the recurring-invoice links)
     failures: list[Failure] = field(default_factory=list)
 
     @property

@@ -29,6 +29,8 @@ class SyncSettings:
     heartbeat_interval_s: float = 15.0
     progress_interval_s: float = 10.0
     inspector_calls: int = 10_000  # API calls kept (redacted) for `zoho-pipeline calls`; 0 keeps none
+    # a payment on a recurring invoice waits this long for the link to ZOHO's invoice, then goes as credit
+    recurring_link_wait_h: float = 72.0
     # lifecycle policies (design.md "ZOHO over time", docs/runbook.md): when a package or price change and a
     # cancellation reach ZOHO
     plan_change_at: str = field(default="end_of_term", metadata={"choices": ("end_of_term", "immediate")})
@@ -66,6 +68,7 @@ ENV_VARS = {
     "cancel_at": "ZOHO_CANCEL_AT",
     "drift_policy": "ZOHO_DRIFT",
     "inspector_calls": "ZOHO_INSPECTOR_CALLS",
+    "recurring_link_wait_h": "ZOHO_RECURRING_LINK_WAIT_H",
 }
 END_OF_TERM, IMMEDIATE = "end_of_term", "immediate"
 REPORT, REPAIR = "report", "repair"

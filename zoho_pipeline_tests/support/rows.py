@@ -76,6 +76,7 @@ def add_customer(engine, first="Thandi", last="Nkosi", email=None, **kw) -> str:
 
 
 def add_service(engine, customer_id, package_id, status="active", price="799.00", **kw) -> str:
+    kw.setdefault("activation_date", date(2025, 1, 1))
     return _insert(
         engine,
         T.customer_services,
@@ -83,7 +84,6 @@ def add_service(engine, customer_id, package_id, status="active", price="799.00"
         package_id=package_id,
         status=status,
         monthly_price=Decimal(price),
-        activation_date=date(2025, 1, 1),
         **kw,
     )
 
@@ -94,14 +94,14 @@ def add_invoice(
     number = number or f"INV-2025-{next(_seq):06d}"
     total = Decimal(total)
     sub = (total / Decimal("1.15")).quantize(Decimal("0.01"))
+    kw.setdefault("invoice_date", date(2025, 6, 1))
+    kw.setdefault("due_date", date(2025, 6, 15))
     return _insert(
         engine,
         T.customer_invoices,
         customer_id=customer_id,
         invoice_number=number,
         invoice_type=invoice_type,
-        invoice_date=date(2025, 6, 1),
-        due_date=date(2025, 6, 15),
         line_items=[{"description": "Installation", "quantity": 1, "unit_price": str(sub), "amount": str(sub)}],
         subtotal=sub,
         vat_amount=total - sub,

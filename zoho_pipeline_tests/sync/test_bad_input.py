@@ -29,6 +29,7 @@ from zoho_pipeline.source.database import make_engine
 from zoho_pipeline.source.tables import Garbled
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.entities.customers import PROVIDER_ID_FIELD
+from zoho_pipeline.sync.entities.subscriptions import starts_on
 from zoho_pipeline.sync.settings import SyncSettings
 from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
 from zoho_pipeline.zoho.client import ZohoClient
@@ -490,7 +491,7 @@ def test_every_bad_row_fails_alone_naming_its_field_and_the_rest_syncs(db_url, e
             fetch(engine, T.customer_services, cases["service_future_activation"].row["id"])["zoho_subscription_id"]
         ]
         assert sub["status"] == "future"
-        assert sub["starts_at"] == (TODAY + dt.timedelta(days=7)).isoformat()
+        assert sub["starts_at"] == starts_on(TODAY + dt.timedelta(days=7)).isoformat()  # the 1st after activation
         assert sub["customer_id"] == zoe["customer_id"]
         future = store.invoices[
             fetch(engine, T.customer_invoices, cases["invoice_future_date"].row["id"])["zoho_billing_invoice_id"]
@@ -543,11 +544,13 @@ def test_every_bad_row_fails_alone_naming_its_field_and_the_rest_syncs(db_url, e
 
         # the run went on: every other failed row is a known demo bad row, a child of a failed parent, or a row
         # our own validation refused naming one of its columns (the demo's credit adjustments: negative invoices);
-        # no row failed on a ZOHO error or a bug, and nothing is left pending, syncing or retrying
+        # no row failed on a ZOHO error or a bug, and nothing is left pending, syncing or retrying (but payments on
+        # recurring invoices whose ZOHO twin is not linked: they wait, due, with the reason)
         ours = {c.row["id"] for c in cases.values()}
         known_bad = {i for ids in demo_bad.values() for i in ids}
         for table in T.BUSINESS_TABLES:
-            assert not all_rows(engine, table, table.c.zoho_sync_status.in_(("pending", "syncing", "retrying")))
+            left = all_rows(engine, table, table.c.zoho_sync_status.in_(("pending", "syncing", "retrying")))
+            assert not [r for r in left if r["zoho_error_code"] != "waiting"]
             for row in all_rows(engine, table, table.c.zoho_sync_status == "failed"):
                 if row["id"] in ours or row["id"] in known_bad:
                     continue

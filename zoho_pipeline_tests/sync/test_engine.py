@@ -87,14 +87,17 @@ def test_full_sync_puts_every_eligible_row_in_zoho_once(source, client, emulator
         T.customer_services.c.zoho_subscription_id.is_not(None),
     )
 
-    # invoices: manual ones once each, totals to the cent; recurring never; paid ones paid with balance 0
+    # invoices: manual ones once each, totals to the cent; recurring ones only for months before their subscription
+    # reached ZOHO (issue 15: ZOHO never bills those), the others linked, never pushed; paid ones paid, balance 0
     numbers = Counter(i["reference_number"] for i in store.invoices.values())
     assert max(numbers.values()) == 1
+    history = {str(r["invoice_id"]) for r in rows(engine, T.zoho_recurring_links) if r["state"] == "history"}
     recurring = {
         r["invoice_number"]
         for r in rows(engine, T.customer_invoices, T.customer_invoices.c.invoice_type == "recurring")
+        if str(r["id"]) not in history
     }
-    assert recurring and not recurring & set(numbers)
+    assert history and not recurring & set(numbers)
     synced_invoices = rows(
         engine,
         T.customer_invoices,
@@ -105,7 +108,7 @@ def test_full_sync_puts_every_eligible_row_in_zoho_once(source, client, emulator
     for row in synced_invoices:
         inv = store.invoices[row["zoho_billing_invoice_id"]]
         assert Decimal(str(inv["total"])) == row["total_amount"]
-        assert row["invoice_type"] in MANUAL_TYPES
+        assert row["invoice_type"] in MANUAL_TYPES or str(row["id"]) in history
         if row["status"] == "paid":
             assert inv["status"] == "paid" and Decimal(str(inv["balance"])) == 0, row["invoice_number"]
 
@@ -115,9 +118,11 @@ def test_full_sync_puts_every_eligible_row_in_zoho_once(source, client, emulator
     for inv in store.invoices.values():
         assert Decimal(str(inv["balance"])) >= 0
 
-    # every bad row failed alone with a reason naming the field; nothing left syncing or pending
+    # every bad row failed alone with a reason naming the field; nothing left syncing or pending (but payments
+    # waiting for their recurring invoice's link, with the reason)
     for table in T.BUSINESS_TABLES[1:]:
-        assert not rows(engine, table, table.c.zoho_sync_status.in_(("syncing", "pending")))
+        left = rows(engine, table, table.c.zoho_sync_status.in_(("syncing", "pending")))
+        assert not [r for r in left if r["zoho_error_code"] != "waiting"]
         for row in rows(engine, table, table.c.zoho_sync_status == "failed"):
             assert row["zoho_last_sync_error"] and row["zoho_error_code"]
     bad = counts["bad_rows"]
@@ -181,7 +186,8 @@ def test_dropped_creates_are_adopted_never_duplicated(source, client, emulator):
         seen = Counter(e[key] for e in getattr(store, collection).values())
         assert max(seen.values()) == 1, f"duplicate {collection} in ZOHO"
     for table in T.BUSINESS_TABLES[1:]:
-        assert not rows(engine, table, table.c.zoho_sync_status.in_(("syncing", "retrying", "pending")))
+        left = rows(engine, table, table.c.zoho_sync_status.in_(("syncing", "retrying", "pending")))
+        assert not left, [(r.get("zoho_error_code"), r.get("zoho_last_sync_error")) for r in left][:5]
 
 
 def test_syncing_only_payments_pushes_their_customers_and_invoices_first(source, client, emulator):
@@ -353,10 +359,15 @@ def test_dry_run_estimate_matches_the_calls_of_the_real_run(source, client, emul
     dry = run_sync(engine, client, FAST, dry_run=True)
     real = run_sync(engine, client, FAST)
     assert dry.estimated_calls > 0
-    # within 2 %: the estimate counts creates, updates, look-ups of rows in doubt and the one-off catalog calls
-    assert abs(real.api_calls - dry.estimated_calls) <= max(3, real.api_calls // 50), (
+    # within 2 %: the estimate counts creates, updates, look-ups of rows in doubt and the one-off catalog calls. A dry
+    # run does not link recurring invoices (issue 15: that reads ZOHO): the list pages, the months pushed as plain
+    # invoices and the payments that wait in the dry run are what it cannot foresee
+    links = real.entities["invoices"].before_sync
+    unforeseen = links["api_calls"] + links["history"] + dry.entities["payments"].waiting
+    assert abs(real.api_calls - dry.estimated_calls - unforeseen) <= max(3, real.api_calls // 50), (
         real.api_calls,
         dry.estimated_calls,
+        unforeseen,
     )
     from zoho_pipeline.zoho.limiter import paced_seconds
 

@@ -40,6 +40,12 @@ class ParentNotReady(Exception):
         super().__init__(message)
 
 
+class WaitingForLink(Waiting):
+    """A payment on a recurring invoice whose ZOHO twin is not linked yet: it waits (nothing sent, no attempt
+    charged) until `until` — the end of ZOHO_RECURRING_LINK_WAIT_H — and the linking pass that finds the link makes
+    it due at once (entities.recurring)."""
+
+
 @dataclass(frozen=True)
 class ParentInfo:
     entity: str
@@ -107,6 +113,9 @@ class EntitySpec:
     children: tuple[tuple[str, str], ...] = ()  # (child entity, its column holding our id): woken when we recover
     # (payload, creating) → the calls one attempt makes (the dry run's estimate): lifecycle actions may cost more
     calls: Callable[[dict, bool], int] = lambda payload, creating: 1
+    # work before the entity's rows: (engine, client, months) → a report with as_dict()
+    # (invoices: link the provider's recurring invoices to the ones ZOHO raised)
+    before_sync: Callable[[object, object, object], object] | None = None
 
     @property
     def zoho_id(self):

@@ -3,18 +3,22 @@
 Lines come from `line_items` (one fallback line from the totals when it is null or empty), VAT per line.
 ZOHO's total must equal `total_amount` to the cent: we compute it the way ZOHO does before calling; a rounding
 difference goes with ZOHO's adjustment ("Rounding"), a larger one fails the row, so a wrong invoice never reaches
-finance (invoice_lifecycle). Recurring invoices are never pushed:
-ZOHO raises its own from the subscription. An adjustment with a negative total (a credit for an outage, say)
-becomes a ZOHO credit note on the 'Account credit' addon, found again by the same reference number.
+finance (invoice_lifecycle). Recurring invoices are not pushed: ZOHO raises its own from the subscription, and
+entities.recurring links the two (before this entity's rows are synced); only those for terms before the
+subscription reached ZOHO are pushed, as plain invoices. An adjustment with a negative total (a credit for an
+outage, say) becomes a ZOHO credit note on the 'Account credit' addon, found again by the same reference number.
 """
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import and_, or_, select
 
 from zoho_pipeline.source.tables import Garbled
 from zoho_pipeline.source.tables import customer_invoices as t
+from zoho_pipeline.source.tables import zoho_recurring_links as links
 from zoho_pipeline.sync.entities import invoice_lifecycle as lifecycle
+from zoho_pipeline.sync.entities import recurring
 from zoho_pipeline.sync.entities.base import (
     Collection,
     EntitySpec,
@@ -33,6 +37,19 @@ MANUAL_TYPES = ("installation", "pro_rata", "equipment", "adjustment")
 NOT_PUSHED_STATUSES = ("draft", "cancelled")
 INVOICE, CREDIT_NOTE = "invoice", "creditnote"  # ZOHO's names: paths /invoices, /creditnotes; keys invoice_id, …
 CREDIT_ADDON = "isp-account-credit"
+
+
+def is_history(row) -> bool:
+    """A recurring invoice ZOHO will never bill (its term began before the subscription reached ZOHO)."""
+    return row.get("invoice_type") == "recurring" and row.get("link_state") == recurring.HISTORY
+
+
+def _eligible(table):
+    history = sa.select(links.c.invoice_id).where(links.c.state == recurring.HISTORY)
+    return and_(
+        or_(table.c.invoice_type.in_(MANUAL_TYPES), and_(table.c.invoice_type == "recurring", table.c.id.in_(history))),
+        or_(table.c.status.not_in(NOT_PUSHED_STATUSES), table.c.zoho_billing_invoice_id.is_not(None)),
+    )
 
 
 def label(row) -> str:
@@ -79,8 +96,9 @@ def zoho_total(lines) -> object:
 
 
 def build(row, ctx) -> dict:
-    """An invoice; or, for an adjustment that credits the customer (negative total), a credit note."""
-    if row["invoice_type"] not in MANUAL_TYPES:
+    """An invoice; or, for an adjustment that credits the customer (negative total), a credit note. A recurring
+    invoice for a term before its subscription reached ZOHO (entities.recurring, `history`) is a plain invoice."""
+    if row["invoice_type"] not in MANUAL_TYPES and not is_history(row):
         raise InvalidRow("invoice_type", f"{row['invoice_type']!r} invoices are raised by ZOHO itself")
     total = money(row["total_amount"], "total_amount")
     credit = row["invoice_type"] == "adjustment" and total < 0
@@ -227,11 +245,10 @@ SPEC = EntitySpec(
     name="invoices",
     table=t,
     zoho_id_column="zoho_billing_invoice_id",
-    select=lambda: select(t),
-    eligible=lambda table: and_(
-        table.c.invoice_type.in_(MANUAL_TYPES),
-        or_(table.c.status.not_in(NOT_PUSHED_STATUSES), table.c.zoho_billing_invoice_id.is_not(None)),
+    select=lambda: select(t, links.c.state.label("link_state")).select_from(
+        t.outerjoin(links, links.c.invoice_id == t.c.id)
     ),
+    eligible=_eligible,
     label=label,
     label_sql=lambda: sql_text(t.c.invoice_number),
     parents=parents,
@@ -244,4 +261,5 @@ SPEC = EntitySpec(
     natural_keys=("invoice_number", "zoho_billing_invoice_id"),
     children=(("payments", "invoice_id"),),
     month_column="invoice_date",
+    before_sync=lambda engine, client, months: recurring.link_recurring(engine, client, months=months),
 )

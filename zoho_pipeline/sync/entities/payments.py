@@ -1,8 +1,10 @@
 """Completed payments → ZOHO payments, applied to their invoice when that invoice is in ZOHO; refunded or bounced
 after that → payment_lifecycle (a refund, a deletion).
 
-A payment with no invoice, or on a recurring invoice (ZOHO raised its own), is recorded unapplied: customer
-credit. A payment is applied to its payer's own invoice only: one on another customer's invoice fails alone,
+A payment with no invoice is recorded unapplied: customer credit. A payment on a recurring invoice is applied to
+the invoice ZOHO raised for that term (entities.recurring links them; for ZOHO's total); while the link is not
+known it waits (due, with the reason), and after `ZOHO_RECURRING_LINK_WAIT_H` it goes as credit, listed by the
+ledger check. A payment is applied to its payer's own invoice only: one on another customer's invoice fails alone,
 naming `invoice_id`. Never more than the invoice's balance is applied: the payer's earlier payments on the same
 invoice (by completion time) that reached ZOHO are deducted first, so the split does not depend on the order in
 which rows happen to sync; while an earlier one is still on its way (pending, syncing, retrying) the payment waits
@@ -18,7 +20,9 @@ from sqlalchemy import and_, func, or_, select
 from zoho_pipeline.source.database import utcnow
 from zoho_pipeline.source.tables import customer_invoices as invoices
 from zoho_pipeline.source.tables import payment_transactions as t
+from zoho_pipeline.source.tables import zoho_recurring_links as links
 from zoho_pipeline.sync.entities import payment_lifecycle as lifecycle
+from zoho_pipeline.sync.entities import recurring
 from zoho_pipeline.sync.entities.base import (
     Collection,
     EntitySpec,
@@ -74,7 +78,14 @@ def select_rows():
         invoices.c.total_amount.label("invoice_total"),
         paid_before.label("paid_before"),
         waiting_for.label("waiting_for"),
-    ).outerjoin(invoices, invoices.c.id == t.c.invoice_id)
+        links.c.state.label("link_state"),
+        links.c.zoho_invoice_id.label("link_zoho_invoice_id"),
+        links.c.zoho_total.label("link_zoho_total"),
+        links.c.first_seen_at.label("link_first_seen_at"),
+        links.c.reason.label("link_reason"),
+    ).select_from(
+        t.outerjoin(invoices, invoices.c.id == t.c.invoice_id).outerjoin(links, links.c.invoice_id == t.c.invoice_id)
+    )
 
 
 def label(row) -> str:
@@ -82,10 +93,20 @@ def label(row) -> str:
 
 
 def _applies_to_invoice(row) -> bool:
-    """A pushed manual invoice of the payer; not a recurring one (ZOHO's own), nor a credit adjustment (a credit
-    note)."""
-    return (row["invoice_id"] is not None and row.get("invoice_type") in MANUAL_TYPES
-            and (row.get("invoice_total") or 0) > 0 and _own_invoice(row))
+    """A pushed manual invoice of the payer (or a recurring one pushed as such: `history`); not a credit
+    adjustment (a credit note), nor a recurring one ZOHO raises itself (applied to its linked twin)."""
+    history = _is_recurring(row) and row.get("link_state") == recurring.HISTORY
+    pushed = row.get("invoice_type") in MANUAL_TYPES or history
+    return row["invoice_id"] is not None and pushed and (row.get("invoice_total") or 0) > 0 and _own_invoice(row)
+
+
+def _is_recurring(row) -> bool:
+    return row["invoice_id"] is not None and row.get("invoice_type") == "recurring"
+
+
+def _on_zohos_own_invoice(row) -> bool:
+    """On a recurring invoice of the payer's that ZOHO raises itself (not one pushed as `history`)."""
+    return _is_recurring(row) and row.get("link_state") != recurring.HISTORY and _own_invoice(row)
 
 
 def _own_invoice(row) -> bool:
@@ -116,7 +137,8 @@ def build(row, ctx) -> dict:
     if row["invoice_id"] is not None and not _own_invoice(row):
         raise InvalidRow("invoice_id", f"invoice {row.get('invoice_number') or row['invoice_id']} belongs to "
                          f"another customer (customer {row['invoice_customer_id']}), not to the payer")
-    if _applies_to_invoice(row) and row.get("waiting_for") and not getattr(ctx, "dry_run", False):
+    applies = _applies_to_invoice(row) or _on_zohos_own_invoice(row)
+    if applies and row.get("waiting_for") and not getattr(ctx, "dry_run", False):
         # its share of the balance depends on what the earlier payment applies: try again just after it
         raise ParentNotReady(f"waits for the payer's earlier payment {row['waiting_for']} on the same invoice",
                              utcnow())
@@ -130,12 +152,19 @@ def build(row, ctx) -> dict:
         + (f" for {row['invoice_number']}" if row.get("invoice_number") else ""),
     }
     if _applies_to_invoice(row):
-        balance = money(row["invoice_total"], "invoice total") - money(row["paid_before"] or 0, "paid before")
+        target = ctx.parent_zoho_id("invoices", row["invoice_id"]), money(row["invoice_total"], "invoice total")
+    elif _on_zohos_own_invoice(row):
+        target = recurring.payment_target(row, ctx.settings.recurring_link_wait_h)
+        if target is None:
+            payload["description"] += " (not linked to ZOHO's invoice in time: customer credit)"
+    else:
+        target = None
+    if target is not None:
+        zoho_invoice_id, total = target
+        balance = money(total, "invoice total") - money(row["paid_before"] or 0, "paid before")
         applied = min(amount, max(balance, money(0, "amount")))
         if applied > 0:
-            payload["invoices"] = [
-                {"invoice_id": ctx.parent_zoho_id("invoices", row["invoice_id"]), "amount_applied": float(applied)}
-            ]
+            payload["invoices"] = [{"invoice_id": zoho_invoice_id, "amount_applied": float(applied)}]
     if lifecycle.action_of(row):  # only then: a completed payment's hash stays what it was before lifecycles
         payload["_action"] = lifecycle.action_of(row)
     return payload

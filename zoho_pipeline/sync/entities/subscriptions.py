@@ -7,6 +7,8 @@ reactivations and plan changes: subscription_lifecycle.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from sqlalchemy import String, cast, or_, select
 
 from zoho_pipeline.source.tables import customer_services as t
@@ -58,6 +60,13 @@ def parents(row) -> list[tuple[str, str]]:
     return [("customers", str(row["customer_id"])), ("plans", str(row["package_id"]))]
 
 
+def starts_on(activation: date) -> date:
+    """The 1st after activation: ZOHO's terms then are the provider's calendar months, so each provider recurring
+    invoice has one ZOHO twin (entities.recurring). The part month is the provider's own `pro_rata` invoice
+    (pushed as a manual one), and the provider bills no recurring month its service started in."""
+    return (activation.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
 def build(row, ctx) -> dict:
     if row.get("package_name") is None:
         raise InvalidRow("package_id", f"package {row['package_id']} does not exist")
@@ -72,7 +81,7 @@ def build(row, ctx) -> dict:
         "customer_id": customer,
         "plan": {"plan_code": code, "price": float(price), "quantity": 1, "tax_id": ctx.catalog.tax_id()},
         "reference_id": str(row["id"]),
-        "starts_at": row["activation_date"].isoformat() if row["activation_date"] else None,
+        "starts_at": starts_on(row["activation_date"]).isoformat() if row["activation_date"] else None,
         "auto_collect": False,  # the provider collects through NetCash itself
         # a closed account's services end with it (customer_lifecycle cancels them in ZOHO before the closure)
         "_cancelled": row["status"] not in LIVE_STATUSES or row.get("customer_status") == "closed",

@@ -1,0 +1,388 @@
+"""The provider's recurring invoices linked to the invoices ZOHO raised from the subscriptions (issue 15).
+
+The provider keeps its own copy of each monthly bill as a `recurring` invoice; ZOHO raises its own from the
+subscription, so a recurring invoice is never pushed: it is *linked*. The rule, never a guess:
+
+    a provider recurring invoice of service S dated D  ↔  ZOHO's invoice of S's subscription whose term starts on D
+
+ZOHO dates a subscription invoice on the first day of the term it bills (docs/emulator.md, "Which term"), and the
+subscription mapping starts every subscription on the 1st after activation (subscriptions.starts_on), so ZOHO's
+terms are the provider's calendar months. Amounts do not decide a link (a re-priced month is still that term);
+they are compared and listed. ZOHO is read by list pages (200 invoices a call); a list row that does not say its
+subscription, or two candidates for one term, make the candidates be read one by one; two that remain (after
+dropping prorated `upgrade` charges and void ones) fail the row naming them. Linking only reads ZOHO: a fault just
+leaves the rows for the next pass.
+
+History at go-live (one rule): ZOHO never bills a term that began before the subscription was created in ZOHO
+(a backdated subscription is invoiced from its next renewal; docs/emulator.md). A recurring invoice dated before
+the day its service's first subscription was created (ZOHO's `created_time`), or of a service cancelled before
+it ever reached ZOHO, is `history`: nothing else would bill it, so the
+invoices module pushes it as a plain invoice (product "Monthly service before ZOHO billing") and its payments are
+applied to it like any manual invoice's. Every month is then in ZOHO once; `zoho_recurring_links.state` tells
+finance which months are ZOHO's own (linked) and which were pushed (history).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from zoho_pipeline.source.database import aware, utcnow
+from zoho_pipeline.source.tables import customer_invoices as inv
+from zoho_pipeline.source.tables import customer_services as svc
+from zoho_pipeline.source.tables import payment_transactions as pay
+from zoho_pipeline.source.tables import zoho_recurring_links as links
+from zoho_pipeline.sync.entities.base import WaitingForLink, cents
+
+WAITING_CODE = "waiting"  # claims.WAITING_CODE (entities sit below the engine: the value, not the import)
+
+LINKED, WAITING, UNMATCHED, AMBIGUOUS = "linked", "waiting", "unmatched", "ambiguous"
+HISTORY = "history"  # a term before its subscription reached ZOHO: no twin ever, pushed as a plain invoice
+STATES = (LINKED, WAITING, UNMATCHED, AMBIGUOUS, HISTORY)
+DECIDED = (LINKED, HISTORY)  # final: never looked at again
+NOT_LINKED_STATUSES = ("draft",)  # a draft was never a bill; a cancelled one is linked so the ledger shows it
+PER_PAGE = 200
+
+
+@dataclass
+class LinkRow:
+    invoice_id: str
+    invoice_number: str
+    state: str
+    reason: str = ""
+    zoho_invoice_id: str | None = None
+    zoho_subscription_id: str | None = None
+    zoho_total: Decimal | None = None
+    zoho_status: str | None = None
+    source_total: Decimal | None = None
+
+    @property
+    def amount_differs(self) -> bool:
+        return self.state == LINKED and self.zoho_total is not None and self.zoho_total != self.source_total
+
+
+@dataclass
+class LinkReport:
+    """One linking pass: what it linked, what waits for ZOHO, what cannot be linked and why."""
+
+    considered: int = 0
+    linked: int = 0  # linked by this pass
+    waiting: int = 0
+    unmatched: int = 0
+    ambiguous: int = 0
+    history: int = 0  # terms before their subscription reached ZOHO: pushed as plain invoices
+    amount_differences: int = 0
+    api_calls: int = 0
+    list_pages: int = 0
+    detail_reads: int = 0
+    error: str | None = None  # ZOHO could not be read: nothing was decided, the rows wait for the next pass
+    rows: list[LinkRow] = field(default_factory=list)  # every row not linked, and linked ones whose amount differs
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["rows"] = [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(r).items()} for r in self.rows]
+        return out
+
+
+# --- the source side -------------------------------------------------------------------------------------------
+
+
+def _wanted(engine, months: tuple[date, date] | None) -> list[dict]:
+    """Recurring invoices not linked yet (never looked at, or waiting, unmatched, ambiguous), in `months`."""
+    query = (
+        sa.select(
+            inv.c.id,
+            inv.c.invoice_number,
+            inv.c.invoice_date,
+            inv.c.total_amount,
+            inv.c.service_id,
+            inv.c.customer_id,
+            svc.c.id.label("service_found"),
+            svc.c.status.label("service_status"),
+            svc.c.zoho_subscription_id,
+            links.c.state.label("link_state"),
+        )
+        .select_from(inv.outerjoin(svc, svc.c.id == inv.c.service_id).outerjoin(links, links.c.invoice_id == inv.c.id))
+        .where(
+            inv.c.invoice_type == "recurring",
+            inv.c.status.not_in(NOT_LINKED_STATUSES),
+            sa.or_(links.c.state.is_(None), links.c.state.not_in(DECIDED)),
+        )
+        .order_by(inv.c.id)
+    )
+    if months:
+        query = query.where(inv.c.invoice_date >= months[0], inv.c.invoice_date < months[1])
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# --- the ZOHO side ---------------------------------------------------------------------------------------------
+
+
+class _Zoho:
+    """ZOHO's subscription invoices by (subscription, term start), from list pages; details read only for
+    candidates the list cannot decide."""
+
+    def __init__(self, client, report: LinkReport):
+        self.client, self.report = client, report
+        self.by_term: dict[tuple[str, str], list[dict]] = {}
+        self.undecided: dict[tuple[str, str], list[dict]] = {}  # (customer, date) → rows naming no subscription
+        self.terms_of: dict[str, list[str]] = {}  # subscription → its invoices' dates
+        self.created_on: dict[str, str] = {}  # subscription → the day it was created in ZOHO
+        self.of_service: dict[str, set[str]] = {}  # reference_id (our service id) → its subscriptions, old ones too
+
+    def read(self) -> None:
+        for item in self._pages("/invoices", "invoices", "Status.All"):
+            self._add(item)
+        for item in self._pages("/subscriptions", "subscriptions", "SubscriptionStatus.All"):
+            sub = str(item.get("subscription_id"))
+            if item.get("created_time"):
+                self.created_on[sub] = str(item["created_time"])[:10]
+            if item.get("reference_id"):
+                self.of_service.setdefault(str(item["reference_id"]), set()).add(sub)
+
+    def _pages(self, path: str, key: str, status: str):
+        page = 1
+        while True:
+            body = self.client.get(path, params={"filter_by": status, "page": page, "per_page": PER_PAGE})
+            self.report.list_pages += 1
+            yield from body.get(key) or []
+            if not (body.get("page_context") or {}).get("has_more_page"):
+                return
+            page += 1
+
+    def _add(self, item: dict) -> None:
+        day = str(item.get("invoice_date") or item.get("date") or "")[:10]
+        if "subscription_id" not in item:  # ZOHO's list schema does not promise it: the detail decides
+            self.undecided.setdefault((str(item.get("customer_id")), day), []).append(item)
+            return
+        sub = str(item.get("subscription_id") or "")
+        if sub:
+            self.by_term.setdefault((sub, day), []).append(item)
+            self.terms_of.setdefault(sub, []).append(day)
+
+    def detail(self, invoice_id: str) -> dict:
+        self.report.detail_reads += 1
+        return self.client.get(f"/invoices/{invoice_id}").get("invoice") or {}
+
+    def candidates(self, subscription_id: str, customer_zoho_id: str | None, day: str) -> list[dict]:
+        found = list(self.by_term.get((subscription_id, day), []))
+        for item in self.undecided.get((str(customer_zoho_id), day), []) if customer_zoho_id else []:
+            full = self.detail(str(item["invoice_id"]))
+            subs = {str(full.get("subscription_id") or "")} | {
+                str(s.get("subscription_id")) for s in full.get("subscriptions") or []
+            }
+            if subscription_id in subs:
+                found.append({**item, **full})
+        if len(found) > 1:  # the list cannot tell a prorated charge from the term's bill: the details can
+            found = [{**c, **self.detail(str(c["invoice_id"]))} if "transaction_type" not in c else c for c in found]
+            found = [c for c in found if (c.get("transaction_type") or "") != "upgrade"]
+        return found
+
+
+def _subscription_of_row(row: dict) -> tuple[str | None, str]:
+    """The row's ZOHO subscription, or why it has none (bad input: listed, never blocking)."""
+    if row["service_id"] is None:
+        return None, "the recurring invoice names no service"
+    if row["service_found"] is None:
+        return None, f"service {row['service_id']} does not exist"
+    if not row["zoho_subscription_id"]:
+        return None, f"service {row['service_id']} ({row['service_status']}) has no ZOHO subscription (never pushed)"
+    return str(row["zoho_subscription_id"]), ""
+
+
+def _decide(row: dict, zoho: _Zoho, customer_zoho_id: str | None) -> LinkRow:
+    out = LinkRow(str(row["id"]), row["invoice_number"], UNMATCHED, source_total=cents(row["total_amount"]))
+    subscription, why = _subscription_of_row(row)
+    if subscription is None and row["service_found"] is not None and row["service_status"] == "cancelled":
+        out.state = HISTORY  # a cancelled service is never created in ZOHO: nothing else would bill its months
+        out.reason = f"service {row['service_id']} was cancelled before it reached ZOHO: pushed as a plain invoice"
+        return out
+    if subscription is None:
+        out.reason = why
+        return out
+    out.zoho_subscription_id = subscription
+    day = row["invoice_date"].isoformat()
+    # a service cancelled and started again has had several subscriptions: a term may be any one's
+    subscriptions = sorted({subscription} | zoho.of_service.get(str(row["service_id"]), set()))
+    found = [c for sub in subscriptions for c in zoho.candidates(sub, customer_zoho_id, day)]
+    live = [c for c in found if (c.get("status") or "").lower() != "void"]
+    if len(live) > 1:
+        out.state = AMBIGUOUS
+        names = ", ".join(f"{c['invoice_id']} ({c.get('invoice_number') or c.get('number')})" for c in live)
+        out.reason = f"ZOHO holds {len(live)} invoices of service {row['service_id']} for the term from {day}: {names}"
+        return out
+    if len(live) == 1:
+        twin = live[0]
+        out.zoho_subscription_id = str(twin.get("subscription_id") or subscription)
+        if customer_zoho_id and str(twin.get("customer_id") or customer_zoho_id) != str(customer_zoho_id):
+            out.reason = f"ZOHO's invoice {twin['invoice_id']} for the term belongs to customer {twin['customer_id']}"
+            return out
+        out.state, out.zoho_invoice_id = LINKED, str(twin["invoice_id"])
+        out.zoho_total, out.zoho_status = cents(twin.get("total")), twin.get("status")
+        if out.amount_differs:
+            out.reason = f"ZOHO billed R {out.zoho_total}, the provider R {out.source_total}"
+        return out
+    if found:
+        out.reason = f"ZOHO's invoice {found[0]['invoice_id']} for the term from {day} is void"
+        return out
+    created = min((zoho.created_on[s] for s in subscriptions if s in zoho.created_on), default=None)
+    if created and day < created:
+        out.state = HISTORY
+        out.reason = (
+            f"the term from {day} began before service {row['service_id']} reached ZOHO ({created}): ZOHO never "
+            "bills it, so it is pushed as a plain invoice"
+        )
+        return out
+    terms = sorted({t for s in subscriptions for t in zoho.terms_of.get(s, [])})
+    if terms and day < terms[0]:
+        out.reason = (
+            f"the term from {day} is before the first ZOHO invoice of its subscription ({terms[0]}): "
+            "ZOHO never bills the terms before a subscription reached it"
+        )
+        return out
+    if terms and day < terms[-1]:
+        shown = ", ".join(terms[:3]) + ("…" if len(terms) > 3 else "")
+        out.reason = f"ZOHO billed no term of subscription {subscription} starting on {day} (its invoices: {shown})"
+        return out
+    out.state = WAITING
+    out.reason = f"ZOHO has not raised the invoice of subscription {subscription} for the term from {day} yet"
+    return out
+
+
+# --- the pass --------------------------------------------------------------------------------------------------
+
+
+def link_recurring(engine, client, *, months: tuple[date, date] | None = None, now=None) -> LinkReport:
+    """Link the not-yet-linked recurring invoices in `months` (all when None); write links and wake payments."""
+    report = LinkReport()
+    rows = _wanted(engine, months)
+    report.considered = len(rows)
+    if not rows:
+        return report
+    calls_before = _calls(client)
+    zoho = _Zoho(client, report)
+    customers = _customer_zoho_ids(engine, {str(r["customer_id"]) for r in rows})
+    try:
+        if any(_subscription_of_row(r)[0] for r in rows):
+            zoho.read()
+        decided = [_decide(r, zoho, customers.get(str(r["customer_id"]))) for r in rows]
+    except Exception as exc:  # ZOHO could not be read: decide nothing, the rows are looked at again next pass
+        report.error = f"{type(exc).__name__}: {exc}"
+        report.api_calls = _calls(client) - calls_before
+        return report
+    _write(engine, decided, now or utcnow())
+    for d in decided:
+        report.linked += d.state == LINKED
+        report.waiting += d.state == WAITING
+        report.unmatched += d.state == UNMATCHED
+        report.ambiguous += d.state == AMBIGUOUS
+        report.history += d.state == HISTORY
+        report.amount_differences += d.amount_differs
+        if d.state not in DECIDED or d.amount_differs:
+            report.rows.append(d)
+    report.api_calls = _calls(client) - calls_before
+    return report
+
+
+def _calls(client) -> int:
+    return getattr(getattr(client, "stats", None), "api_calls", 0)
+
+
+def _customer_zoho_ids(engine, ids: set[str]) -> dict[str, str]:
+    from zoho_pipeline.source.tables import customers
+
+    out: dict[str, str] = {}
+    id_list = sorted(ids)
+    with engine.connect() as conn:
+        for start in range(0, len(id_list), 500):
+            q = sa.select(customers.c.id, customers.c.zoho_billing_customer_id).where(
+                customers.c.id.in_(id_list[start : start + 500])
+            )
+            out.update({str(i): z for i, z in conn.execute(q) if z})
+    return out
+
+
+def _insert_new(conn):
+    """An insert that leaves a row another run wrote meanwhile alone (its first_seen_at stands)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(links).on_conflict_do_nothing(index_elements=["invoice_id"])
+
+
+def _write(engine, decided: list[LinkRow], now) -> None:
+    """Each decision in `zoho_recurring_links` (first_seen_at kept), the link on the provider's row, and the
+    payments of newly linked (or history) invoices made due (a waiting one at once; one pushed as credit is re-mapped, and
+    applied to the invoice when its payload now differs)."""
+    with engine.begin() as conn:
+        insert = _insert_new(conn)
+        conn.execute(
+            insert, [dict(invoice_id=d.invoice_id, state=d.state, first_seen_at=now, checked_at=now) for d in decided]
+        )
+        for d in decided:
+            values = dict(
+                state=d.state,
+                reason=d.reason or None,
+                zoho_invoice_id=d.zoho_invoice_id,
+                zoho_subscription_id=d.zoho_subscription_id,
+                zoho_total=d.zoho_total,
+                zoho_status=(d.zoho_status or None) and str(d.zoho_status)[:16],
+                checked_at=now,
+                linked_at=now if d.state == LINKED else None,
+            )
+            conn.execute(links.update().where(links.c.invoice_id == d.invoice_id).values(**values))
+        linked = [d for d in decided if d.state == LINKED]
+        for d in linked:
+            conn.execute(
+                inv.update()
+                .where(inv.c.id == d.invoice_id)
+                .values(
+                    zoho_billing_invoice_id=d.zoho_invoice_id,
+                    zoho_sync_status="synced",
+                    zoho_last_synced_at=now,
+                    zoho_last_sync_error=d.reason or None,
+                )
+            )
+        for d in decided:
+            if d.state not in DECIDED:  # a history row is the engine's from now on: its columns are the engine's
+                conn.execute(inv.update().where(inv.c.id == d.invoice_id).values(zoho_last_sync_error=d.reason))
+        decided_ids = [d.invoice_id for d in decided if d.state in DECIDED]  # linked, or pushed as a plain one
+        for start in range(0, len(decided_ids), 500):
+            chunk = pay.c.invoice_id.in_(decided_ids[start : start + 500])
+            conn.execute(pay.update().where(chunk, pay.c.zoho_sync_status == "synced").values(zoho_source_version=None))
+            conn.execute(
+                pay.update()
+                .where(chunk, pay.c.zoho_sync_status == "retrying", pay.c.zoho_error_code == WAITING_CODE)
+                .values(zoho_next_attempt_at=now)
+            )
+
+
+# --- what a payment on a recurring invoice is applied to -------------------------------------------------------
+
+
+def payment_target(row, wait_h: float, now=None) -> tuple[str, Decimal] | None:
+    """(ZOHO invoice id, ZOHO's total) for a payment on a linked recurring invoice; None once the link has been
+    looked for `wait_h` hours without being found (the payment goes as customer credit, and the ledger lists it);
+    WaitingForLink before that."""
+    if row.get("link_state") == LINKED and row.get("link_zoho_invoice_id"):
+        return str(row["link_zoho_invoice_id"]), Decimal(str(row["link_zoho_total"]))
+    now, first_seen = now or utcnow(), aware(row.get("link_first_seen_at"))
+    if first_seen is None:  # the invoices' linking pass has not seen it: it wakes the payment when it links
+        raise WaitingForLink(
+            f"recurring invoice {row.get('invoice_number')} has not been looked for in ZOHO yet "
+            "(the zoho_invoices asset links it)",
+            now + timedelta(hours=min(1.0, wait_h)),
+        )
+    deadline = first_seen + timedelta(hours=wait_h)
+    if now >= deadline:
+        return None
+    raise WaitingForLink(
+        f"recurring invoice {row.get('invoice_number')} is not linked yet ({row.get('link_state')}: "
+        f"{row.get('link_reason') or 'no reason'}); pushed as credit after {wait_h:g} h",
+        deadline,
+    )
