@@ -133,7 +133,7 @@ def verdict(world, plan, scenario, runs, table_rows) -> dict:
         )
     for _, _, _, payment in plan["bounce"]:
         expect(row(T.payment_transactions, payment)["zoho_payment_id"] not in store.payments, f"bounce {payment}")
-    for customer, service, _, _ in plan["cancel"] + plan["close"]:
+    for _, service, _, _ in plan["cancel"] + plan["close"]:
         expect(
             store.subscriptions[row(T.customer_services, service)["zoho_subscription_id"]]["status"] == "cancelled",
             f"cancel {service}",

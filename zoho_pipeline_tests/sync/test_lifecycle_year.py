@@ -73,7 +73,7 @@ def test_a_year_of_accounts_ends_with_zoho_equal_to_the_source_status_by_status(
             (S, svc[3], {"status": "cancelled"}),  # account closed
             (INV, inv[3], {"status": "cancelled"}),  # its unpaid invoice voided
             (
-                I,
+                INV,
                 inv[2],
                 {
                     "subtotal": Decimal("1100.00"),
