@@ -4,8 +4,10 @@ cancelled (ZOHO marks a customer inactive only without active subscriptions), th
 suspended service keeps its subscription live (docs/runbook.md). Edits of mapped fields and of the email update
 the same ZOHO customer: the anchor is its id (found again by the provider-id custom field, never the email).
 
-ZOHO's own state decides the `markas*` call, read from the answer of the `PUT` that every change sends anyway, so
-a transition costs no extra read, and a repeated attempt (after doubt) sends only what ZOHO does not show yet.
+Whether a `markas*` call is due: a change of the account's state alone is known from the accepted payload (what
+was sent last), so a closure or a reopening sends no `PUT`; when fields changed too, after doubt, or with nothing
+kept, ZOHO's own state is read from the answer of the `PUT` that is sent anyway, so a repeated attempt sends only
+what ZOHO does not show yet.
 """
 
 from __future__ import annotations
@@ -39,8 +41,12 @@ def after_create(client, zoho_id: str, payload: dict, row) -> None:
 
 
 def update(client, zoho_id: str, payload: dict, row, ctx) -> None:
-    current = client.put(f"/customers/{zoho_id}", json=public(payload)).get("customer") or {}
-    status = (current.get("status") or "").lower()
+    previous = ctx.previous_payload()
+    if previous is None or public(previous) != public(payload) or ctx.in_doubt or ctx.adopted:
+        current = client.put(f"/customers/{zoho_id}", json=public(payload)).get("customer") or {}
+        status = (current.get("status") or "").lower()
+    else:  # only the account's state moved: ZOHO is where we left it (the markas* calls converge if not)
+        status = "inactive" if previous.get(INACTIVE) else "active"
     if payload.get(INACTIVE) and status != "inactive":
         cancelled = _end_subscriptions(client, zoho_id)
         client.post(f"/customers/{zoho_id}/markasinactive")
