@@ -26,6 +26,7 @@ FAILURES_LISTED = 50
 DIFF_ROWS_LISTED = 200  # rows printed by --diff; the full diff is in the files the run wrote
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # ZOHO_SYNC_LOG_LEVEL
+MEASURED_LAST = ("backlog", "in_doubt", "still_retrying", "next_attempt_at")  # what is left, not what was done
 
 
 def _month(value: str) -> str:
@@ -183,8 +184,8 @@ def _entity_report(data: dict) -> EntityReport:
 
 
 def merge_reports(reports: list[tuple[str, dict]], run_id: str) -> RunReport:
-    """One RunReport from the reports the assets stored in their metadata (in run order). Counts add up; each
-    entity's backlog is the one measured last."""
+    """One RunReport from the reports the assets stored in their metadata (in run order). Counts add up; what is
+    left of each entity (backlog, in doubt, still retrying) is the one measured last."""
     merged = RunReport(run_id=run_id)
     for _asset_entity, data in reports:
         merged.dry_run = merged.dry_run or data.get("dry_run", False)
@@ -199,8 +200,12 @@ def merge_reports(reports: list[tuple[str, dict]], run_id: str) -> RunReport:
             for f in fields(EntityReport):
                 if f.name in ("entity", "failures"):
                     continue
-                if f.name == "backlog":
-                    into.backlog = rep.backlog
+                value = getattr(rep, f.name)
+                if f.name in MEASURED_LAST:
+                    setattr(into, f.name, value)
+                elif not isinstance(value, int | float):  # not a count (before_sync): the latest one given
+                    if value is not None:
+                        setattr(into, f.name, value)
                 else:
                     setattr(into, f.name, getattr(into, f.name) + getattr(rep, f.name))
             into.failures.extend(rep.failures)
@@ -284,6 +289,21 @@ def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str
         )
     ]
     out.append(f"{report.api_calls} API calls in {report.duration_s:.1f}s")
+    retrying = [e for e in ents if e.still_retrying]
+    if retrying:
+        firsts = [e.next_attempt_at for e in retrying if e.next_attempt_at]
+        first = min(firsts) if firsts else "(not scheduled)"
+        out.append(
+            f"{sum(e.still_retrying for e in retrying)} row(s) still retrying ("
+            + ", ".join(f"{e.still_retrying} {e.entity}" for e in retrying)
+            + f"); next attempt at {first}"
+        )
+    doubt = sum(e.in_doubt for e in ents)
+    if doubt:
+        out.append(
+            f"{doubt} row(s) in doubt, claimed by a run that stopped beating: they are looked up in ZOHO once that "
+            "run is stale, then synced"
+        )
     limited = sum(e.rate_limited for e in ents)
     if limited:  # the pace is shared by every process: a 429 means something outside it spent the window
         out.append(

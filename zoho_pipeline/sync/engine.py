@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from functools import partial
 
 from zoho_pipeline.source.database import aware, utcnow
-from zoho_pipeline.sync import claims, payloads, transient
+from zoho_pipeline.sync import claims, leftovers, payloads, transient
 from zoho_pipeline.sync.catalog import Catalog
 from zoho_pipeline.sync.diff import row_diff
 from zoho_pipeline.sync.entities import SPECS
@@ -91,6 +91,11 @@ def run_sync(
     calls_before = getattr(getattr(client, "stats", None), "api_calls", 0)
     if not dry_run:
         transient.retrying(lambda: claims.start_run(source_engine, run_id), "start of the run")
+        closed = transient.retrying(
+            lambda: leftovers.close_dead_runs(source_engine, settings.run_stale_after_s), "closing dead runs"
+        )
+        if closed:
+            log.warning("closed %d run(s) as failed: no heartbeat for over %.0f s", closed, settings.run_stale_after_s)
     beat = _Heartbeat(source_engine, run_id, settings.heartbeat_interval_s) if not dry_run else None
     status = "failed"
     try:
@@ -220,14 +225,27 @@ class _Run:
             self._sweep(spec, rep, "due", ids, progress)
         rep.rate_limited += _rate_limited(self.client) - limited_before
         rep.duration_s = round(rep.duration_s + time.monotonic() - started, 3)
-        rep.backlog = transient.read(
-            self.engine,
-            lambda conn: claims.count_due(
-                conn, spec, run_id=None, stale_after_s=self.settings.run_stale_after_s, months=self.months, ids=ids
-            ),
-            f"counting the {spec.name} backlog",
-        )
+        if not self.dry_run:
+            self._leftovers(spec, rep, ids)
         progress.done(rep)
+
+    def _leftovers(self, spec, rep, ids) -> None:
+        """What is left in scope: due rows (incl. those under a run that stopped beating: in doubt), rows still
+        retrying later and the earliest next attempt. They decide the exit code, so it is never quieter than
+        the truth."""
+        silent, now = self.settings.silent_after_s, utcnow()
+
+        def count(conn):
+            backlog = claims.count_due(conn, spec, run_id=None, stale_after_s=silent, months=self.months, ids=ids)
+            doubt = leftovers.in_doubt(
+                conn, spec, now=now, silent_after_s=silent, run_id=self.report.run_id, months=self.months, ids=ids
+            )
+            return backlog, doubt, leftovers.retrying_later(conn, spec, now=now, months=self.months, ids=ids)
+
+        rep.backlog, rep.in_doubt, (rep.still_retrying, first) = transient.read(
+            self.engine, count, f"counting what is left of {spec.name}"
+        )
+        rep.next_attempt_at = first.isoformat(timespec="seconds") if first else None
 
     def _sweep(self, spec, rep, mode, ids, progress, *, prerequisite=False) -> None:
         after = None

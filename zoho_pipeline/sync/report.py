@@ -45,7 +45,10 @@ class EntityReport:
     api_calls: int = 0
     rate_limited: int = 0
     duration_s: float = 0.0
-    backlog: int = 0  # rows still due after the run
+    backlog: int = 0  # rows still due after the run, incl. those in doubt under a run that stopped beating
+    in_doubt: int = 0  # of the backlog: rows `syncing` under another run that stopped beating
+    still_retrying: int = 0  # rows in scope whose next attempt is later (this run's and earlier runs')
+    next_attempt_at: str | None = None  # the earliest of those
     before_sync: dict | None = None  # the entity's own work first (invoices: the recurring-invoice links)
     failures: list[Failure] = field(default_factory=list)
 
@@ -90,10 +93,13 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """0: every due row synced; 1: some rows failed (or were left due); 2: the run itself could not work."""
+        """0: every row in scope is synced or unchanged; 1: rows failed in this run, or rows are still retrying,
+        due or in doubt after it; 2: the run itself could not work."""
         if self.stopped_reason in (STOP_AUTH, STOP_UNREACHABLE):
             return 2
         if self.stopped_reason or any(r.failed or r.retried or r.dead_lettered for r in self.entities.values()):
+            return 1
+        if not self.dry_run and any(r.backlog or r.still_retrying for r in self.entities.values()):
             return 1
         return 0
 

@@ -47,6 +47,12 @@ class SyncSettings:
                     + ", ".join(f.metadata["choices"])
                 )
 
+    @property
+    def silent_after_s(self) -> float:
+        """A run whose heartbeat is older than this has stopped beating: its claims count as backlog (in doubt),
+        though nobody may take them over before `run_stale_after_s`."""
+        return min(self.run_stale_after_s, max(3 * self.heartbeat_interval_s, 5.0))
+
     @classmethod
     def from_env(cls, env=None) -> SyncSettings:
         return dataclass_from_env(cls, ENV_VARS, env)

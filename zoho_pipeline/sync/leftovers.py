@@ -1,0 +1,58 @@
+"""What is left in scope when a run ends, so its exit code and summary never look quieter than the truth: rows
+still `retrying` (their next attempt later), rows `syncing` under a run that stopped beating (in doubt: it may
+have reached ZOHO, nobody may claim it until the run is stale), and runs in `zoho_sync_runs` that died (closed
+as failed once past the staleness limit, so `health` stops warning about a run that will never finish).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, select
+
+from zoho_pipeline.source.database import aware, utcnow
+from zoho_pipeline.source.tables import zoho_sync_runs
+from zoho_pipeline.sync.claims import RETRYING, SYNCING, live_runs, scope_filter
+from zoho_pipeline.sync.entities.base import EntitySpec
+
+
+def retrying_later(conn, spec: EntitySpec, *, now: datetime, months=None, ids=None) -> tuple[int, datetime | None]:
+    """(rows in scope still retrying, the earliest next attempt)."""
+    c = spec.table.c
+    count, first = conn.execute(
+        select(func.count(), func.min(c.zoho_next_attempt_at)).where(
+            c.zoho_sync_status == RETRYING, scope_filter(spec, months=months, ids=ids)
+        )
+    ).one()
+    return int(count or 0), aware(first)
+
+
+def in_doubt(
+    conn, spec: EntitySpec, *, now: datetime, silent_after_s: float, run_id: str | None, months=None, ids=None
+) -> int:
+    """Rows in scope claimed by another run whose heartbeat is older than `silent_after_s`."""
+    c = spec.table.c
+    clauses = [c.zoho_sync_status == SYNCING, c.zoho_claimed_by.not_in(live_runs(now, silent_after_s))]
+    if run_id:
+        clauses.append(c.zoho_claimed_by != run_id)
+    query = (
+        select(func.count()).select_from(spec.table).where(and_(*clauses), scope_filter(spec, months=months, ids=ids))
+    )
+    return int(conn.execute(query).scalar() or 0)
+
+
+def close_dead_runs(engine, stale_after_s: float, now: datetime | None = None) -> int:
+    """Mark failed every `running` run whose heartbeat is older than `stale_after_s`; returns how many."""
+    now = now or utcnow()
+    r = zoho_sync_runs.c
+    summary = json.dumps({"closed_by": "a later run", "reason": f"no heartbeat for over {stale_after_s:.0f} s"})
+    with engine.begin() as conn:
+        result = conn.execute(
+            zoho_sync_runs.update()
+            .where(
+                r.status == "running", r.finished_at.is_(None), r.heartbeat_at < now - timedelta(seconds=stale_after_s)
+            )
+            .values(status="failed", finished_at=now, summary=summary)
+        )
+        return result.rowcount or 0
