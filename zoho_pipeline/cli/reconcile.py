@@ -3,6 +3,7 @@
     zoho-pipeline reconcile                         every entity, every synced row compared
     zoho-pipeline reconcile --entity invoices --sample 200 --max-calls 300
     zoho-pipeline reconcile --json
+    zoho-pipeline reconcile --ledger [--csv PATH]   every customer's balance in ZOHO against the source's
 
 Kinds of difference: missing_in_zoho, duplicate_in_zoho, unlinked_in_zoho, unknown_in_zoho, mismatch (a field
 differs), synced_without_id. Exit 0 when ZOHO matches, 1 when differences exist, 2 on a usage or configuration
@@ -52,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         help="instead: the fields changed in ZOHO since we sent them (one GET per row checked, --sample/--max-calls "
         "apply); `retry ENTITY KEY --force` sends the source's version back",
     )
+    p.add_argument(
+        "--ledger",
+        action="store_true",
+        help="instead: every customer's balance in ZOHO against what the source says they owe and hold in credit, "
+        "and the linked recurring invoices (list pages only)",
+    )
+    p.add_argument("--csv", metavar="PATH", help="with --ledger: the table of differences as CSV (- for stdout)")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     return p
 
@@ -68,6 +76,10 @@ def main(argv: list[str]) -> int:
         return 2
     if args.drift:
         return _drift(args, config, engine, entities)
+    if args.ledger:
+        from zoho_pipeline.cli import ledger
+
+        return ledger.main(args, config, engine)
     try:
         with zoho_client(config, engine) as client:
             report = reconcile(

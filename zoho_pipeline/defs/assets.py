@@ -15,6 +15,7 @@ from zoho_pipeline.defs.partitions import monthly_partitions, partition_months
 from zoho_pipeline.defs.resources import SourceDatabaseResource, SyncEngineResource, ZohoBillingResource
 from zoho_pipeline.monitor.queries import failed_ids, status_counts
 from zoho_pipeline.monitor.thresholds import Thresholds
+from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.report import STOP_AUTH, STOP_KILL_SWITCH, STOP_UNREACHABLE, EntityReport, RunReport
 from zoho_pipeline.sync.requeue import requeue
 from zoho_pipeline.sync.settings import MODES
@@ -36,6 +37,7 @@ COUNT_KEYS = (
     "failed",
     "retried",
     "dead_lettered",
+    "waiting",
     "prerequisites",
     "api_calls",
     "rate_limited",
@@ -133,6 +135,10 @@ def report_metadata(report: RunReport, entity: str) -> dict:
             schema=FAILURES_SCHEMA,
         ),
     )
+    if SPECS[entity].before_sync is not None:  # invoices: the recurring-invoice links (issue 15)
+        from zoho_pipeline.defs.ledger import link_metadata
+
+        meta.update(link_metadata(rep.before_sync))
     data = report.as_dict()
     for ent in data["entities"].values():
         ent["failures"] = ent["failures"][:REPORT_FAILURES]
@@ -310,9 +316,10 @@ def zoho_subscriptions(
 
 @dg.asset(
     **_PARTITIONED,
-    deps=[*EXTERNAL_ASSETS, zoho_customers],
-    description="Manual invoices → ZOHO invoices, partitioned by invoice_date month. A run without a "
-    "partition syncs every due invoice.",
+    deps=[*EXTERNAL_ASSETS, zoho_customers, zoho_subscriptions],
+    description="Manual invoices → ZOHO invoices, and the provider's recurring invoices linked to the ones ZOHO "
+    "raised from the subscriptions (months before a subscription reached ZOHO pushed as plain invoices), "
+    "partitioned by invoice_date month. A run without a partition syncs every due invoice.",
 )
 def zoho_invoices(
     context: dg.AssetExecutionContext,

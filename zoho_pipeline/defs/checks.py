@@ -278,6 +278,7 @@ def zoho_matches_source(
 
 
 from zoho_pipeline.defs.drift import zoho_drift  # noqa: E402 - its own module; listed with the API-spending checks
+from zoho_pipeline.defs.ledger import zoho_ledger_matches_source  # noqa: E402 - the same
 
-CROSS_ENTITY_CHECKS = [*DEPLOYMENT_CHECKS, zoho_matches_source, zoho_drift]
+CROSS_ENTITY_CHECKS = [*DEPLOYMENT_CHECKS, zoho_matches_source, zoho_drift, zoho_ledger_matches_source]
 ALL_CHECKS = ENTITY_CHECKS + CROSS_ENTITY_CHECKS

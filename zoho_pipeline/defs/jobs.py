@@ -9,6 +9,7 @@ import dagster as dg
 from zoho_pipeline.defs.assets import ALL_ASSETS, PARTITIONED_ASSETS, UNPARTITIONED_ASSETS
 from zoho_pipeline.defs.checks import DEPLOYMENT_CHECKS, ENTITY_CHECKS, zoho_matches_source
 from zoho_pipeline.defs.drift import zoho_drift
+from zoho_pipeline.defs.ledger import zoho_ledger_matches_source
 from zoho_pipeline.defs.partitions import all_months_target, monthly_partitions, partition_target
 from zoho_pipeline.monitor import changes
 from zoho_pipeline.sync.settings import ENTITY_ORDER
@@ -58,10 +59,10 @@ zoho_all_entities_sync_job = dg.define_asset_job(
 
 zoho_reconciliation_job = dg.define_asset_job(
     "zoho_reconciliation_job",
-    selection=dg.AssetSelection.checks(*DEPLOYMENT_CHECKS, zoho_matches_source, zoho_drift),
+    selection=dg.AssetSelection.checks(*DEPLOYMENT_CHECKS, zoho_matches_source, zoho_drift, zoho_ledger_matches_source),
     tags=SYNC_TAGS,
-    description="Credentials, migrations, a sampled comparison of ZOHO with the source and the drift of what we "
-    "sent (API calls budgeted).",
+    description="Credentials, migrations, a sampled comparison of ZOHO with the source, the drift of what we "
+    "sent (API calls budgeted) and the ledger: every customer's balance in ZOHO equal to the source's.",
 )
 
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from zoho_pipeline.monitor import queries as q
 from zoho_pipeline.source.database import aware, db_time, iso, utcnow
+from zoho_pipeline.sync.entities import recurring
 
 
 def watermarks(engine) -> dict[str, dict]:
@@ -56,6 +57,8 @@ def due_month_keys(
     for entity in entities:
         if q.spec(entity).month_column:
             months |= changed_months(engine, entity, (since or {}).get(entity), stale_after_s=stale_after_s)
+    if "invoices" in entities and since is None:  # recurring invoices to link are the invoices asset's work too
+        months |= recurring.months_to_link(engine)
     return sorted(month_key(m) for m in months)
 
 

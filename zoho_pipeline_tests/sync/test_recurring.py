@@ -356,3 +356,34 @@ def test_months_before_the_subscription_reached_zoho_are_pushed_once_as_plain_in
     assert len(handle.store.invoices) == 3
     check = ledger.ledger(engine, client)
     assert check.ok, check.errors
+
+
+def test_reconcile_ledger_prints_the_figures_and_writes_the_csv(world, db_url, monkeypatch, capsys, tmp_path):
+    from zoho_pipeline.cli import reconcile as reconcile_cmd
+    from zoho_pipeline_tests.support.emulator import TEST_CREDENTIALS
+
+    engine, client, handle = world
+    pkg = R.add_package(engine, price=str(MONTHLY))
+    cust = R.add_customer(engine)
+    svc = R.add_service(engine, cust, pkg, price=str(MONTHLY), activation_date=date(2025, 1, 5))
+    run_sync(engine, client, FAST)
+    handle.move_clock(now="2025-02-01T09:00:00Z")
+    inv = recurring_invoice(engine, cust, svc, date(2025, 2, 1))
+    pay = R.add_payment(engine, cust, inv, amount=BILL)
+    run_sync(engine, client, FAST, entities=["invoices", "payments"])
+    for key, value in TEST_CREDENTIALS.items():
+        monkeypatch.setenv(f"ZOHO_{key.upper()}", value)
+    monkeypatch.setenv("ZOHO_API_BASE_URL", handle.url + "/billing/v1")
+    monkeypatch.setenv("ZOHO_ACCOUNTS_URL", handle.url)
+    assert reconcile_cmd.main(["--database-url", db_url, "--ledger"]) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "ledger matches the source" in out and "payments on recurring invoices left as credit" in out
+
+    client.put(f"/payments/{row(engine, T.payment_transactions, pay)['zoho_payment_id']}", json={"invoices": []})
+    csv = tmp_path / "ledger.csv"
+    assert reconcile_cmd.main(["--database-url", db_url, "--ledger", "--csv", str(csv)]) == 1
+    out = capsys.readouterr().out
+    assert "3 ledger difference(s)" in out and str(csv) in out
+    text = csv.read_text()
+    assert text.splitlines()[0] == "kind,label,source_id,zoho_id,source,zoho,difference,detail"
+    assert "recurring_unpaid" in text and "918.85" in text

@@ -25,7 +25,7 @@ finance which months are ZOHO's own (linked) and which were pushed (history).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -113,10 +113,37 @@ def _wanted(engine, months: tuple[date, date] | None) -> list[dict]:
         )
         .order_by(inv.c.id)
     )
-    if months:
-        query = query.where(inv.c.invoice_date >= months[0], inv.c.invoice_date < months[1])
+    if months:  # the month's invoices, and those the month's payments not yet in ZOHO pay (billed earlier)
+        start, end = (datetime.combine(m, time.min, tzinfo=UTC) for m in months)
+        paid_now = sa.select(pay.c.invoice_id).where(
+            pay.c.completed_at >= start,
+            pay.c.completed_at < end,
+            pay.c.status == "completed",
+            pay.c.invoice_id.is_not(None),
+            sa.or_(pay.c.zoho_sync_status.is_(None), pay.c.zoho_sync_status != "synced"),
+        )
+        query = query.where(
+            sa.or_(sa.and_(inv.c.invoice_date >= months[0], inv.c.invoice_date < months[1]), inv.c.id.in_(paid_now))
+        )
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def months_to_link(engine) -> set[date]:
+    """First days of the months holding recurring invoices never looked for, or waiting for ZOHO to raise their
+    twin: the months an incremental run links (monitor.changes adds them to the run's partition range)."""
+    query = (
+        sa.select(inv.c.invoice_date)
+        .select_from(inv.outerjoin(links, links.c.invoice_id == inv.c.id))
+        .where(
+            inv.c.invoice_type == "recurring",
+            inv.c.status.not_in(NOT_LINKED_STATUSES),
+            sa.or_(links.c.state.is_(None), links.c.state == WAITING),
+        )
+        .distinct()
+    )
+    with engine.connect() as conn:
+        return {date(d.year, d.month, 1) for d in conn.execute(query).scalars() if d is not None}
 
 
 # --- the ZOHO side ---------------------------------------------------------------------------------------------
