@@ -199,3 +199,21 @@ def test_a_refund_of_a_payment_that_never_reached_zoho_fails_that_row_alone(worl
     assert world.row(PAYMENTS, other)["zoho_sync_status"] == "synced", "the rest of the run goes on"
     assert world.row(PAYMENTS, untouched)["zoho_sync_status"] is None
     assert calls["POST /payments"] == 1 and calls[REFUND] == 0
+
+
+def test_a_payment_moved_to_another_invoice_is_re_applied_to_it(world):
+    customer, first, payment = paid_invoice(world)
+    second = R.add_invoice(world.engine, customer, total="1150.00")
+    world.sync()
+    world.change(PAYMENTS, payment, invoice_id=second)
+
+    report, calls = world.sync()
+
+    assert report.exit_code == 0, report.failures
+    zoho_payment = world.store.payments[world.row(PAYMENTS, payment)["zoho_payment_id"]]
+    assert [a["invoice_id"] for a in zoho_payment["invoices"]] == [
+        world.row(T.customer_invoices, second)["zoho_billing_invoice_id"]
+    ]
+    assert zoho_invoice(world, second)["status"] == "paid"
+    assert Decimal(str(zoho_invoice(world, first)["balance"])) == Decimal("1150.00")
+    assert writes(calls) == {DETACH: 1}, "one PUT with the whole new application"

@@ -196,3 +196,14 @@ def test_a_scheduled_change_whose_answer_was_lost_is_not_sent_again(world):
     report, calls = world.sync()
     assert report.exit_code == 0, report.failures
     assert writes(calls) == {} and calls[SCHEDULED] == 1, "read back: ZOHO holds it as a scheduled change"
+
+
+def test_a_re_send_reads_zoho_and_restores_a_price_edited_there(world):
+    """mode `all` (or a drift repair): nothing changed in the source, so ZOHO's own state is read and compared."""
+    service = live_service(world)
+    zoho = sub(world, service)
+    zoho["plan"]["price"] = 1.0  # edited by hand in ZOHO
+    report, calls = world.sync(IMMEDIATE_PLAN, mode="all")
+    assert report.exit_code == 0, report.failures
+    assert calls[GET] == 1 and writes(calls)[PUT] == 1
+    assert sub(world, service)["plan"]["price"] == 799.0

@@ -155,6 +155,15 @@ def text_hash(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def known_previous(ctx, payload: dict) -> dict | None:
+    """What ZOHO last accepted for the row, for a lifecycle to send only what changed; None when nothing is kept,
+    or when it equals `payload` (a re-send asked for: a repair, mode `all`), so ZOHO's own state is read instead."""
+    previous = ctx.previous_payload()
+    if previous is None or canonical_json(previous) == canonical_json(payload):
+        return None
+    return previous
+
+
 def payload_hash(payload: dict) -> str:
     return text_hash(canonical_json(payload))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from zoho_pipeline.sync.entities.base import public
+from zoho_pipeline.sync.entities.base import known_previous, public
 
 log = logging.getLogger("zoho_pipeline.sync.lifecycle")
 
@@ -41,7 +41,7 @@ def after_create(client, zoho_id: str, payload: dict, row) -> None:
 
 
 def update(client, zoho_id: str, payload: dict, row, ctx) -> None:
-    previous = ctx.previous_payload()
+    previous = known_previous(ctx, payload)
     if previous is None or public(previous) != public(payload) or ctx.in_doubt or ctx.adopted:
         current = client.put(f"/customers/{zoho_id}", json=public(payload)).get("customer") or {}
         status = (current.get("status") or "").lower()

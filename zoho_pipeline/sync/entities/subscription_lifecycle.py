@@ -23,7 +23,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from zoho_pipeline.source.database import utcnow
-from zoho_pipeline.sync.entities.base import InvalidRow, Waiting, public
+from zoho_pipeline.sync.entities.base import InvalidRow, Waiting, known_previous, public
 from zoho_pipeline.sync.settings import END_OF_TERM
 from zoho_pipeline.zoho.errors import ZohoError
 
@@ -70,7 +70,7 @@ def cancel(client, zoho_id: str, payload: dict, row, ctx) -> None:
 
 def update(client, zoho_id: str, payload: dict, row, ctx, *, create, lookup) -> str | None:
     """A live service whose payload changed. Returns the new subscription's id when one replaced a cancelled one."""
-    previous, current = ctx.previous_payload(), None
+    previous, current = known_previous(ctx, payload), None
     if previous is None or previous.get("_cancelled") or ctx.in_doubt or ctx.adopted:
         current = client.get(f"/subscriptions/{zoho_id}")["subscription"]
         status = (current.get("status") or "").lower()
