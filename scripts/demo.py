@@ -1,6 +1,9 @@
 """`make demo`: a demo source database, the ZOHO Billing emulator as a real process, and one sync through Dagster.
 
-    python scripts/demo.py --dir .demo [--customers 300] [--seed 42]
+    python scripts/demo.py --dir .demo [--customers 300] [--seed 42] [--months-back 6]
+
+The demo's business runs `--months-back` months behind the wall clock (its data ends then, and ZOHO's clock starts
+then), so `make month` can play that many months up to today: the pipeline judges dates against the real today.
 
 Leaves .demo/source.db, .demo/zoho-state.json and .demo/.env (the settings used), and the run in DAGSTER_HOME.
 """
@@ -8,6 +11,7 @@ Leaves .demo/source.db, .demo/zoho-state.json and .demo/.env (the settings used)
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
 import socket
@@ -45,9 +49,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_emulator(state_file: Path, log_file: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+def start_emulator(
+    state_file: Path, log_file: Path, port: int | None = None, start_time: str | None = None
+) -> tuple[subprocess.Popen, str]:
     """The emulator as its own process (and process group, so it can be stopped as one) on `port` (default: a free
-    one), keeping its accounts and clock in `state_file`."""
+    one), keeping its accounts and clock in `state_file`; ZOHO's clock starts at `start_time` (default: the one the
+    state file saved, else the wall clock)."""
     port = port or free_port()
     cmd = [
         sys.executable,
@@ -75,6 +82,7 @@ def start_emulator(state_file: Path, log_file: Path, port: int | None = None) ->
         CREDENTIALS["ZOHO_REFRESH_TOKEN"],
         "--organization-id",
         CREDENTIALS["ZOHO_ORGANIZATION_ID"],
+        *(["--start-time", start_time] if start_time else []),
     ]
     log = open(log_file, "w")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, process_group=0)
@@ -97,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default=".demo", help="where the demo's files go (default .demo)")
     p.add_argument("--customers", type=int, default=300)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--months-back", type=int, default=6, help="how far behind today the demo's business is")
     args = p.parse_args(argv)
 
     from zoho_pipeline.source.migrate import create_demo, reset
@@ -108,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     # --reset each time: a fresh source, and a fresh ZOHO to match it
     reset(source_url)
     state_file.unlink(missing_ok=True)
-    counts = create_demo(source_url, customers=args.customers, seed=args.seed)
+    from zoho_pipeline.source.demo_month import months_before
+
+    today = months_before(dt.datetime.now(dt.UTC).date(), args.months_back)
+    counts = create_demo(source_url, customers=args.customers, seed=args.seed, today=today)
     from zoho_pipeline.source.database import make_engine
     from zoho_pipeline.source.demo_month import first_month
 
@@ -124,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{n} {k}" for k, n in counts["bad_rows"].items())
         )
 
-    proc, url = start_emulator(state_file, workdir / "emulator.log")
+    # ZOHO's clock starts on the demo's day, after its last change (06:00)
+    proc, url = start_emulator(state_file, workdir / "emulator.log", start_time=f"{today.isoformat()}T12:00:00Z")
     try:
         settings = {
             "SOURCE_DATABASE_URL": source_url,

@@ -52,7 +52,7 @@ def print_figures(engine, as_json: bool = False) -> None:
 
 
 def _month(args, engine) -> int:
-    from zoho_pipeline.source.demo_clock import ClockError, play_demo_month
+    from zoho_pipeline.source.demo_clock import CaughtUp, ClockError, play_demo_month
 
     url = args.emulator_url or text("ZOHO_ACCOUNTS_URL")
     if not url:
@@ -60,7 +60,7 @@ def _month(args, engine) -> int:
         return 2
     try:
         played, zoho_now = play_demo_month(engine, url, seed=args.seed)
-    except ClockError as exc:
+    except (ClockError, CaughtUp) as exc:
         print(f"zoho-pipeline demo month: {exc}", file=sys.stderr)
         return 2
     if args.json:

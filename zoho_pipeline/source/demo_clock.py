@@ -59,9 +59,23 @@ def billing_moment(month: dt.date) -> dt.datetime:
     return dt.datetime.combine(month, dt.time(BILLING_HOUR, 0), tzinfo=dt.UTC)
 
 
-def play_demo_month(engine, emulator_url: str, seed: int = 42) -> tuple[MonthPlayed, dt.datetime]:
+class CaughtUp(ValueError):
+    """The next billing day is after today: the demo's business has reached the real date."""
+
+
+def play_demo_month(
+    engine, emulator_url: str, seed: int = 42, today: dt.date | None = None
+) -> tuple[MonthPlayed, dt.datetime]:
     """Move ZOHO's clock to the next billing day, then play that month in the source. Returns what the month
-    changed and ZOHO's clock after the move."""
+    changed and ZOHO's clock after the move. A billing day after `today` (default: the real one) is refused with
+    CaughtUp: the pipeline judges dates (a cancellation ahead, a payment's day) against the real today, so the
+    demo's business never runs ahead of it."""
     month = next_billing_month(engine)
+    today = today or dt.datetime.now(dt.UTC).date()
+    if month > today:
+        raise CaughtUp(
+            f"the demo has caught up with today: its next billing day, {month}, is after {today}. "
+            "`make demo` starts a new demo months back (--months-back)"
+        )
     zoho_now = move_clock(emulator_url, billing_moment(month))
     return play_month(engine, seed=seed, month=month), zoho_now

@@ -55,7 +55,7 @@ def test_month_with_sync_prints_the_month_and_the_figures(sqlite_url, early_emul
 
 
 def test_month_without_an_emulator_says_so(sqlite_url, monkeypatch, capsys):
-    create_demo(sqlite_url, customers=5, seed=8)
+    create_demo(sqlite_url, customers=5, seed=8, today=dt.date(2026, 2, 10))
     _env(monkeypatch, sqlite_url, f"http://127.0.0.1:{free_port()}")
     assert demo_cmd.main(["month"]) == 2
     assert "the ZOHO emulator is not reachable" in capsys.readouterr().err

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.source.database import make_engine
-from zoho_pipeline.source.demo_clock import ClockError, clock_now, move_clock, play_demo_month
-from zoho_pipeline.source.demo_month import first_month, next_billing_month, play_month
+from zoho_pipeline.source.demo_clock import CaughtUp, ClockError, clock_now, move_clock, play_demo_month
+from zoho_pipeline.source.demo_month import first_month, months_before, next_billing_month, play_month
 from zoho_pipeline.source.migrate import create_demo
 
 TODAY = dt.date(2026, 3, 17)
@@ -129,3 +129,17 @@ def test_zoho_clock_moves_first_and_only_forward(sqlite_url):
         emulator.stop()
     with pytest.raises(ClockError, match="not reachable .* is `make dev` running"):
         clock_now(emulator.url)
+
+
+def test_the_demo_never_runs_ahead_of_today(sqlite_url):
+    engine = _demo(sqlite_url)
+    with pytest.raises(CaughtUp, match="caught up with today: its next billing day, 2026-04-01, is after 2026-03-31"):
+        play_demo_month(engine, "http://127.0.0.1:9", today=dt.date(2026, 3, 31))  # refused before any call
+
+
+@pytest.mark.parametrize(
+    "day, months, expected",
+    [("2026-12-02", 6, "2026-06-02"), ("2026-03-31", 1, "2026-02-28"), ("2026-01-15", 1, "2025-12-15")],
+)
+def test_months_before(day, months, expected):
+    assert months_before(dt.date.fromisoformat(day), months) == dt.date.fromisoformat(expected)
