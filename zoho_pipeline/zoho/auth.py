@@ -23,6 +23,7 @@ import requests
 from .envelope import decode_body
 from .errors import AUTH, RATE_LIMITED, RETRYABLE, ZohoError, never_sent
 from .redact import redact, short
+from .token_fallback import LocalTokenFallback
 
 log = logging.getLogger("zoho_pipeline.zoho")
 
@@ -128,6 +129,8 @@ class TokenProvider:
         self._token: CachedToken | None = None
         self._rejected: set[str] = set()  # access tokens ZOHO answered 401 to
         self._lock = _key_lock(self.key)
+        self._store_down = False  # the shared store failed: the host's fallback keeps and rations tokens
+        self.fallback = LocalTokenFallback()
 
     def __repr__(self):
         return f"TokenProvider(client_id={self.config.client_id!r}, key={self.key[:8]}…)"
@@ -167,10 +170,19 @@ class TokenProvider:
     def _load_usable(self) -> CachedToken | None:
         try:
             token = self.store.load(self.key)
+            self._store_down = False
         except Exception as exc:  # noqa: BLE001 - a broken cache must not stop the API calls
             log.warning("zoho token: token store unavailable on load (%s)", type(exc).__name__)
-            return None
+            self._store_down = True
+            token = self._load_fallback()
         return token if self._usable(token) else None
+
+    def _load_fallback(self) -> CachedToken | None:
+        found = self.fallback.load(self.key)
+        if not found:
+            return None
+        access_token, expires_at, api_domain = found
+        return CachedToken(access_token, datetime.fromisoformat(expires_at), api_domain)
 
     def _try_lock(self) -> bool:
         try:
@@ -178,6 +190,7 @@ class TokenProvider:
         except Exception as exc:  # noqa: BLE001 - refresh under the in-process lock only
             log.warning("zoho token: token store unavailable for the refresh lock (%s); refreshing anyway",
                         type(exc).__name__)
+            self._store_down = True
             return True
 
     def _refresh_across_processes(self) -> CachedToken:
@@ -187,12 +200,16 @@ class TokenProvider:
                 try:
                     token = self._load_usable()  # another process may have refreshed meanwhile
                     if token is None:
-                        token = self._mint()
+                        token = self._mint_rationed() if self._store_down else self._mint()
                         try:
                             self.store.save(self.key, token)
                         except Exception as exc:  # noqa: BLE001
                             log.warning("zoho token: could not save the token to the store (%s)",
                                         type(exc).__name__)
+                            if not self._store_down:  # the store failed only now: keep the token on the host
+                                self._store_down = True
+                                self.fallback.reserve_mint(self.key)  # counted, though it could not be refused
+                                self._keep_on_host(token)
                     return token
                 finally:
                     try:
@@ -212,6 +229,24 @@ class TokenProvider:
             else:
                 raise ZohoError(kind=RETRYABLE, message="timed out waiting for another process to refresh "
                                 "the ZOHO access token", method="POST", path="/oauth/v2/token")
+
+    def _mint_rationed(self) -> CachedToken:
+        """A mint without the shared cache: counted in the host's ledger, refused past its share of ZOHO's limit."""
+        wait = self.fallback.reserve_mint(self.key)
+        if wait:
+            raise ZohoError(kind=RETRYABLE, message=(
+                "not minting a ZOHO access token: the shared token cache (source database) is down and this host "
+                f"has minted its share of ZOHO's 10 per 10 minutes; next in {wait:.0f}s"),
+                method="POST", path="/oauth/v2/token", retry_after_s=wait)
+        token = self._mint()
+        self._keep_on_host(token)
+        return token
+
+    def _keep_on_host(self, token: CachedToken) -> None:
+        try:
+            self.fallback.save(self.key, token.access_token, token.expires_at, token.api_domain)
+        except OSError as exc:
+            log.warning("zoho token: could not keep the token on this host (%s)", type(exc).__name__)
 
     def _mint(self) -> CachedToken:
         cfg = self.config
