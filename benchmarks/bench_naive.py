@@ -11,7 +11,8 @@ import uuid
 
 from zoho_pipeline.sync import catalog as catalog_mod
 from zoho_pipeline.sync.entities import SPECS
-from zoho_pipeline.sync.entities.base import InvalidRow, ParentNotReady
+from zoho_pipeline.sync.entities.base import InvalidRow, ParentNotReady, Waiting
+from zoho_pipeline.sync.settings import SyncSettings
 from zoho_pipeline.zoho.errors import ZohoError
 
 
@@ -20,6 +21,13 @@ class NaiveContext:
         self.catalog, self._ids = catalog, ids
         self.adopted = False
         self.new_zoho_id = None
+        self.in_doubt = False
+        self.settings = SyncSettings()  # the lifecycle policies at their defaults
+
+    def previous_payload(self) -> dict:
+        """The naive integration keeps nothing of what it sent: every field (the plan included) counts as changed,
+        so it writes each row whole, as the provider's first integration did (no read beyond its search)."""
+        return {}
 
     def parent_zoho_id(self, entity, source_id):
         zoho_id = self._ids.get((entity, str(source_id)))
@@ -87,7 +95,7 @@ class NaiveSync:
             ctx = NaiveContext(self.catalog, self.ids)
             try:
                 payload = spec.build(row, ctx)
-            except (InvalidRow, ParentNotReady):
+            except (InvalidRow, ParentNotReady, Waiting):  # waiting (a recurring invoice's link): not pushed yet
                 out["skipped"] += 1
                 continue
             try:
