@@ -28,7 +28,7 @@ from zoho_pipeline.source.tables import customers as cust
 from zoho_pipeline.source.tables import payment_transactions as pay
 from zoho_pipeline.source.tables import zoho_recurring_links as links
 from zoho_pipeline.sync.entities.invoices import MANUAL_TYPES, NOT_PUSHED_STATUSES
-from zoho_pipeline.sync.entities.recurring import LINKED
+from zoho_pipeline.sync.entities.recurring import DECIDED, LINKED
 
 PER_PAGE = 200
 MONEY_KINDS = ("receivable", "unused_credits", "recurring_total", "recurring_unpaid")
@@ -227,7 +227,8 @@ def ledger(engine, client) -> LedgerReport:
     recurring = bills[bills["invoice_type"] == "recurring"]
     linked = recurring[recurring["link_state"] == LINKED]
     report.recurring_linked = len(linked)
-    report.recurring_not_linked = int((recurring["is_bill"] & (recurring["link_state"] != LINKED)).sum())
+    undecided = recurring["is_bill"] & ~recurring["link_state"].isin(DECIDED)  # history ones are pushed: decided
+    report.recurring_not_linked = int(undecided.sum())
     applied_by_invoice = payments.groupby("invoice_id")["applied"].sum()
     pays_by_invoice = payments[payments["applied"] > 0].groupby("invoice_id")["payment_id"].count()
     for r in linked.itertuples():
@@ -263,7 +264,7 @@ def ledger(engine, client) -> LedgerReport:
                     f"paid R {_cents(applied_by_invoice.get(r.invoice_id, 0))} in the source; ZOHO still owes more",
                 ]
             )
-    for r in recurring[recurring["is_bill"] & (recurring["link_state"] != LINKED)].itertuples():
+    for r in recurring[undecided].itertuples():
         rows.append(
             [
                 "recurring_not_linked",
