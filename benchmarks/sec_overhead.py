@@ -4,17 +4,23 @@ Emulator unthrottled, no latency, its own process. Three figures against the sam
 - raw: a plain `requests` loop (one session, one thread) POSTing the same customer payload the engine sends;
 - client: the project's ZohoClient in the same plain loop (limiter, token, envelope parsing, no database), on one
   thread and on as many threads as the engine has workers;
-- engine: `run_sync` of N new customers (claim, build, POST, record + log row per row), default settings.
+- engine: `run_sync` of N new customers (claim, build, POST, record + log row per row), default settings, once
+  with the API call inspector on (the default) and once off (ZOHO_INSPECTOR_CALLS=0), in alternating order, with
+  the CPU time per row of each (steadier than rows/s on a shared machine);
+- the payload store and the inspector: bytes per row after the run (SQLite: the text stored; Postgres: the
+  table's size on disk, index and TOAST included), and that times 1 M rows.
 The engine/raw ratio is the issue's target; client/raw shows how much of the gap is the HTTP client itself.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 
 import requests
+import sqlalchemy as sa
 from bench_common import (
     UNLIMITED,
     EmulatorProc,
@@ -103,13 +109,60 @@ def threaded_client_loop(engine, emulator_url: str, n: int, threads: int, start:
     return n / elapsed
 
 
-def engine_run(url: str, emulator_url: str, n: int, workers: int) -> dict:
+def stored_bytes(engine, table: str) -> float:
+    """Bytes per row of one of our tables: on Postgres its size on disk (heap, TOAST, index), on SQLite the text."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"select count(*) from {table}")).scalar_one()
+        if not rows:
+            return 0.0
+        if engine.dialect.name == "postgresql":
+            size = conn.execute(sa.text(f"select pg_total_relation_size('{table}')")).scalar_one()
+        else:
+            columns = [c["name"] for c in sa.inspect(conn).get_columns(table)]
+            size = conn.execute(
+                sa.text(f"select sum({' + '.join(f'coalesce(length({c}), 0)' for c in columns)}) from {table}")
+            ).scalar_one()
+    return size / rows
+
+
+def inspector_cpu_us(url: str, all_bodies: bool, n: int = 3200) -> float:
+    """CPU µs per call of the inspector alone (the observer, the entry, its share of a chunk's insert), for a
+    customer create's bodies: steadier than the difference of two engine runs on a shared machine."""
+    from datetime import UTC, datetime
+
+    from zoho_pipeline.sync.inspector import CallRecorder
+    from zoho_pipeline.zoho.exchange import Exchange
+
+    customers_database(url, 0)
+    engine = make_engine(url)
+    body = json.dumps(next(_payloads(1, 90_000_000))).encode()
+    answer = b'{"code": 0, "message": "The customer has been added.", "customer": ' + body + b"}"
+    recorder = CallRecorder("bench", 10_000, dialect=engine.dialect.name, all_bodies=all_bodies)
+    try:
+        with engine.begin() as conn:  # the chunk transaction is the engine's anyway: only the insert is timed
+            cpu = time.process_time()
+            for chunk in range(n // 32):
+                calls = []
+                for k in range(32):
+                    with recorder.row("customers", f"{chunk}-{k}") as mine:
+                        recorder.observe(Exchange(datetime.now(UTC), "POST", "/customers", None, body, 201, answer, 3))
+                    calls += mine
+                recorder.write(conn, calls)
+            return (time.process_time() - cpu) / n * 1e6
+    finally:
+        engine.dispose()
+
+
+def engine_run(url: str, emulator_url: str, n: int, workers: int, inspector_calls: int = 10_000) -> dict:
     customers_database(url, n)
     engine = make_engine(url)
     try:
         client = make_client(engine, emulator_url)
         client.get("/organizations")
-        report = run_sync(engine, client, SyncSettings(max_workers=workers), entities=["customers"])
+        settings = SyncSettings(max_workers=workers, inspector_calls=inspector_calls)
+        cpu = time.process_time()
+        report = run_sync(engine, client, settings, entities=["customers"])
+        cpu = time.process_time() - cpu
         rep = report.entities["customers"]
         client.close()
         return dict(
@@ -118,6 +171,9 @@ def engine_run(url: str, emulator_url: str, n: int, workers: int) -> dict:
             api_calls=report.api_calls,
             duration_s=report.duration_s,
             rows_per_s=rep.created / report.duration_s if report.duration_s else 0.0,
+            cpu_us_per_row=cpu / rep.created * 1e6 if rep.created else 0.0,
+            payload_bytes_per_row=stored_bytes(engine, "zoho_accepted_payloads"),
+            call_bytes=stored_bytes(engine, "zoho_api_calls"),
         )
     finally:
         engine.dispose()
@@ -148,19 +204,22 @@ def run(args) -> tuple[list[dict], dict]:
                 )
                 engine.dispose()
             for backend in backends:
-                emu.reset()
-                with source_database(backend) as url:
-                    result = engine_run(url, emu.url, n, args.workers)
-                result["emulator_api_requests"] = api_requests(emu.stats())
-                rnd[f"engine_{backend}"] = result
-                if result["created"] != n:
-                    logging.warning("overhead: only %d of %d rows created on %s", result["created"], n, backend)
+                for inspector_calls in (10_000, 0) if k % 2 == 0 else (0, 10_000):
+                    emu.reset()
+                    with source_database(backend) as url:
+                        result = engine_run(url, emu.url, n, args.workers, inspector_calls)
+                    result["emulator_api_requests"] = api_requests(emu.stats())
+                    rnd[f"engine_{backend}" + ("" if inspector_calls else "_no_inspector")] = result
+                    if result["created"] != n:
+                        logging.warning("overhead: only %d of %d rows created on %s", result["created"], n, backend)
             raw["rounds"].append(rnd)
     best = lambda key: max(r[key] for r in raw["rounds"])  # noqa: E731
     raw["raw_rps"], raw["client_rps"] = best("raw_rps"), best("client_rps")
     raw["threaded_client_rps"] = best("threaded_client_rps")
     for backend in backends:
-        raw[f"engine_{backend}"] = max((r[f"engine_{backend}"] for r in raw["rounds"]), key=lambda e: e["rows_per_s"])
+        for key in (f"engine_{backend}", f"engine_{backend}_no_inspector"):
+            raw[key] = max((r[key] for r in raw["rounds"]), key=lambda e: e["rows_per_s"])
+            raw[key + "_cpu_us_per_row"] = min(r[key]["cpu_us_per_row"] for r in raw["rounds"])
     rounds = len(raw["rounds"])
     rows.append(
         metric(
@@ -213,6 +272,56 @@ def run(args) -> tuple[list[dict], dict]:
                 round(e["rows_per_s"] / raw["threaded_client_rps"], 3),
                 "ratio",
                 note="the engine's own share: claims, records, logs, mapping, hashing",
+            )
+        )
+        off = raw[f"engine_{backend}_no_inspector"]
+        cpu_on, cpu_off = raw[f"engine_{backend}_cpu_us_per_row"], raw[f"engine_{backend}_no_inspector_cpu_us_per_row"]
+        rows.append(
+            metric(
+                SECTION,
+                f"engine ÷ raw, inspector off ({backend})",
+                round(off["rows_per_s"] / raw["raw_rps"], 3),
+                "ratio",
+                note=f"{off['rows_per_s']:.1f} rows/s with ZOHO_INSPECTOR_CALLS=0",
+            )
+        )
+        rows.append(
+            metric(
+                SECTION,
+                f"engine CPU per row, inspector on ÷ off ({backend})",
+                round(cpu_off / cpu_on, 3) if cpu_on else 0.0,
+                "ratio",
+                0.98,
+                ">=",
+                note=f"{cpu_on:.0f} vs {cpu_off:.0f} CPU µs/row (best of {rounds}); rows/s on ÷ off "
+                f"{e['rows_per_s'] / off['rows_per_s']:.3f}",
+            )
+        )
+        for all_bodies in (False, True):
+            with source_database(backend) as url:
+                cost = min(inspector_cpu_us(url, all_bodies) for _ in range(3))
+            raw[f"inspector_cpu_us_{backend}_{'all' if all_bodies else 'failed'}"] = cost
+            rows.append(
+                metric(
+                    SECTION,
+                    f"inspector CPU per call ÷ engine CPU per row ({backend}, bodies "
+                    f"{'all' if all_bodies else 'of failed calls'})",
+                    round(cost / cpu_off, 3) if cpu_off else 0.0,
+                    "ratio",
+                    0.02 if not all_bodies else None,
+                    "<=" if not all_bodies else None,
+                    note=f"{cost:.1f} µs per call in isolation (best of 3) vs {cpu_off:.0f} µs per row of the "
+                    + ("engine (the default)" if not all_bodies else "engine (ZOHO_INSPECTOR_BODIES=all)"),
+                )
+            )
+        rows.append(
+            metric(
+                SECTION,
+                f"payload store bytes per row ({backend})",
+                round(e["payload_bytes_per_row"]),
+                "B",
+                note=f"{e['payload_bytes_per_row'] * 1e6 / 2**20:.0f} MiB at 1 M rows; inspector "
+                f"{e['call_bytes']:.0f} B per call, {e['call_bytes'] * 10_000 / 2**20:.1f} MiB for 10 000",
             )
         )
     return rows, raw

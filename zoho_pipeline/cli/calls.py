@@ -1,5 +1,6 @@
 """`zoho-pipeline calls`: the API call inspector, the last calls to ZOHO (newest first) with what was sent and
-what ZOHO answered, personal and secret fields redacted (the runbook lists them).
+what ZOHO answered (the bodies of failed calls; ZOHO_INSPECTOR_BODIES=all keeps every call's), personal and
+secret fields redacted (the runbook lists them).
 
     zoho-pipeline calls --failed --since 2h
     zoho-pipeline calls --entity customers --row thandi@example.co.za        (one row's calls)
@@ -94,6 +95,9 @@ def main(argv: list[str]) -> int:
             print(
                 f"\n#{c['id']} {c['method']} {c['path']}" + (f"  query {json.dumps(c['query'])}" if c["query"] else "")
             )
+            if c["request_body"] is None and c["response_body"] is None:
+                print("  (no bodies: they are kept for failed calls; ZOHO_INSPECTOR_BODIES=all keeps every call's)")
+                continue
             print("  request:  " + json.dumps(c["request_body"], ensure_ascii=False))
             print("  response: " + json.dumps(c["response_body"], ensure_ascii=False))
     return 0

@@ -4,6 +4,7 @@
     zoho-pipeline db downgrade [--revision R]    remove them again (default: everything, business data untouched)
     zoho-pipeline db current                     the revision the database is at
     zoho-pipeline db create-demo [--customers N] [--seed S] [--reset]
+    zoho-pipeline db prune [--keep-calls N] [--logs-older-than 180d]
 
 Each takes --database-url (default: $SOURCE_DATABASE_URL). Exit 0 on success, 2 on a usage error or a refusal.
 """
@@ -57,7 +58,44 @@ def _parser() -> argparse.ArgumentParser:
         help="drop the demo tables (business and pipeline) first; without it, a database whose business "
         "tables already hold rows is refused",
     )
+    p = add("prune", "keep the pipeline's own tables bounded: payloads of deleted rows, old API calls, old attempts")
+    p.add_argument(
+        "--keep-calls",
+        type=int,
+        default=None,
+        help="API calls the inspector keeps (default ZOHO_INSPECTOR_CALLS; 0 empties it)",
+    )
+    p.add_argument(
+        "--logs-older-than",
+        default=None,
+        metavar="AGE",
+        help="also delete sync attempts older than this (e.g. 180d; default: keep the whole attempt log)",
+    )
     return parser
+
+
+def _prune(args, url: str) -> int:
+    from zoho_pipeline.monitor.history import parse_since
+    from zoho_pipeline.source.database import make_engine
+    from zoho_pipeline.sync.prune import prune
+    from zoho_pipeline.sync.settings import SyncSettings
+
+    keep = args.keep_calls if args.keep_calls is not None else SyncSettings.from_env().inspector_calls
+    if keep < 0:
+        raise _Refusal("--keep-calls must be 0 or more")
+    logs_before = parse_since(args.logs_older_than) if args.logs_older_than else None
+    engine = make_engine(url)
+    try:
+        deleted = prune(engine, keep_calls=keep, logs_before=logs_before)
+    finally:
+        engine.dispose()
+    payloads = sum(n for k, n in deleted.items() if k.startswith("payloads:"))
+    print(f"pruned on {shown_url(url)}:")
+    print(f"  accepted payloads of deleted rows  {payloads:>8}")
+    print(f"  API calls beyond the newest {keep:<6} {deleted['api_calls']:>8}")
+    if "sync_logs" in deleted:
+        print(f"  attempts older than {args.logs_older_than:<13} {deleted['sync_logs']:>8}")
+    return 0
 
 
 def _upgrade(args, url: str) -> int:
@@ -114,7 +152,13 @@ def _create_demo(args, url: str) -> int:
     return 0
 
 
-_COMMANDS = {"upgrade": _upgrade, "downgrade": _downgrade, "current": _current, "create-demo": _create_demo}
+_COMMANDS = {
+    "upgrade": _upgrade,
+    "downgrade": _downgrade,
+    "current": _current,
+    "create-demo": _create_demo,
+    "prune": _prune,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

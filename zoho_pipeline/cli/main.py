@@ -12,7 +12,7 @@ from zoho_pipeline.env import ConfigError, unknown_variables
 
 COMMANDS = {
     "emulator": ("zoho_pipeline.emulator.__main__", "run the ZOHO Billing emulator (a real HTTP server)"),
-    "db": ("zoho_pipeline.cli.db", "source database: upgrade, downgrade, current, create-demo"),
+    "db": ("zoho_pipeline.cli.db", "source database: upgrade, downgrade, current, create-demo, prune"),
     "sync": ("zoho_pipeline.cli.sync", "run the sync job through Dagster and print a summary"),
     "status": ("zoho_pipeline.cli.status", "per-entity counts, failures, API budget, backlog ETA"),
     "logs": ("zoho_pipeline.cli.logs", "the attempt log, newest first"),

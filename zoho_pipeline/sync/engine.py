@@ -85,7 +85,13 @@ def run_sync(
     run.diff = dry_run and diff
     watching = not dry_run and settings.inspector_calls > 0 and hasattr(client, "observer")
     if watching:  # the client tells the inspector of every call; the engine files each under its row
-        run.recorder, previous_observer = CallRecorder(run_id, settings.inspector_calls), client.observer
+        recorder = CallRecorder(
+            run_id,
+            settings.inspector_calls,
+            dialect=source_engine.dialect.name,
+            all_bodies=settings.inspector_bodies == "all",
+        )
+        run.recorder, previous_observer = recorder, client.observer
         client.observer = run.recorder.observe
     started = time.monotonic()
     calls_before = getattr(getattr(client, "stats", None), "api_calls", 0)
@@ -352,7 +358,7 @@ class _Run:
                         o.error_code,
                         o.error,
                         dead_lettered=o.outcome == claims.DEAD_LETTERED,
-                        call_id=o.calls[-1]["c_id"] if o.calls else None,
+                        call_id=o.calls[-1][0] if o.calls else None,  # the id of its last call
                     )
                 )
             progress.tick(rep)

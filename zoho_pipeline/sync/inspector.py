@@ -9,6 +9,7 @@ credentials in what ZOHO answered; the Authorization header and OAuth calls neve
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -18,8 +19,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 
 from zoho_pipeline.source.tables import zoho_api_calls as t
 from zoho_pipeline.zoho.exchange import Exchange, path_template
@@ -93,98 +93,107 @@ def zoho_code(content: bytes | None) -> int | None:
     return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
-def entry(exchange: Exchange, run_id: str | None, entity: str | None, entity_id) -> dict:
-    """The table row of one exchange."""
-    return dict(
-        c_id=call_id(int(exchange.at.timestamp() * 1000)),
-        c_at=exchange.at,
-        c_run=run_id,
-        c_entity=entity,
-        c_entity_id=None if entity_id is None else str(entity_id),
-        c_method=exchange.method,
-        c_template=path_template(exchange.path)[:255],
-        c_path=exchange.path[:255],
-        c_status=exchange.status,
-        c_code=zoho_code(exchange.response),
-        c_ms=exchange.duration_ms,
-        c_query=json.dumps(redacted(exchange.params), default=str) if exchange.params else None,
-        c_request=masked(exchange.request),
-        c_response=masked(exchange.response),
-        c_error=(exchange.error or None) and exchange.error[:64],
+COLUMNS = (
+    "id",
+    "at",
+    "run_id",
+    "entity_type",
+    "entity_id",
+    "method",
+    "path_template",
+    "path",
+    "status",
+    "zoho_code",
+    "duration_ms",
+    "query",
+    "request_body",
+    "response_body",
+    "error",
+)
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime on SQLite (naive UTC)
+
+
+def entry(exchange: Exchange, run_id, entity, entity_id, *, all_bodies: bool = True, sqlite_time: bool = False):
+    """The table row of one exchange, a tuple in COLUMNS order (written by the DB-API directly: this runs once
+    per call, and SQLAlchemy's per-parameter processing was a third of its cost). The bodies only of failed
+    calls unless `all_bodies`."""
+    status, at = exchange.status, exchange.at
+    bodies = all_bodies or status is None or status >= 400
+    return (
+        call_id(int(at.timestamp() * 1000)),
+        at.replace(tzinfo=None).strftime(SQLITE_TIME) if sqlite_time else at,
+        run_id,
+        entity,
+        None if entity_id is None else str(entity_id),
+        exchange.method,
+        path_template(exchange.path)[:255],
+        exchange.path[:255],
+        status,
+        zoho_code(exchange.response),
+        exchange.duration_ms,
+        json.dumps(redacted(exchange.params), default=str) if exchange.params else None,
+        masked(exchange.request) if bodies else None,
+        masked(exchange.response) if bodies else None,
+        (exchange.error or None) and exchange.error[:64],
     )
 
 
 class CallRecorder:
     """The client's observer for one run. Calls made inside `row()` are that row's; others (none today) wait
-    for the next write."""
+    for the next write. `all_bodies`: keep the bodies of successful calls too (ZOHO_INSPECTOR_BODIES=all)."""
 
-    def __init__(self, run_id: str, keep: int):
-        self.run_id, self.keep = run_id, keep
+    def __init__(self, run_id: str, keep: int, *, dialect: str, all_bodies: bool = False):
+        self.run_id, self.keep, self.all_bodies = run_id, keep, all_bodies
+        self._sqlite = dialect == "sqlite"
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._loose: list[dict] = []
+        self._loose: list[tuple] = []
         self._since_prune = 0
+
+    def _entry(self, exchange, entity, entity_id) -> tuple:
+        return entry(exchange, self.run_id, entity, entity_id, all_bodies=self.all_bodies, sqlite_time=self._sqlite)
 
     def observe(self, exchange: Exchange) -> None:
         current = getattr(self._local, "row", None)
         if current is None:
             with self._lock:
-                self._loose.append(entry(exchange, self.run_id, None, None))
+                self._loose.append(self._entry(exchange, None, None))
             return
         entity, entity_id, calls = current
-        calls.append(entry(exchange, self.run_id, entity, entity_id))
+        calls.append(self._entry(exchange, entity, entity_id))
 
     @contextmanager
     def row(self, entity: str, entity_id):
         """Around one row's work in a worker: yields the list its calls are filed in."""
-        calls: list[dict] = []
+        calls: list[tuple] = []
         self._local.row = (entity, entity_id, calls)
         try:
             yield calls
         finally:
             self._local.row = None
 
-    def write(self, conn, calls: list[dict]) -> None:
+    def write(self, conn, calls: list[tuple]) -> None:
         """Insert `calls` (and any loose ones) in `conn`'s transaction; prune the ring now and then."""
         with self._lock:
             calls, self._loose = [*self._loose, *calls], []
         if not calls:
             return
-        conn.execute(_insert(conn.dialect.name), calls)
+        if conn.dialect.paramstyle == "qmark":  # SQLite: executemany runs in process, no round trips
+            conn.exec_driver_sql(_insert_sql("?", 1), calls)
+        else:  # Postgres: one statement of many rows (psycopg2's executemany is a round trip per row)
+            conn.exec_driver_sql(_insert_sql("%s", len(calls)), tuple(v for call in calls for v in call))
         self._since_prune += len(calls)
         if self._since_prune >= max(1, self.keep // 10):  # the ring overshoots by at most a tenth
             prune(conn, self.keep)
             self._since_prune = 0
 
 
-_inserts: dict[str, object] = {}
-
-
-def _insert(dialect_name: str):
-    """INSERT … ON CONFLICT DO NOTHING: two processes making the same id (same millisecond and counter) lose
-    one inspector entry, never the chunk's outcomes."""
-    if dialect_name not in _inserts:
-        insert = (postgresql if dialect_name == "postgresql" else sqlite).insert
-        columns = {
-            "id": "c_id",
-            "at": "c_at",
-            "run_id": "c_run",
-            "entity_type": "c_entity",
-            "entity_id": "c_entity_id",
-            "method": "c_method",
-            "path_template": "c_template",
-            "path": "c_path",
-            "status": "c_status",
-            "zoho_code": "c_code",
-            "duration_ms": "c_ms",
-            "query": "c_query",
-            "request_body": "c_request",
-            "response_body": "c_response",
-            "error": "c_error",
-        }
-        values = {col: bindparam(param, type_=t.c[col].type) for col, param in columns.items()}
-        _inserts[dialect_name] = insert(t).values(**values).on_conflict_do_nothing(index_elements=[t.c.id])
-    return _inserts[dialect_name]
+@functools.lru_cache(maxsize=64)
+def _insert_sql(marker: str, rows: int) -> str:
+    """INSERT … ON CONFLICT DO NOTHING (SQLite ≥ 3.24, Postgres) of `rows` rows: two processes making the same
+    id (same millisecond and counter) lose one inspector entry, never the chunk's outcomes."""
+    group = f"({', '.join([marker] * len(COLUMNS))})"
+    return f"INSERT INTO {t.name} ({', '.join(COLUMNS)}) VALUES {', '.join([group] * rows)} ON CONFLICT (id) DO NOTHING"
 
 
 def prune(conn, keep: int) -> None:

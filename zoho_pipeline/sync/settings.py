@@ -31,6 +31,8 @@ class SyncSettings:
     inspector_calls: int = 10_000  # API calls kept (redacted) for `zoho-pipeline calls`; 0 keeps none
     # a payment on a recurring invoice waits this long for the link to ZOHO's invoice, then goes as credit
     recurring_link_wait_h: float = 72.0
+    # bodies kept: of failed calls (a success's request is the accepted payload, its answer ZOHO's echo), or all
+    inspector_bodies: str = field(default="failed", metadata={"choices": ("failed", "all")})
     # lifecycle policies (design.md "ZOHO over time", docs/runbook.md): when a package or price change and a
     # cancellation reach ZOHO
     plan_change_at: str = field(default="end_of_term", metadata={"choices": ("end_of_term", "immediate")})
@@ -75,6 +77,7 @@ ENV_VARS = {
     "drift_policy": "ZOHO_DRIFT",
     "inspector_calls": "ZOHO_INSPECTOR_CALLS",
     "recurring_link_wait_h": "ZOHO_RECURRING_LINK_WAIT_H",
+    "inspector_bodies": "ZOHO_INSPECTOR_BODIES",
 }
 END_OF_TERM, IMMEDIATE = "end_of_term", "immediate"
 REPORT, REPAIR = "report", "repair"

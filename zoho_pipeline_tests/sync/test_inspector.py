@@ -60,7 +60,8 @@ def test_a_refused_row_names_its_call_whose_bodies_are_what_the_emulator_receive
     engine, url = source
     package = _refused_package(engine)
     customer = R.add_customer(engine, "Thandi", "Nkosi", phone="+27 82 111 2222", address_line1="12 Long St")
-    report = run_sync(engine, client, FAST, entities=["plans", "customers"])
+    every_body = dataclasses.replace(FAST, inspector_bodies="all")  # successful calls' bodies too
+    report = run_sync(engine, client, every_body, entities=["plans", "customers"])
 
     [failure] = report.entities["plans"].failures
     assert failure.entity_id == package and failure.error_code == "2006" and failure.call_id
@@ -100,8 +101,13 @@ def test_a_refused_row_names_its_call_whose_bodies_are_what_the_emulator_receive
 def test_calls_cli_lists_failed_calls_and_shows_one_with_its_bodies(source, client, emulator, capsys):
     engine, url = source
     package = _refused_package(engine)
-    report = run_sync(engine, client, FAST, entities=["plans"])
+    R.add_customer(engine)
+    report = run_sync(engine, client, FAST, entities=["plans", "customers"])  # bodies of failed calls only
     [failure] = report.entities["plans"].failures
+    [created] = recent_calls(engine, entity="customers")
+    assert created["status"] == 201 and created["request_body"] is None and created["response_body"] is None
+    [refused] = recent_calls(engine, call_id=failure.call_id)
+    assert refused["request_body"]["plan_code"] and refused["response_body"]["code"] == 2006
 
     assert calls_cmd.main(["--database-url", url, "--failed"]) == 0
     out = capsys.readouterr().out

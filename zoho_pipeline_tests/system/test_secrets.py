@@ -40,7 +40,12 @@ WRONG_REFRESH = "1000.WR0NG-refresh-777"
 ORG = "10234695"
 CREDS = dict(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_token=REFRESH_TOKEN, organization_id=ORG)
 FAST = SyncSettings(
-    max_workers=4, backoff_base_s=0.02, in_run_retry_window_s=1.0, in_run_retry_rounds=2, run_stale_after_s=5.0
+    max_workers=4,
+    backoff_base_s=0.02,
+    in_run_retry_window_s=1.0,
+    in_run_retry_rounds=2,
+    run_stale_after_s=5.0,
+    inspector_bodies="all",  # every call's bodies in the inspector, so the grep below covers them all
 )
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -172,6 +177,9 @@ def test_a_full_sync_with_faults_leaks_no_secret_into_logs_reports_or_tables(db_
         with engine.connect() as conn:  # the API call inspector (grepped above with every table) really holds
             statuses = set(conn.execute(sa.select(T.zoho_api_calls.c.status)).scalars())  # the error paths' calls
         assert {200, 201, 401, 500} <= statuses and None in statuses, statuses
+        with engine.connect() as conn:
+            bodies = conn.execute(sa.select(sa.func.count()).where(T.zoho_api_calls.c.response_body.is_not(None)))
+            assert bodies.scalar_one() > 100
     finally:
         engine.dispose()
 
