@@ -56,3 +56,11 @@ def load(conn, entity: str, ids: Iterable) -> dict[str, dict]:
         )
         out.update({row_id: json.loads(text) for row_id, text in conn.execute(query)})
     return out
+
+
+def forget(conn, entity: str, ids: Iterable) -> None:
+    """Drop the stored payloads of `ids` inside `conn`'s transaction: a forced resend must not be judged against
+    them (an entity that sends only what changed would send nothing), and the resend stores what ZOHO accepts."""
+    ids = [str(i) for i in ids]
+    for start in range(0, len(ids), READ_BATCH):
+        conn.execute(t.delete().where(t.c.entity_type == entity, t.c.entity_id.in_(ids[start : start + READ_BATCH])))

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from zoho_pipeline.source.database import id_params
+from zoho_pipeline.sync import payloads
 from zoho_pipeline.sync.entities import spec
 
 
@@ -21,7 +22,8 @@ def requeue(
 
     `ids`: these rows (whatever their status, except `syncing`: a live run owns them; the engine frees a dead
     run's claims itself). `all_failed`: every failed, retrying or dead-lettered eligible row. `force`: also forget
-    the last payload hash, so an unchanged row is sent again (after a reconcile found ZOHO edited by hand).
+    the last payload hash and the payload ZOHO last accepted, so an unchanged row is sent again, in full (after
+    a reconcile or the drift check found ZOHO edited by hand).
     Returns the number of rows requeued."""
     info = spec(entity)
     t = info.table
@@ -41,8 +43,12 @@ def requeue(
                 cond = sa.and_(c.id.in_(chunk), not_syncing)
                 if all_failed:
                     cond = sa.and_(cond, sa.or_(c.zoho_sync_status.in_(("failed", "retrying")), _dead(c)))
+                if force:
+                    payloads.forget(conn, info.name, conn.execute(sa.select(c.id).where(cond)).scalars())
                 total += conn.execute(t.update().where(cond).values(**values)).rowcount
         else:
             cond = sa.and_(sa.or_(c.zoho_sync_status.in_(("failed", "retrying")), _dead(c)), info.where_eligible())
+            if force:
+                payloads.forget(conn, info.name, conn.execute(sa.select(c.id).where(cond)).scalars())
             total += conn.execute(t.update().where(cond).values(**values)).rowcount
     return total
