@@ -167,23 +167,32 @@ def webhook_format(settings: AlertSettings) -> str:
     return "generic"
 
 
+def _mrkdwn(text) -> str:
+    """Text from data (a customer's name, ZOHO's message) as Slack shows it, never as markup: `<!channel>` would
+    ping the channel and `<url|text>` disguise a link (Slack's escaping: &, <, >)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _slack(event: AlertEvent) -> dict:
-    text = f"{_EMOJI.get(event.severity, '')} *{event.title}*".strip()
+    text = f"{_EMOJI.get(event.severity, '')} *{_mrkdwn(event.title)}*".strip()
     blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": event.title[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": (event.summary or event.title)[:2900]}},
+        {"type": "header", "text": {"type": "plain_text", "text": _mrkdwn(event.title)[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn(event.summary or event.title)[:2900]}},
     ]
     if event.details:
-        fields = [{"type": "mrkdwn", "text": f"*{k}*\n{_cell(v)}"} for k, v in list(event.details.items())[:10]]
+        fields = [
+            {"type": "mrkdwn", "text": f"*{_mrkdwn(k)}*\n{_mrkdwn(_cell(v))}"}
+            for k, v in list(event.details.items())[:10]
+        ]
         blocks.append({"type": "section", "fields": fields})
     if event.rows:
         cols = [c for c in _columns(event.rows) if c[0] in ("entity", "label", "error_code", "error", "reason")]
-        lines = [" · ".join(_cell(r.get(k)) for k, _ in cols if _cell(r.get(k))) for r in event.rows[:10]]
+        lines = [_mrkdwn(" · ".join(_cell(r.get(k)) for k, _ in cols if _cell(r.get(k)))) for r in event.rows[:10]]
         more = f"\n… and {len(event.rows) - 10} more" if len(event.rows) > 10 else ""
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": ("```" + "\n".join(lines) + "```" + more)[:2900]}}
         )
-    ctx = f"{event.kind} · {event.severity} · {event.created_at}"
+    ctx = _mrkdwn(f"{event.kind} · {event.severity} · {event.created_at}")
     if event.link:
         ctx += f" · <{event.link}|Dagster UI>"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": ctx}]})

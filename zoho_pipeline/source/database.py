@@ -46,7 +46,9 @@ def make_engine(url: str | sa.engine.URL, **kwargs) -> sa.engine.Engine:
     foreign keys on every connection. Postgres: pre-ping, a pool sized for the sync workers. `kwargs` override."""
     url = sa.engine.make_url(url)
     if url.get_backend_name() == "sqlite":
-        options = {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        # hide_parameters: with SQLAlchemy's logging (or an error message) on, bound values such as the access
+        # token in zoho_oauth_tokens must not reach a log or Dagster's event log
+        options = {"connect_args": {"timeout": 30, "check_same_thread": False}, "hide_parameters": True}
         options.update(kwargs)
         engine = sa.create_engine(url, **options)
         sa.event.listen(engine, "connect", _sqlite_on_connect)
@@ -59,6 +61,7 @@ def make_engine(url: str | sa.engine.URL, **kwargs) -> sa.engine.Engine:
         "max_overflow": 8,
         "pool_recycle": 1800,
         "connect_args": {"options": "-c jit=off"},
+        "hide_parameters": True,
     }
     if url.get_driver_name() == "psycopg2":
         # a chunk's claims and outcomes go as a few statements per round trip, not one each
