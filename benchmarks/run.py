@@ -8,6 +8,7 @@ Sections (--only picks some; all by default):
   memory    5. peak RSS of a sync of 20 k and 100 k new rows
   backfill  6. the CLI's backfill estimate against a real run
   lifecycle 7. API calls per lifecycle transition (issue 14), and a plan change's cost under each policy
+  recurring 8. API calls per linked recurring invoice, and the ledger check's calls per 1 000 customers (issue 15)
 
 Targets live in the printed table, never in timed tests. `--quick` runs every section at toy sizes (the smoke test
 uses it); the default sizes are the issue's. Results: bench-results/latest.json.
@@ -32,7 +33,7 @@ from zoho_pipeline.sync.settings import SyncSettings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-SECTIONS = ("calls", "rate", "overhead", "findwork", "memory", "backfill", "lifecycle")
+SECTIONS = ("calls", "rate", "overhead", "findwork", "memory", "backfill", "lifecycle", "recurring")
 QUICK = dict(calls_customers=25, calls_changed=3, rate_rows=60, rate_limit=6000, rate_latency_ms=30,
              rate_jitter_ms=10, overhead_rows=150, overhead_raw_rows=150, findwork_customers=2000,
              findwork_repeats=2, memory_rows="150,300", backfill_customers=8, backfill_rate=6000,

@@ -17,7 +17,7 @@ def test_benchmarks_quick_mode_runs_every_section(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
-    for section in ("calls", "rate", "overhead", "findwork", "memory", "backfill", "lifecycle"):
+    for section in ("calls", "rate", "overhead", "findwork", "memory", "backfill", "lifecycle", "recurring"):
         assert section in data and "error" not in data[section], (section, data.get(section))
     metrics = {row["metric"] for row in data["table"]}
     assert any("calls per new row" in m for m in metrics)

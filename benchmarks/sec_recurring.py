@@ -1,0 +1,89 @@
+"""8. Recurring invoices and the ledger (issue 15): API calls per linked recurring invoice, and the ledger check's
+API calls per 1 000 customers.
+
+n customers with one service each are synced (SQLite source, the emulator in a thread: counts, not timings); ZOHO's
+clock moves to the next 1st, ZOHO raises n subscription invoices, the provider bills its n recurring copies and
+the linking pass runs: its calls ÷ the invoices it linked (target ≤ 0.05: list pages, never a read per invoice).
+Then the payments are synced and the ledger check runs: its calls × 1 000 ÷ n (target ≤ 10: customer and unpaid
+invoice list pages). At --quick sizes the fixed first page of each list dominates: no target is judged.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from bench_common import make_client, metric, sqlite_database
+
+from zoho_pipeline.monitor.ledger import ledger
+from zoho_pipeline.source.database import make_engine
+from zoho_pipeline.sync.engine import run_sync
+from zoho_pipeline.sync.entities.recurring import link_recurring
+from zoho_pipeline.sync.settings import SyncSettings
+from zoho_pipeline_tests.support import rows as R
+from zoho_pipeline_tests.support.emulator import UNLIMITED, start_emulator
+
+SECTION = "8 recurring"
+SETTINGS = SyncSettings(max_workers=8, backoff_base_s=0.05, in_run_retry_window_s=1.0)
+BILL = "918.85"
+
+
+def run(args) -> tuple[list[dict], dict]:
+    n = 40 if args.quick else 1000
+    raw: dict = {"customers": n}
+    with sqlite_database() as url:
+        handle = start_emulator(start_time="2025-01-10T08:00:00Z", **UNLIMITED)
+        R.make_source(url).dispose()
+        engine = make_engine(url)
+        client = make_client(engine, handle.url)
+        try:
+            pkg = R.add_package(engine)
+            services = []
+            for _ in range(n):
+                customer = R.add_customer(engine)
+                services.append((customer, R.add_service(engine, customer, pkg, activation_date=date(2025, 1, 6))))
+            run_sync(engine, client, SETTINGS)
+            handle.move_clock(now="2025-02-01T09:00:00Z")
+            for customer, service in services:
+                invoice = R.add_invoice(
+                    engine,
+                    customer,
+                    invoice_type="recurring",
+                    service_id=service,
+                    invoice_date=date(2025, 2, 1),
+                    due_date=date(2025, 2, 8),
+                    total=BILL,
+                )
+                R.add_payment(engine, customer, invoice, amount=BILL)
+            links = link_recurring(engine, client)
+            raw["link"] = {k: v for k, v in links.as_dict().items() if k != "rows"}
+            run_sync(engine, client, SETTINGS, entities=["invoices", "payments"])
+            check = ledger(engine, client)
+            raw["ledger"] = {**check.figures(), "ok": check.ok}
+        finally:
+            client.close()
+            engine.dispose()
+            handle.stop()
+    per_link = links.api_calls / max(1, links.linked)
+    per_thousand = check.api_calls * 1000 / n
+    judged = not args.quick
+    return [
+        metric(
+            SECTION,
+            "API calls per linked recurring invoice",
+            per_link,
+            "calls",
+            0.05 if judged else None,
+            "<=" if judged else None,
+            note=f"{links.api_calls} calls ({links.list_pages} list pages, {links.detail_reads} reads) for "
+            f"{links.linked} of {n} linked",
+        ),
+        metric(
+            SECTION,
+            "ledger check: API calls per 1 000 customers",
+            per_thousand,
+            "calls",
+            10 if judged else None,
+            "<=" if judged else None,
+            note=f"{check.api_calls} calls for {check.customers_compared} customers; ledger ok: {check.ok}",
+        ),
+    ], raw
