@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, timedelta
 
@@ -151,3 +152,27 @@ def test_money_is_compared_to_the_cent_and_paths_name_nested_keys():
     assert diff.show("invoice_items[1].price", 10.5) == "R 10.50"
     assert diff.show("name", None) == "—"
     assert diff.row_diff("plans", "p1", "Fibre", new, in_zoho=True, old=new) is None
+
+
+def test_the_payload_and_the_outcome_commit_together(source, client, emulator, monkeypatch):
+    from zoho_pipeline.sync import payloads
+
+    customer = R.add_customer(source, "Thandi", "Nkosi")
+
+    def broken(conn, entity, accepted, now):
+        raise RuntimeError("the database went away mid-transaction")
+
+    monkeypatch.setattr(payloads, "write", broken)
+    with pytest.raises(RuntimeError):
+        run_sync(source, client, FAST, entities=["customers"])
+    row = R.row(source, T.customers, customer)
+    assert row["zoho_sync_status"] == "syncing" and row["zoho_create_in_doubt"]  # the outcome rolled back too
+    assert _accepted(source) == {}
+    monkeypatch.undo()
+
+    # the next run (after the dead run's claim goes stale) adopts what the lost outcome created, once
+    later = dataclasses.replace(FAST, run_stale_after_s=0.0)
+    run_sync(source, client, later, entities=["customers"])
+    row = R.row(source, T.customers, customer)
+    assert row["zoho_sync_status"] == "synced" and len(emulator.store.customers) == 1
+    assert text_hash(_accepted(source)[("customers", customer)]) == row["zoho_payload_hash"]

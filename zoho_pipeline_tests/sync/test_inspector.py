@@ -141,3 +141,19 @@ def test_the_ring_keeps_the_last_n_calls_and_zero_keeps_none(source, client, emu
         conn.execute(T.customers.update().values(phone="+27 82 000 0000", updated_at=R.ts(engine, R.now())))
     run_sync(engine, client, dataclasses.replace(FAST, inspector_calls=0))
     assert recent_calls(engine) == [] and client.observer is None
+
+
+def test_the_materialization_failures_table_names_the_inspector_entry(sqlite_url, zoho_config, emulator):
+    from zoho_pipeline.defs.assets import zoho_plans
+    from zoho_pipeline_tests.support.dagster import make_resources, materialize
+
+    engine = R.make_source(sqlite_url)
+    package = _refused_package(engine)
+    result = materialize([zoho_plans], make_resources(sqlite_url, zoho_config))
+    [mat] = result.asset_materializations_for_node("zoho_plans")
+    [failure] = mat.metadata["failures"].records
+    assert failure.data["entity_id"] == package and failure.data["error_code"] == "2006"
+    call_id = int(failure.data["api_call"].removeprefix("zoho-pipeline calls --id "))
+    [call] = recent_calls(engine, call_id=call_id)
+    assert (call["entity_id"], call["status"], call["zoho_code"]) == (package, 400, 2006)
+    engine.dispose()
