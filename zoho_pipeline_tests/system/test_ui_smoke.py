@@ -178,7 +178,9 @@ def test_the_ui_shows_the_whole_code_location(webserver):
         if c["description"]
     }
     defined = {(k.asset_key.to_user_string(), k.name) for check in ALL_CHECKS for k in check.check_keys}
-    assert shown == defined and len(defined) == 4 * 5 + 2 + 5  # per entity; api and migrations once; reconcile
+    # per entity; api and migrations once; reconcile and drift per entity; the ledger once, on zoho_payments
+    assert shown == defined and len(defined) == 4 * 5 + 2 + 5 + 5 + 1
+    assert ("zoho_payments", "zoho_ledger_matches_source") in defined
 
     # jobs, with what the launchpad asks for
     jobs = {j["name"] for j in repo["jobs"]}
