@@ -2,8 +2,8 @@
 
 - payments applied to invoices vs left as unused credit, in ZOHO;
 - ZOHO invoices still unpaid that the source says are paid (the invoices the pipeline pushed);
-- customers whose ZOHO balance differs from the source's: the ledger check of design.md (issue 15) computes it;
-  until that lands `balance_differences` is the hook and says it is not computed (None), never a guess.
+- customers whose ZOHO balance differs from the source's, and payments on recurring invoices left as credit while
+  ZOHO holds the invoice: the ledger check's figures (monitor.ledger, issue 15).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from zoho_pipeline.monitor import ledger
 from zoho_pipeline.source import tables as T
 
 PER_PAGE = 200
@@ -26,6 +27,7 @@ class FinanceFigures:
     credit: Decimal = Decimal("0.00")  # what they left as the customers' unused credit
     paid_in_source_unpaid_in_zoho: list[str] = field(default_factory=list)  # invoice numbers
     balance_differences: int | None = None  # customers; None: not computed (the ledger check)
+    recurring_left_as_credit: int | None = None  # payments (the ledger check)
 
     def as_dict(self) -> dict:
         return {
@@ -34,6 +36,7 @@ class FinanceFigures:
             "credit": str(self.credit),
             "paid_in_source_unpaid_in_zoho": self.paid_in_source_unpaid_in_zoho,
             "balance_differences": self.balance_differences,
+            "recurring_left_as_credit": self.recurring_left_as_credit,
         }
 
     def lines(self) -> list[str]:
@@ -48,6 +51,8 @@ class FinanceFigures:
             f"Payments in ZOHO: {self.payments}; applied to invoices R {self.applied:,.2f}, "
             f"left as credit R {self.credit:,.2f}",
             f"Customers whose ZOHO balance differs from the source: {balances}",
+            "Payments on recurring invoices left as credit while ZOHO holds the invoice: "
+            + ("not computed" if self.recurring_left_as_credit is None else str(self.recurring_left_as_credit)),
             f"ZOHO invoices unpaid that the source says are paid: {len(unpaid)}" + (f" ({shown})" if unpaid else ""),
         ]
 
@@ -92,17 +97,18 @@ def paid_in_source_unpaid_in_zoho(engine, client) -> list[str]:
 
 
 def balance_differences(engine, client) -> int | None:
-    """Customers whose ZOHO outstanding balance or unused credit differs from the source's. The hook for the ledger
-    check (design.md, "The ledger check"): None until it lands, so nothing is claimed that was not compared."""
-    return None
+    """Customers whose ZOHO outstanding balance or unused credit differs from the source's (the ledger check)."""
+    return ledger.ledger(engine, client).customers_differing
 
 
 def finance_figures(engine, client) -> FinanceFigures:
     count, applied, credit = payment_application(client)
+    figures = ledger.finance_figures(engine, client)
     return FinanceFigures(
         payments=count,
         applied=applied,
         credit=credit,
         paid_in_source_unpaid_in_zoho=paid_in_source_unpaid_in_zoho(engine, client),
-        balance_differences=balance_differences(engine, client),
+        balance_differences=figures["customers_balance_differs"],
+        recurring_left_as_credit=figures["recurring_payments_left_as_credit"],
     )
