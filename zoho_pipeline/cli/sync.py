@@ -372,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + diff.format_text(rows, limit=DIFF_ROWS_LISTED))
         if len(rows) > DIFF_ROWS_LISTED:
             print("The whole diff: " + ", ".join(files))
+        omitted = sum((meta.get("diff_rows_omitted") or 0) for meta in materializations(result).values())
+        if omitted:
+            print(f"({omitted} more rows would change: a dry run keeps the first diffs only; see the counts above)")
     failed_checks = [(n, d) for n, p, d in checks if not p]
     if checks:
         print(

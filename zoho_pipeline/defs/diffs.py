@@ -64,8 +64,11 @@ def diff_metadata(context, report: RunReport, entity: str) -> dict:
     json_path.write_text(json.dumps([d.as_dict() for d in diffs], default=str))
     kept = diffs[:KEPT_ROWS]
     note = f"\n\n(first {KEPT_ROWS} of {len(diffs)} rows; all of them in {md_path})" if len(diffs) > KEPT_ROWS else ""
+    if report.diffs_omitted:
+        note += f"\n\n({report.diffs_omitted} more rows would change: a dry run keeps the first diffs only)"
     return {
         "diff_rows": len(diffs),
+        "diff_rows_omitted": report.diffs_omitted,
         "diff_summary": dg.MetadataValue.text("; ".join(diff.summary_lines(diffs)) or "no row would change"),
         "diff": dg.MetadataValue.table(records=_records(diffs), schema=DIFF_SCHEMA),
         "diff_markdown": dg.MetadataValue.md(diff.to_markdown(kept) + note),

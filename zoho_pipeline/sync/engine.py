@@ -52,6 +52,9 @@ from zoho_pipeline.zoho.errors import AUTH, BUDGET_EXHAUSTED, PERMANENT, RATE_LI
 log = logging.getLogger("zoho_pipeline.sync")
 
 _COUNTERS = {"create": "created", "update": "updated", "adopt": "adopted", "skip": "unchanged"}
+# a dry run's diff keeps at most this many rows in memory (a first sync of 1 M customers would be all creates,
+# each with its whole payload); beyond, rows are counted, and would_create / would_update stay exact
+MAX_DIFF_ROWS = 20_000
 STOPPING_ERRORS = {RATE_LIMITED: STOP_RATE_LIMITED, BUDGET_EXHAUSTED: STOP_BUDGET, AUTH: STOP_AUTH}
 
 
@@ -617,8 +620,11 @@ class _Run:
                 in_zoho=bool(zoho_id),
                 old=accepted.get(str(row["id"])),
             )
-            if found:
+            if found and len(self.report.diffs) < MAX_DIFF_ROWS:
                 self.report.diffs.append(found)  # list.append is atomic; sorted when the run ends
+            elif found:
+                with self._stop_lock:
+                    self.report.diffs_omitted += 1
 
 
 class _Finished:

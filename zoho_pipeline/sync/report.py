@@ -79,6 +79,7 @@ class RunReport:
     duration_s: float = 0.0
     setup_calls: int = 0  # dry run: one-off calls for the VAT tax and products not yet known
     diffs: list = field(default_factory=list)  # dry run with diff: sync.diff.RowDiff per row that would change
+    diffs_omitted: int = 0  # rows that would change beyond the MAX_DIFF_ROWS kept (counted, not kept)
 
     def entity(self, name: str) -> EntityReport:
         return self.entities.setdefault(name, EntityReport(entity=name))
