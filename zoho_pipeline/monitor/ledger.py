@@ -6,8 +6,8 @@ entity modules' terms:
   (positive, not draft, not cancelled) and recurring invoices (ZOHO's own twin, or none yet), not draft or
   cancelled;
 - each completed payment pays its invoice up to what is left of it, earlier payments first (by completion time,
-  then id) — the payments module's split; what it does not apply (no invoice, a credit adjustment, an invoice that
-  is not a bill, more than was left) is the customer's credit;
+  then id) — the payments module's split, on the payer's own bills only; what it does not apply (no invoice, a
+  credit adjustment, an invoice that is not a bill or not the payer's, more than was left) is the customer's credit;
 - **owes** = Σ over the bills of (total − paid), never below 0; **holds in credit** = Σ unapplied payment amounts
   + Σ credit adjustments (negative adjustments, pushed as credit notes, never applied by the pipeline).
 ZOHO's side is `outstanding_receivable_amount` and `unused_credits` of every customer list row, and the unpaid
@@ -128,7 +128,7 @@ def source_ledger(engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     ):
         for col in cols:
             frame[col] = frame[col].map(lambda v: None if v is None else str(v))
-    billable = bills["status"].isin(NOT_PUSHED_STATUSES) == False  # noqa: E712 (a pandas mask)
+    billable = ~bills["status"].isin(NOT_PUSHED_STATUSES)
     is_bill = billable & (
         (bills["invoice_type"].isin(MANUAL_TYPES) & bills["total"].map(lambda t: t is not None and t > 0))
         | (bills["invoice_type"] == "recurring")
@@ -139,9 +139,12 @@ def source_ledger(engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     # each payment pays what is left of its bill, earlier payments first (payments.build's split)
     payments = payments.sort_values(["invoice_id", "completed_at", "payment_id"], na_position="last")
     bill_total = dict(zip(bills.loc[is_bill, "invoice_id"], bills.loc[is_bill, "total"], strict=True))
+    owner = dict(zip(bills["invoice_id"], bills["customer_id"], strict=True))
     applied, left = [], {}
-    for invoice_id, amount in zip(payments["invoice_id"], payments["amount"], strict=True):
-        if invoice_id not in bill_total:
+    for invoice_id, amount, payer in zip(
+        payments["invoice_id"], payments["amount"], payments["customer_id"], strict=True
+    ):
+        if invoice_id not in bill_total or owner.get(invoice_id) != payer:  # only the payer's own bill is paid
             applied.append(Decimal(0))
             continue
         remaining = left.get(invoice_id, bill_total[invoice_id])

@@ -387,3 +387,58 @@ def test_reconcile_ledger_prints_the_figures_and_writes_the_csv(world, db_url, m
     text = csv.read_text()
     assert text.splitlines()[0] == "kind,label,source_id,zoho_id,source,zoho,difference,detail"
     assert "recurring_unpaid" in text and "918.85" in text
+
+
+def test_payments_pushed_as_credit_before_this_change_are_applied_once(world):
+    """The backfill: before issue 15 a payment on a recurring invoice went unapplied. The first linking pass after
+    the upgrade makes those payments due again; each is re-mapped and updated once with its invoice (a history
+    month's invoice is pushed first), and a later run sends nothing."""
+    engine, client, handle = world
+    pkg = R.add_package(engine, price=str(MONTHLY))
+    cust = R.add_customer(engine)
+    svc = R.add_service(engine, cust, pkg, price=str(MONTHLY), activation_date=date(2024, 11, 20))
+    run_sync(engine, client, FAST, entities=["subscriptions"])
+    handle.move_clock(now="2025-02-01T09:00:00Z")  # ZOHO's first own invoice of the backdated subscription
+    january = recurring_invoice(engine, cust, svc, date(2025, 1, 1))  # before it reached ZOHO: history
+    february = recurring_invoice(engine, cust, svc, date(2025, 2, 1))  # ZOHO's own: linked
+    zoho_customer = row(engine, T.customers, cust)["zoho_billing_customer_id"]
+    old = {}
+    for inv in (january, february):  # as the pipeline pushed them before: unapplied, marked synced
+        pay = R.add_payment(engine, cust, inv, amount=BILL)
+        ref = row(engine, T.payment_transactions, pay)["transaction_id"]
+        body = {
+            "customer_id": zoho_customer,
+            "payment_mode": "autotransaction",
+            "amount": float(BILL),
+            "date": "2025-02-01",
+            "reference_number": ref,
+        }
+        zoho_id = client.post("/payments", json=body)["payment"]["payment_id"]
+        with engine.begin() as conn:
+            conn.execute(
+                T.payment_transactions.update()
+                .where(T.payment_transactions.c.id == pay)
+                .values(
+                    zoho_payment_id=zoho_id,
+                    zoho_sync_status="synced",
+                    zoho_payload_hash="before-issue-15",
+                    zoho_source_version=row(engine, T.payment_transactions, pay)["updated_at"],
+                )
+            )
+        old[inv] = (pay, zoho_id)
+    assert all(p["unused_amount"] == float(BILL) for p in handle.store.payments.values())
+
+    report = run_sync(engine, client, FAST)
+    assert report.entities["invoices"].before_sync["history"] == 1
+    assert report.entities["invoices"].before_sync["linked"] == 1
+    assert report.entities["payments"].updated == 2 and report.entities["payments"].created == 0
+    for inv, (pay, zoho_id) in old.items():
+        target = row(engine, T.customer_invoices, inv)["zoho_billing_invoice_id"]
+        payment = handle.store.payments[zoho_id]
+        assert [a["invoice_id"] for a in payment["invoices"]] == [target] and payment["unused_amount"] == 0
+        assert handle.store.invoices[target]["status"] == "paid"
+    assert len(handle.store.payments) == 2
+    puts = payment_puts(handle)
+    again = run_sync(engine, client, FAST)
+    assert payment_puts(handle) == puts == 2 and again.entities["payments"].updated == 0
+    assert ledger.ledger(engine, client).ok
