@@ -309,7 +309,23 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, 1038, "JSON is not well formed") from None
         if not isinstance(body, dict):
             raise ApiError(400, 1038, "JSON is not well formed")
+        _refuse_unfit_text(body)
         return body
+
+
+MAX_TEXT = 2000  # ZOHO's longest text field (notes, descriptions); longer, or a NUL byte, is refused
+
+
+def _refuse_unfit_text(value, field: str = "") -> None:
+    """ZOHO refuses a NUL byte and an over-long text in any field: code 4, naming the field."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_unfit_text(item, str(key))
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_unfit_text(item, field)
+    elif isinstance(value, str) and ("\x00" in value or len(value) > MAX_TEXT):
+        raise ApiError(400, 4, f"Invalid value passed for {field or 'the request'}")
 
 
 class EmulatorHandle:

@@ -31,6 +31,7 @@ from zoho_pipeline.sync.entities.base import (
     ParentNotReady,
     Waiting,
     canonical_json,
+    sendable,
     text_hash,
 )
 from zoho_pipeline.sync.inspector import CallRecorder
@@ -491,6 +492,7 @@ class _Run:
             return outcome
 
         try:
+            sendable(row)
             payload = spec.build(row, ctx)
             canonical = canonical_json(payload)  # hashed, and stored as the accepted payload once sent
             digest = text_hash(canonical)
@@ -592,6 +594,7 @@ class _Run:
         ctx = _RowContext(self.catalog, parents, spec, dry_run=True, settings=self.settings)
         zoho_id = row[spec.zoho_id_column]
         try:
+            sendable(row)
             payload = spec.build(row, ctx)
             digest = text_hash(canonical_json(payload))
         except Waiting:  # a dry run does not link: the real run decides whether it waits

@@ -126,6 +126,26 @@ class EntitySpec:
         return self.eligible(self.table)
 
 
+MAX_TEXT = 2000  # the longest text ZOHO takes in any field we send (notes, descriptions); names are held shorter
+
+
+def sendable(row, path: str = "") -> None:
+    """InvalidRow naming the source field when a text of the row (nested JSON included: `line_items[1].description`)
+    holds a NUL byte (ZOHO and Postgres refuse it) or is longer than ZOHO takes; the engine checks every row of every
+    entity before its mapping, so before any call."""
+    if isinstance(row, Mapping):
+        for key, value in row.items():
+            sendable(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(row, list):
+        for i, value in enumerate(row, start=1):
+            sendable(value, f"{path}[{i}]")
+    elif isinstance(row, str):
+        if "\x00" in row:
+            raise InvalidRow(path, "contains a NUL byte")
+        if len(row) > MAX_TEXT:
+            raise InvalidRow(path, f"is {len(row)} characters; ZOHO takes at most {MAX_TEXT}")
+
+
 MAX_AMOUNT = Decimal("9999999999.99")  # numeric(12,2): anything larger is not a real amount
 
 
