@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from sqlalchemy import Select, Table, Text, cast, func, literal
@@ -129,12 +130,19 @@ class EntitySpec:
 MAX_TEXT = 2000  # the longest text ZOHO takes in any field we send (notes, descriptions); names are held shorter
 
 
+PLAUSIBLE_DATES = (date(1900, 1, 1), date(2200, 1, 1))  # a business date outside is a typo, never sent
+
+
 def sendable(row, path: str = "") -> None:
     """InvalidRow naming the source field when a text of the row (nested JSON included: `line_items[1].description`)
-    holds a NUL byte (ZOHO and Postgres refuse it) or is longer than ZOHO takes; the engine checks every row of every
-    entity before its mapping, so before any call."""
+    holds a NUL byte (ZOHO and Postgres refuse it) or is longer than ZOHO takes, or a date of the provider's is
+    outside PLAUSIBLE_DATES; the engine checks every row of every entity before its mapping, so before any call."""
     if isinstance(row, Mapping):
         for key, value in row.items():
+            if isinstance(value, date) and not path and not str(key).startswith("zoho_"):
+                day = value.date() if isinstance(value, datetime) else value
+                if not PLAUSIBLE_DATES[0] <= day < PLAUSIBLE_DATES[1]:
+                    raise InvalidRow(str(key), f"{value.isoformat()} is not a plausible date (1900 to 2199)")
             sendable(value, f"{path}.{key}" if path else str(key))
     elif isinstance(row, list):
         for i, value in enumerate(row, start=1):
