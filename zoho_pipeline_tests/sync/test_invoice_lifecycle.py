@@ -10,7 +10,7 @@ import pytest
 
 from zoho_pipeline.source import tables as T
 from zoho_pipeline_tests.support import rows as R
-from zoho_pipeline_tests.support.lifecycle import World, writes
+from zoho_pipeline_tests.support.lifecycle import NO_RETRY, World, writes
 
 INVOICES = T.customer_invoices
 PUT = "PUT /invoices/{invoice_id}"
@@ -127,3 +127,24 @@ def test_an_edit_zoho_cannot_take_fails_with_what_finance_must_do(world):
     assert "Finance:" in row["zoho_last_sync_error"] and "refund or move the payment" in row["zoho_last_sync_error"]
     assert Decimal(str(world.store.invoices[zoho_id]["total"])) == Decimal("1150.00"), "ZOHO unchanged"
     assert any(f.entity == "invoices" and f.entity_id == row_id for f in report.failures)
+
+
+def test_a_cancelled_invoice_is_voided_once_even_when_the_answer_is_lost(world):
+    customer = R.add_customer(world.engine)
+    row_id = invoice(world, customer, ["100.00"], "15.00")
+    world.sync()
+    zoho_id = world.row(INVOICES, row_id)["zoho_billing_invoice_id"]
+    world.change(INVOICES, row_id, status="cancelled")
+    world.emulator.set_faults(drop_rate=1.0)  # ZOHO voids it; the answer is lost
+    try:
+        world.sync(NO_RETRY)
+    finally:
+        world.emulator.set_faults(drop_rate=0.0)
+    assert world.store.invoices[zoho_id]["status"] == "void"
+    world.change(INVOICES, row_id, status="cancelled")
+    report, calls = world.sync()
+    assert report.exit_code == 0, report.failures
+    assert writes(calls) == {} and calls["GET /invoices/{invoice_id}"] == 1, "read back: void already"
+    world.change(INVOICES, row_id, due_date=date(2025, 7, 1))  # an edit of the cancelled invoice
+    report, calls = world.sync()
+    assert report.exit_code == 0 and writes(calls) == {} and calls == {}, "voided once; nothing to send"

@@ -1,7 +1,7 @@
 """Issue 14 (f): the fault suite's lifecycle scenarios. Accounts that reached ZOHO change all at once — payments
-refunded and bounced, services cancelled, re-priced and suspended, customers closed — and the pipeline settles
+refunded and bounced, services cancelled, re-priced and suspended, customers closed, invoices cancelled — and the pipeline settles
 them under 5xx on every call, act-then-drop on every write, and a run SIGKILLed mid-transition. Each must end with
-0 double refunds, 0 double cancels or deletions, 0 transitions lost and 0 rows stuck. A table is printed at the end
+0 double refunds, 0 double cancels, deletions or voids, 0 transitions lost and 0 rows stuck. A table is printed at the end
 of the module and written to bench-results/lifecycle_faults.txt."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ LIFECYCLE_ROUTES = (
     "POST /subscriptions/{subscription_id}/cancel",
     "POST /customers/{customer_id}/markasinactive",
     "PUT /subscriptions/{subscription_id}",
+    "POST /invoices/{invoice_id}/void",
 )
 
 
@@ -70,6 +71,7 @@ def accounts(world) -> dict[str, list]:
         customer = R.add_customer(e)
         invoice = R.add_invoice(e, customer)
         made.append((customer, R.add_service(e, customer, package), invoice, R.add_payment(e, customer, invoice)))
+    unpaid = [R.add_invoice(e, made[-1][0]), R.add_invoice(e, made[-2][0])]  # to be cancelled: voided in ZOHO
     report, _ = world.sync()
     assert report.exit_code == 0, report.failures
     plan = {
@@ -79,6 +81,7 @@ def accounts(world) -> dict[str, list]:
         "close": made[10:12],
         "reprice": made[12:13],
         "suspend": made[13:14],
+        "void": unpaid,
     }
     for customer, service, invoice, payment in plan["refund"] + plan["bounce"]:
         status = "refunded" if (customer, service, invoice, payment) in plan["refund"] else "failed"
@@ -93,6 +96,8 @@ def accounts(world) -> dict[str, list]:
         world.change(T.customer_services, service, monthly_price=Decimal("899.00"))
     for _, service, _, _ in plan["suspend"]:
         world.change(T.customer_services, service, status="suspended")
+    for invoice in plan["void"]:
+        world.change(T.customer_invoices, invoice, status="cancelled")
     return plan
 
 
@@ -116,7 +121,8 @@ def verdict(world, plan, scenario, runs, table_rows) -> dict:
             ).scalars()
         )
     double_refunds += refused["24019"]  # a second refund the emulator refused (more than is left to refund)
-    double_cancels = refused["1003"] + refused["1002"] + refused["24023"]  # cancelled twice, deleted twice
+    # cancelled twice, deleted twice, voided twice
+    double_cancels = refused["1003"] + refused["1002"] + refused["24023"] + refused["1005"]
     lost = []
 
     def expect(ok: bool, what: str):
@@ -151,6 +157,11 @@ def verdict(world, plan, scenario, runs, table_rows) -> dict:
         expect(
             store.subscriptions[row(T.customer_services, service)["zoho_subscription_id"]]["status"] == "live",
             f"suspend {service}",
+        )
+    for invoice in plan["void"]:
+        expect(
+            store.invoices[row(T.customer_invoices, invoice)["zoho_billing_invoice_id"]]["status"] == "void",
+            f"void {invoice}",
         )
     states = fk.classify(world.engine)
     stuck = sum(1 for s in states.values() for v in s.values() if v == "stuck")

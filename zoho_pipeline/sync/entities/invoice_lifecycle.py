@@ -1,6 +1,6 @@
 """A manual invoice's later life in ZOHO, and the rounding that keeps ZOHO's total equal to the source's.
 
-- `cancelled` → void (invoices.update); an edit of an unpaid invoice → `PUT` of the whole invoice.
+- `cancelled` → void, once (read back after doubt); an edit of an unpaid invoice → `PUT` of the whole invoice.
 - An edit ZOHO cannot take fails the row with what finance must do (and the failed-rows verdict alerts it): a paid
   or part-paid invoice whose new total is below what was paid, a void one, a credit note (ZOHO's API cannot edit
   credit notes: invoices.update).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from zoho_pipeline.sync.entities.base import InvalidRow, money, public
+from zoho_pipeline.sync.entities.base import InvalidRow, known_previous, money, public
 from zoho_pipeline.sync.entities.payment_lifecycle import raised_for_a_refund
 from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
 
@@ -50,6 +50,18 @@ def add_rounding(payload: dict, adjustment: Decimal) -> dict:
         payload["adjustment"] = float(adjustment)
         payload["adjustment_description"] = ROUNDING_LABEL
     return payload
+
+
+def void(client, kind: str, zoho_id: str, payload: dict, ctx) -> None:
+    """Void once: not again when what was sent last was already the void; after doubt (or with nothing kept) only
+    when ZOHO does not show it void yet."""
+    previous = known_previous(ctx, payload)
+    if previous is not None and previous.get("_void") and not (ctx.in_doubt or ctx.adopted):
+        return  # voided by an earlier sync; a later edit of a cancelled invoice changes nothing in ZOHO
+    if previous is None or ctx.in_doubt or ctx.adopted:
+        if (client.get(f"/{kind}s/{zoho_id}")[kind].get("status") or "").lower() == "void":
+            return
+    client.post(f"/{kind}s/{zoho_id}/void")
 
 
 def put(client, zoho_id: str, payload: dict, row) -> dict:

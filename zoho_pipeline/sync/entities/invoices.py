@@ -167,7 +167,7 @@ def create(client, payload, row, ctx) -> str:
 def update(client, zoho_id, payload, row, ctx) -> None:
     kind = payload["_kind"]
     if payload["_void"]:
-        client.post(f"/{kind}s/{zoho_id}/void")
+        lifecycle.void(client, kind, zoho_id, payload, ctx)
     elif kind == CREDIT_NOTE and ctx.adopted:
         return  # found after a create in doubt: it carries what was sent, and ZOHO cannot edit it anyway
     elif kind == CREDIT_NOTE:
