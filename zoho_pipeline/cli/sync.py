@@ -8,6 +8,7 @@ failed (credentials rejected, source unreachable, a bug).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import re
 import sys
@@ -79,8 +80,16 @@ def instance_for_cli():
     import dagster as dg
 
     if text("DAGSTER_HOME"):
-        Path(text("DAGSTER_HOME")).mkdir(parents=True, exist_ok=True)
-        return dg.DagsterInstance.get(), None
+        home = Path(text("DAGSTER_HOME"))
+        home.mkdir(parents=True, exist_ok=True)
+        # two CLI runs on a fresh DAGSTER_HOME would both create Dagster's SQLite storage ("table runs already
+        # exists", "more than one head"): the first to take the lock creates it, the others find it made
+        with open(home / ".zoho-pipeline-init.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            instance = dg.DagsterInstance.get()
+            instance.get_runs(limit=1)
+            instance.all_instigator_state()
+        return instance, None
     return dg.DagsterInstance.ephemeral(), (
         "note: DAGSTER_HOME is not set, so this run is not kept; set it (make "
         "demo uses .dagster_home) to see the run in `dagster dev`"
