@@ -147,3 +147,22 @@ def test_a_run_killed_mid_closure_finishes_it_without_repeating_a_call(world, di
     assert world.store.subscriptions[sub_id]["status"] == "cancelled"
     expected = {"put": {PUT: 1, CANCEL: 1, INACTIVE: 1}, "cancel": {PUT: 1, INACTIVE: 1}, "markasinactive": {PUT: 1}}
     assert writes(calls) == expected[died_after]
+
+
+def test_a_reopened_accounts_service_gets_a_new_subscription_when_resent(world):
+    """The runbook's procedure: reconcile shows the service live and its subscription cancelled by the closure;
+    a forced re-send (what `retry subscriptions ID --force` runs) replaces it with a live one."""
+    customer, subs = account(world)
+    world.change(CUSTOMERS, customer, status="closed")
+    world.sync()
+    world.change(CUSTOMERS, customer, status="active")
+    world.sync()
+    assert any(d.field == "status" for d in reconcile_entity(world.engine, world.client, "subscriptions").differences)
+    old = world.row(T.customer_services, subs[0])["zoho_subscription_id"]
+
+    report, calls = world.sync(mode="all", ids={"subscriptions": [subs[0]]}, entities=["subscriptions"])
+
+    assert report.exit_code == 0, report.failures
+    new = world.row(T.customer_services, subs[0])["zoho_subscription_id"]
+    assert new != old and world.store.subscriptions[new]["status"] == "live"
+    assert status_differences(world, "subscriptions") == []
