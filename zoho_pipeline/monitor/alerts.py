@@ -28,6 +28,8 @@ import json
 import re
 import smtplib
 import sys
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -38,6 +40,7 @@ import requests
 from zoho_pipeline.env import boolean, choice, collect, environ, number
 from zoho_pipeline.monitor.messages import build_email, scrub, webhook_format, webhook_payload
 from zoho_pipeline.source.database import utcnow
+from zoho_pipeline.sync import state as state_claims
 from zoho_pipeline.sync.state import get_state, set_state
 
 KINDS = ("run_failed", "check_failed", "check_recovered", "failed_rows", "stuck_rows", "test")
@@ -208,6 +211,8 @@ def send_alert(
 # --- one alert per change of state ------------------------------------------------------------------------------
 
 STATE_PREFIX = "alert:"
+ALERT_CLAIM_TTL_S = 120.0  # an evaluation holding a key's claim longer has died: the claim is taken over
+ALERT_CLAIM_WAIT_S = 60.0  # how long an evaluation waits for another's on the same key (then: "busy", no send)
 
 
 def _load_state(engine, key: str) -> dict:
@@ -256,8 +261,32 @@ def alert_on_state_change(
     The last state per key is kept in zoho_pipeline_state (`alert:<key>`), so every process and every cron run
     shares it. A dry run prints what would be sent and leaves the state alone. When sending fails, the state is not
     advanced: the next evaluation tries again. With ALERT_REMIND_AFTER_S, a state failing that long is re-sent.
-    Returns {"key", "previous", "state", "action": alerted|recovered|reminded|unchanged, "result"}."""
+    Returns {"key", "previous", "state", "action": alerted|recovered|reminded|unchanged, "result"}.
+
+    Two evaluations at once (two `alert` crons, the sensor beside one) take turns on the key's claim, so the
+    second sees the state the first recorded and sends nothing again."""
     settings = settings or AlertSettings.from_env()
+    if dry_run:
+        return _evaluate(engine, key, is_failing, event, settings, dry_run, recovery, out)
+    owner, claim_key = uuid.uuid4().hex, f"claim:{STATE_PREFIX}{key}"
+    deadline = time.monotonic() + ALERT_CLAIM_WAIT_S
+    while not state_claims.claim(engine, claim_key, owner, ALERT_CLAIM_TTL_S):
+        if time.monotonic() > deadline:
+            return {
+                "key": key,
+                "previous": None,
+                "state": "failing" if is_failing else "ok",
+                "action": "busy",
+                "result": None,
+            }
+        time.sleep(0.1)
+    try:
+        return _evaluate(engine, key, is_failing, event, settings, dry_run, recovery, out)
+    finally:
+        state_claims.release(engine, claim_key, owner)
+
+
+def _evaluate(engine, key, is_failing, event, settings, dry_run, recovery, out) -> dict:
     prev = _load_state(engine, key)
     prev_state = prev.get("state")
     now = utcnow()
