@@ -198,7 +198,7 @@ class _Run:
         bill are pushed in the same pass); its calls count in the entity's figures."""
         rep = self.report.entity(spec.name)
         try:
-            done = spec.before_sync(self.engine, self.client, self.months).as_dict()
+            done = spec.before_sync(self.engine, self.client, self.months, self.settings).as_dict()
         except Exception as exc:  # the entity's rows still sync; what this step decides waits for the next run
             log.exception("before sync failed entity=%s", spec.name)
             done = {"error": f"{type(exc).__name__}: {exc}", "api_calls": 0}

@@ -31,6 +31,8 @@ class SyncSettings:
     inspector_calls: int = 10_000  # API calls kept (redacted) for `zoho-pipeline calls`; 0 keeps none
     # a payment on a recurring invoice waits this long for the link to ZOHO's invoice, then goes as credit
     recurring_link_wait_h: float = 72.0
+    # a recurring invoice not linked yet is looked for in ZOHO again after this long (ZOHO bills once a day)
+    recurring_recheck_min: float = 60.0
     # bodies kept: of failed calls (a success's request is the accepted payload, its answer ZOHO's echo), or all
     inspector_bodies: str = field(default="failed", metadata={"choices": ("failed", "all")})
     # lifecycle policies (design.md "ZOHO over time", docs/runbook.md): when a package or price change and a
@@ -77,6 +79,7 @@ ENV_VARS = {
     "drift_policy": "ZOHO_DRIFT",
     "inspector_calls": "ZOHO_INSPECTOR_CALLS",
     "recurring_link_wait_h": "ZOHO_RECURRING_LINK_WAIT_H",
+    "recurring_recheck_min": "ZOHO_RECURRING_RECHECK_MIN",
     "inspector_bodies": "ZOHO_INSPECTOR_BODIES",
 }
 END_OF_TERM, IMMEDIATE = "end_of_term", "immediate"

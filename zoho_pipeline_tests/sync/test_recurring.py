@@ -7,7 +7,7 @@ wrong invoice: each scenario checks the link against the emulator's own record o
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -24,7 +24,9 @@ from zoho_pipeline.zoho.client import ZohoClient
 from zoho_pipeline_tests.support import rows as R
 from zoho_pipeline_tests.support.emulator import start_emulator, zoho_config
 
-FAST = SyncSettings(max_workers=4, backoff_base_s=0.05, in_run_retry_window_s=1.0, run_stale_after_s=5.0)
+FAST = SyncSettings(
+    max_workers=4, backoff_base_s=0.05, in_run_retry_window_s=1.0, run_stale_after_s=5.0, recurring_recheck_min=0
+)  # ZOHO's clock moves days in seconds: look again every run
 MONTHLY = Decimal("799.00")
 BILL = str((MONTHLY * Decimal("1.15")).quantize(Decimal("0.01")))  # 918.85
 
@@ -432,7 +434,7 @@ def test_payments_pushed_as_credit_before_this_change_are_applied_once(world):
     assert report.entities["invoices"].before_sync["history"] == 1
     assert report.entities["invoices"].before_sync["linked"] == 1
     assert report.entities["payments"].updated == 2 and report.entities["payments"].created == 0
-    for inv, (pay, zoho_id) in old.items():
+    for inv, (_pay, zoho_id) in old.items():
         target = row(engine, T.customer_invoices, inv)["zoho_billing_invoice_id"]
         payment = handle.store.payments[zoho_id]
         assert [a["invoice_id"] for a in payment["invoices"]] == [target] and payment["unused_amount"] == 0
@@ -442,3 +444,19 @@ def test_payments_pushed_as_credit_before_this_change_are_applied_once(world):
     again = run_sync(engine, client, FAST)
     assert payment_puts(handle) == puts == 2 and again.entities["payments"].updated == 0
     assert ledger.ledger(engine, client).ok
+
+
+def test_a_waiting_invoice_is_looked_for_again_only_after_the_recheck_interval(world):
+    engine, client, handle = world
+    pkg = R.add_package(engine, price=str(MONTHLY))
+    cust = R.add_customer(engine)
+    svc = R.add_service(engine, cust, pkg, price=str(MONTHLY), activation_date=date(2025, 1, 5))
+    run_sync(engine, client, FAST)
+    inv = recurring_invoice(engine, cust, svc, date(2025, 2, 1))  # ZOHO raises it on the 1st
+    assert recurring.link_recurring(engine, client).waiting == 1
+    handle.move_clock(now="2025-02-01T09:00:00Z")
+    quiet = recurring.link_recurring(engine, client)  # looked at a moment ago: no list pages read
+    assert (quiet.considered, quiet.api_calls, quiet.linked) == (1, 0, 0)
+    later = recurring.link_recurring(engine, client, now=R.now() + timedelta(minutes=61))
+    assert later.linked == 1 and later.api_calls == 2
+    assert row(engine, T.customer_invoices, inv)["zoho_billing_invoice_id"]

@@ -20,7 +20,14 @@ from zoho_pipeline.zoho.client import ZohoClient
 from zoho_pipeline_tests.support import rows as R
 from zoho_pipeline_tests.support.emulator import start_emulator, zoho_config
 
-FAST = SyncSettings(max_workers=4, backoff_base_s=0.02, backoff_max_s=0.2, in_run_retry_window_s=1.0, max_attempts=50)
+FAST = SyncSettings(
+    max_workers=4,
+    backoff_base_s=0.02,
+    backoff_max_s=0.2,
+    in_run_retry_window_s=1.0,
+    max_attempts=50,
+    recurring_recheck_min=0,
+)  # ZOHO's clock moves days in seconds: look again every run
 PRICES = ("799.00", "799.00", "499.00")  # two services of one customer at the same price, one cheaper
 
 

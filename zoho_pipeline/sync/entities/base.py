@@ -114,9 +114,9 @@ class EntitySpec:
     children: tuple[tuple[str, str], ...] = ()  # (child entity, its column holding our id): woken when we recover
     # (payload, creating) → the calls one attempt makes (the dry run's estimate): lifecycle actions may cost more
     calls: Callable[[dict, bool], int] = lambda payload, creating: 1
-    # work before the entity's rows: (engine, client, months) → a report with as_dict()
+    # work before the entity's rows: (engine, client, months, SyncSettings) → a report with as_dict()
     # (invoices: link the provider's recurring invoices to the ones ZOHO raised)
-    before_sync: Callable[[object, object, object], object] | None = None
+    before_sync: Callable[[object, object, object, object], object] | None = None
 
     @property
     def zoho_id(self):

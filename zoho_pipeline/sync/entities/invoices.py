@@ -11,6 +11,8 @@ outage, say) becomes a ZOHO credit note on the 'Account credit' addon, found aga
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from sqlalchemy import and_, or_, select
 
@@ -261,5 +263,7 @@ SPEC = EntitySpec(
     natural_keys=("invoice_number", "zoho_billing_invoice_id"),
     children=(("payments", "invoice_id"),),
     month_column="invoice_date",
-    before_sync=lambda engine, client, months: recurring.link_recurring(engine, client, months=months),
+    before_sync=lambda engine, client, months, settings: recurring.link_recurring(
+        engine, client, months=months, recheck_after=timedelta(minutes=settings.recurring_recheck_min)
+    ),
 )

@@ -104,6 +104,8 @@ def _wanted(engine, months: tuple[date, date] | None) -> list[dict]:
             svc.c.status.label("service_status"),
             svc.c.zoho_subscription_id,
             links.c.state.label("link_state"),
+            links.c.checked_at.label("link_checked_at"),
+            links.c.zoho_subscription_id.label("link_subscription_id"),
         )
         .select_from(inv.outerjoin(svc, svc.c.id == inv.c.service_id).outerjoin(links, links.c.invoice_id == inv.c.id))
         .where(
@@ -283,12 +285,30 @@ def _decide(row: dict, zoho: _Zoho, customer_zoho_id: str | None) -> LinkRow:
 # --- the pass --------------------------------------------------------------------------------------------------
 
 
-def link_recurring(engine, client, *, months: tuple[date, date] | None = None, now=None) -> LinkReport:
-    """Link the not-yet-linked recurring invoices in `months` (all when None); write links and wake payments."""
+def _fresh(row: dict, now, recheck_after: timedelta) -> bool:
+    """Worth reading ZOHO for: never looked at, its service has a subscription since, or last looked at long ago."""
+    if row["link_state"] is None or (row["zoho_subscription_id"] and not row["link_subscription_id"]):
+        return True
+    checked = aware(row["link_checked_at"])
+    return checked is None or now - checked >= recheck_after
+
+
+def link_recurring(
+    engine,
+    client,
+    *,
+    months: tuple[date, date] | None = None,
+    now=None,
+    recheck_after: timedelta = timedelta(minutes=60),
+) -> LinkReport:
+    """Link the not-yet-linked recurring invoices in `months` (all when None); write links and wake payments.
+    ZOHO is read only when a row is new, or was last looked at `recheck_after` ago (ZOHO raises a subscription's
+    invoices once a day): a row waiting for ZOHO does not cost list pages on every run."""
     report = LinkReport()
+    now = now or utcnow()
     rows = _wanted(engine, months)
     report.considered = len(rows)
-    if not rows:
+    if not any(_fresh(r, now, recheck_after) for r in rows):
         return report
     calls_before = _calls(client)
     zoho = _Zoho(client, report)
@@ -301,7 +321,7 @@ def link_recurring(engine, client, *, months: tuple[date, date] | None = None, n
         report.error = f"{type(exc).__name__}: {exc}"
         report.api_calls = _calls(client) - calls_before
         return report
-    _write(engine, decided, now or utcnow())
+    _write(engine, decided, now)
     for d in decided:
         report.linked += d.state == LINKED
         report.waiting += d.state == WAITING
