@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
+import sqlalchemy.ext.compiler
 
 from zoho_pipeline.source import business
 
@@ -143,3 +144,50 @@ def business_row_counts(url: str) -> dict[str, int]:
             }
     finally:
         engine.dispose()
+
+
+# --- the database's clock ---------------------------------------------------------------------------------------
+# Run heartbeats are written and judged by the database's clock on Postgres, so a host whose clock is behind (or
+# ahead) neither has its live claims taken over nor takes over another's; SQLite is a file of this host, whose
+# clock it is.
+
+
+class clock_now(sa.sql.functions.FunctionElement):
+    """Now: the database's `now()` on Postgres; elsewhere the host time given (a bind parameter)."""
+
+    type = sa.DateTime(timezone=True)
+    inherit_cache = True
+    name = "clock_now"
+
+
+class clock_before(sa.sql.functions.FunctionElement):
+    """`seconds` before now, by the same clock as `clock_now` (args: host time minus seconds, seconds)."""
+
+    type = sa.DateTime(timezone=True)
+    inherit_cache = True
+    name = "clock_before"
+
+
+@sa.ext.compiler.compiles(clock_now)
+@sa.ext.compiler.compiles(clock_before)
+def _host_clock(element, compiler, **kw):
+    return compiler.process(list(element.clauses)[0], **kw)
+
+
+@sa.ext.compiler.compiles(clock_now, "postgresql")
+def _pg_now(element, compiler, **kw):
+    return "now()"
+
+
+@sa.ext.compiler.compiles(clock_before, "postgresql")
+def _pg_before(element, compiler, **kw):
+    return f"(now() - make_interval(secs => {compiler.process(list(element.clauses)[1], **kw)}))"
+
+
+def db_now(host_now: datetime | None = None) -> clock_now:
+    return clock_now(sa.literal(host_now or utcnow(), sa.DateTime(timezone=True)))
+
+
+def db_before(seconds: float, host_now: datetime | None = None) -> clock_before:
+    host = (host_now or utcnow()) - timedelta(seconds=seconds)
+    return clock_before(sa.literal(host, sa.DateTime(timezone=True)), sa.literal(float(seconds), sa.Float))

@@ -12,11 +12,11 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import and_, bindparam, case, false, func, null, or_, select, true
 
-from zoho_pipeline.source.database import aware, utcnow
+from zoho_pipeline.source.database import aware, db_before, db_now, utcnow
 from zoho_pipeline.source.tables import dirty_predicate, zoho_sync_logs, zoho_sync_runs
 from zoho_pipeline.sync import payloads
 from zoho_pipeline.sync.entities.base import EntitySpec
@@ -36,7 +36,7 @@ def start_run(engine, run_id: str) -> None:
             zoho_sync_runs.insert().values(
                 run_id=run_id,
                 started_at=now,
-                heartbeat_at=now,
+                heartbeat_at=db_now(now),  # beats are the database's time (Postgres): hosts' clocks may differ
                 host=socket.gethostname()[:255],
                 pid=os.getpid(),
                 status="running",
@@ -46,7 +46,7 @@ def start_run(engine, run_id: str) -> None:
 
 def heartbeat(engine, run_id: str) -> None:
     with engine.begin() as conn:
-        conn.execute(zoho_sync_runs.update().where(zoho_sync_runs.c.run_id == run_id).values(heartbeat_at=utcnow()))
+        conn.execute(zoho_sync_runs.update().where(zoho_sync_runs.c.run_id == run_id).values(heartbeat_at=db_now()))
 
 
 def finish_run(engine, run_id: str, status: str, summary: dict) -> None:
@@ -55,15 +55,13 @@ def finish_run(engine, run_id: str, status: str, summary: dict) -> None:
         conn.execute(
             zoho_sync_runs.update()
             .where(zoho_sync_runs.c.run_id == run_id)
-            .values(heartbeat_at=now, finished_at=now, status=status, summary=json.dumps(summary, default=str))
+            .values(heartbeat_at=db_now(now), finished_at=now, status=status, summary=json.dumps(summary, default=str))
         )
 
 
 def live_runs(now: datetime, stale_after_s: float):
     runs = zoho_sync_runs.c
-    return select(runs.run_id).where(
-        runs.finished_at.is_(None), runs.heartbeat_at > now - timedelta(seconds=stale_after_s)
-    )
+    return select(runs.run_id).where(runs.finished_at.is_(None), runs.heartbeat_at > db_before(stale_after_s, now))
 
 
 # --- finding work ---------------------------------------------------------------------------------------------

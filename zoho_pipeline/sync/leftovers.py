@@ -7,11 +7,11 @@ as failed once past the staleness limit, so `health` stops warning about a run t
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import and_, func, select
 
-from zoho_pipeline.source.database import aware, utcnow
+from zoho_pipeline.source.database import aware, db_before, utcnow
 from zoho_pipeline.source.tables import zoho_sync_runs
 from zoho_pipeline.sync.claims import RETRYING, SYNCING, live_runs, scope_filter
 from zoho_pipeline.sync.entities.base import EntitySpec
@@ -50,9 +50,7 @@ def close_dead_runs(engine, stale_after_s: float, now: datetime | None = None) -
     with engine.begin() as conn:
         result = conn.execute(
             zoho_sync_runs.update()
-            .where(
-                r.status == "running", r.finished_at.is_(None), r.heartbeat_at < now - timedelta(seconds=stale_after_s)
-            )
+            .where(r.status == "running", r.finished_at.is_(None), r.heartbeat_at < db_before(stale_after_s, now))
             .values(status="failed", finished_at=now, summary=summary)
         )
         return result.rowcount or 0
