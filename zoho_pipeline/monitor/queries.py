@@ -80,7 +80,8 @@ def totals(counts: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
 
 
 def _stale_after_s(stale_after_s: float | None) -> float:
-    return SyncSettings.from_env().run_stale_after_s if stale_after_s is None else stale_after_s
+    """Default: rows under a run that stopped beating count as due (in doubt), as in the engine's own backlog."""
+    return SyncSettings.from_env().silent_after_s if stale_after_s is None else stale_after_s
 
 
 def due_where(info: EntitySpec, now: datetime, stale_after_s: float | None = None):
@@ -97,7 +98,8 @@ def due_count(
     """Rows the engine would pick up now (sync.claims.due_filter): never synced, changed since their last sync,
     failed or retrying with their next attempt due, or claimed by a run that died. A permanently failed or
     dead-lettered row waits until its data changes or an operator requeues it (`zoho-pipeline retry`).
-    `stale_after_s`: a run's heartbeat age that makes it dead (default SyncSettings.run_stale_after_s)."""
+    `stale_after_s`: a run's heartbeat age past which its claims count as due (default SyncSettings.silent_after_s:
+    in doubt, though the engine takes them over only at run_stale_after_s)."""
     with engine.connect() as conn:
         return claims.count_due(
             conn, spec(entity), now=aware(now or utcnow()), stale_after_s=_stale_after_s(stale_after_s)

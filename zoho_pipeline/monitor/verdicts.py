@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from zoho_pipeline.monitor import queries as Q
 from zoho_pipeline.monitor.thresholds import Thresholds
 from zoho_pipeline.source.database import utcnow
+from zoho_pipeline.sync.settings import SyncSettings
 
 OK, WARN, SKIP, FAIL = "ok", "warn", "skip", "fail"
 ROWS_SHOWN = 20
@@ -100,8 +101,9 @@ def synced_without_id(engine: sa.Engine, entity: str, th: Thresholds | None = No
 
 def backlog_age(engine: sa.Engine, entity: str, th: Thresholds, now: datetime | None = None) -> Verdict:
     now = now or utcnow()
-    age = Q.oldest_due_age_s(engine, entity, now, stale_after_s=th.heartbeat_stale_s)
-    due = Q.due_count(engine, entity, now, stale_after_s=th.heartbeat_stale_s)
+    silent = min(th.heartbeat_stale_s, SyncSettings.from_env().silent_after_s)  # in doubt counts as due
+    age = Q.oldest_due_age_s(engine, entity, now, stale_after_s=silent)
+    due = Q.due_count(engine, entity, now, stale_after_s=silent)
     late = age is not None and age > th.max_backlog_age_s
     return Verdict(
         "backlog_age",

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from zoho_pipeline.cli.sync import format_summary
+from zoho_pipeline.monitor import queries as Q
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.settings import SyncSettings
@@ -54,6 +55,10 @@ def test_rows_under_a_run_that_stopped_beating_are_backlog_in_doubt(source, zoho
     assert report.exit_code == 1
     assert "1 row(s) in doubt, claimed by a run that stopped beating" in format_summary(report)
     assert rows.row(source, T.customers, claimed)["zoho_claimed_by"] == "silent-run"  # not taken over early
+    # status, health and the backlog check say the same: one row due (in doubt)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZOHO_SYNC_HEARTBEAT_S", "5")
+        assert Q.due_count(source, "customers") == 1
 
 
 def test_rows_still_retrying_make_the_exit_code_one_with_the_next_attempt(source, zoho_config, emulator):
