@@ -418,3 +418,24 @@ def test_invoice_line_with_huge_number_is_refused_naming_the_line(world, field):
         assert exc.field.startswith("line_items[1]")
     else:
         pytest.fail("a 1e30 line amount was accepted")
+
+
+NEGATIVE_PAID_BEFORE = dict(
+    id="6b0b4a5e-0000-4000-8000-000000000001", transaction_id="NC-NEG-1", customer_id="c", invoice_id="i1",
+    amount=Decimal("500.00"), currency="ZAR", payment_method="cash", status="completed",
+    completed_at=dt.datetime(2025, 3, 2), created_at=dt.datetime(2025, 3, 2), updated_at=dt.datetime(2025, 3, 2),
+    invoice_found="i1", invoice_type="equipment", invoice_number="INV-N-1", invoice_total=Decimal("100.00"),
+    paid_before=Decimal("-50.00"),
+)
+
+
+@PROPS
+@given(row=st.just(NEGATIVE_PAID_BEFORE))
+def test_a_negative_paid_before_never_applies_more_than_the_invoice_total(world, row):
+    """Found by the property above (helper of issue 14): a negative sum of earlier payments made the balance
+    larger than the invoice, and ZOHO refused the payment (24016)."""
+    _real_invoice_like(world, row)
+    payload, result = check(world, payments.SPEC, row)
+    assert payload is not None and result is not None
+    applied = [Decimal(str(i["amount_applied"])) for i in world.handle.store.payments[result]["invoices"]]
+    assert applied == [Decimal("100.00")]

@@ -161,7 +161,9 @@ def build(row, ctx) -> dict:
         target = None
     if target is not None:
         zoho_invoice_id, total = target
-        balance = money(total, "invoice total") - money(row["paid_before"] or 0, "paid before")
+        # what the payer's earlier payments applied in ZOHO: never below nothing (a negative sum is not a payment)
+        paid = max(money(row["paid_before"] or 0, "paid before"), money(0, "paid before"))
+        balance = money(total, "invoice total") - paid
         applied = min(amount, max(balance, money(0, "amount")))
         if applied > 0:
             payload["invoices"] = [{"invoice_id": zoho_invoice_id, "amount_applied": float(applied)}]
