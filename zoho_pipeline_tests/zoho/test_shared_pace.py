@@ -148,3 +148,26 @@ def test_a_sync_summary_reports_the_429s_it_met():
     report = RunReport(run_id="r1")
     report.entity("customers").rate_limited = 3
     assert "429 (rate limited) 3 time(s)" in format_summary(report)
+
+
+def test_with_the_store_down_a_process_paces_alone_and_says_so_once(caplog):
+    class DownStore:
+        def lease(self, *a, **kw):
+            raise OSError("source database unreachable")
+
+        def release(self, *a, **kw):
+            raise OSError("source database unreachable")
+
+        def pause(self, *a, **kw):
+            raise OSError("source database unreachable")
+
+        def paused_for(self, *a, **kw):
+            raise OSError("source database unreachable")
+
+    limiter = RateLimiter(5, None, None, "org-down", pace_store=DownStore(), window_s=60.0)
+    for _ in range(5):
+        limiter.acquire()
+    assert limiter.in_window() == 5  # the local window counts: a sixth call would wait for it
+    with pytest.raises(ZohoError):
+        limiter.pause_for(30) or limiter.acquire(max_wait_s=1)
+    assert sum("shared pace unavailable" in r.message for r in caplog.records) == 1
