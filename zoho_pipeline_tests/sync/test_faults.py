@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -325,8 +326,15 @@ def test_two_runs_at_once(world):
     reports = first + world.settle(h, settings, max_runs=6)
     twice = fk.claimed_twice(world.engine)
     assert twice == 0
+    # issue 12 item 5: both runs met an empty catalog at once; each product was created once and both used it
+    products = Counter(p["name"] for p in h.store.products.values())
+    assert products and set(products.values()) == {1}, products
     world.finish(
-        "6 two runs at once", h.store, reports, notes=f"{skipped} claims lost to the other run", extra_dup=twice
+        "6 two runs at once",
+        h.store,
+        reports,
+        notes=f"{skipped} claims lost to the other run; {len(products)} products, each created once",
+        extra_dup=twice + sum(n - 1 for n in products.values()),
     )
 
 
