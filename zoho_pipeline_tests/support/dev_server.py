@@ -40,6 +40,11 @@ query Runs($job: String!) { runsOrError(filter: {pipelineName: $job}) { __typena
   ... on Runs { results { runId status tags { key value } } } } }
 """
 
+RUN_EVENTS = """
+query Events($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection { events { __typename
+  ... on MessageEvent { message stepKey } ... on ErrorEvent { error { message } } } } } }
+"""
+
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -135,10 +140,22 @@ class DevServer:
         while True:
             run = self.gql(RUN, id=run_id)["runOrError"]
             if run["status"] in FINISHED:
+                if run["status"] != "SUCCESS":  # why, in the assertion that follows
+                    run["errors"] = self.run_errors(run_id)
                 return run
             assert time.monotonic() < deadline, f"run {run_id} still {run['status']} after {timeout}s"
             self.remember_processes()
             time.sleep(2)
+
+    def run_errors(self, run_id: str) -> list[str]:
+        """The failure messages of a run's event log (what the UI's run page shows in red)."""
+        events = self.gql(RUN_EVENTS, id=run_id)["logsForRun"].get("events") or []
+        return [
+            f"{e.get('stepKey') or '-'}: {e.get('message')} {(e.get('error') or {}).get('message', '')}"[:2000]
+            for e in events
+            if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent", "EngineEvent")
+            and (e.get("error") or e["__typename"] != "EngineEvent")
+        ]
 
     def interrupt(self) -> int:
         """Ctrl-C, as a terminal sends it to `make dev`: SIGINT to dev.py (its children have their own groups)."""
