@@ -22,7 +22,7 @@ from pathlib import Path
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 BOOLEANS = "true/false, 1/0 or yes/no (any case)"
 PREFIXES = ("ZOHO_", "ALERT_")
-TEST_VARIABLES = ("ZOHO_SOAK", "ZOHO_SOAK_CUSTOMERS")  # read by the test suite (make test-soak), known too
+TEST_VARIABLES = ("ZOHO_SOAK", "ZOHO_SOAK_CUSTOMERS", "ZOHO_FAULT_CUSTOMERS", "ZOHO_TEST_PG_URL")  # the test suite's
 
 
 class ConfigError(ValueError):
