@@ -31,11 +31,11 @@ def watermarks(engine) -> dict[str, dict]:
 
 def changed_months(engine, entity: str, since_iso: str | None, *, stale_after_s: float | None = None) -> set[date]:
     """First days of the months of the due rows (the engine's rule, monitor.queries.due_count) of a partitioned entity
-    changed after `since_iso` (all of them when None). A row without its month date (a payment not completed)
-    belongs to no month."""
+    changed after `since_iso` (all of them when None). A row's month is the engine's (EntitySpec.month_date: a
+    bounced payment, its completed_at cleared, is in the month it was created)."""
     info = q.spec(entity)
     c = info.table.c
-    month_col = c[info.month_column]
+    month_col = info.month_date
     cond = [q.due_where(info, utcnow(), stale_after_s), month_col.is_not(None)]
     if since_iso:
         cond.append(c.updated_at > db_time(engine, datetime.fromisoformat(since_iso)))

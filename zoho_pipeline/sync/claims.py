@@ -70,7 +70,7 @@ def live_runs(now: datetime, stale_after_s: float):
 def _month_filter(spec: EntitySpec, months: tuple[date, date] | None):
     if not months or not spec.month_column:
         return true()
-    column = spec.table.c[spec.month_column]
+    column = spec.month_date
     start, end = months
     if spec.month_column == "completed_at":  # a timestamp: compare with midnight UTC
         start = datetime.combine(start, time.min, tzinfo=UTC)

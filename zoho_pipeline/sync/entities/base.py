@@ -110,6 +110,8 @@ class EntitySpec:
     aliases: tuple[str, ...] = ()  # other names an operator or a log row may give the entity (singular, table)
     natural_keys: tuple[str, ...] = ()  # columns a person finds a row by (unique values only), in order
     month_column: str | None = None  # partition date column (invoices, payments)
+    # where month_column may be empty (a bounced payment's completed_at): the row's month is this column's instead
+    month_fallback: str | None = None
     lookup_key: Callable[[Mapping], str] | None = None  # row → reference written with the claim, for a look-up
     children: tuple[tuple[str, str], ...] = ()  # (child entity, its column holding our id): woken when we recover
     # (payload, creating) → the calls one attempt makes (the dry run's estimate): lifecycle actions may cost more
@@ -125,6 +127,16 @@ class EntitySpec:
 
     def where_eligible(self):
         return self.eligible(self.table)
+
+    @property
+    def month_date(self):
+        """The row's partition date as SQL (None when unpartitioned): every row belongs to exactly one month."""
+        if not self.month_column:
+            return None
+        column = self.table.c[self.month_column]
+        if self.month_fallback:
+            return func.coalesce(column, self.table.c[self.month_fallback])
+        return column
 
 
 MAX_TEXT = 2000  # the longest text ZOHO takes in any field we send (notes, descriptions); names are held shorter

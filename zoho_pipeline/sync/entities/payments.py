@@ -68,7 +68,20 @@ def select_rows():
     unsettled = and_(
         earlier_own, prior.c.zoho_payment_id.is_(None), func.coalesce(prior.c.zoho_sync_status, "pending") != "failed"
     )
-    waiting_for = select(func.min(prior.c.transaction_id)).where(unsettled).scalar_subquery()
+    # refunded or bounced, its ZOHO payment not yet detached or deleted: until then it holds the invoice's balance
+    still_held = and_(
+        prior.c.invoice_id == t.c.invoice_id,
+        prior.c.customer_id == t.c.customer_id,
+        prior.c.id != t.c.id,
+        prior.c.status.in_(tuple(lifecycle.ACTIONS)),
+        prior.c.zoho_payment_id.is_not(None),
+        or_(
+            prior.c.zoho_sync_status.in_(("pending", "syncing", "retrying")),
+            prior.c.zoho_source_version.is_(None),
+            prior.c.updated_at > prior.c.zoho_source_version,
+        ),
+    )
+    waiting_for = select(func.min(prior.c.transaction_id)).where(or_(unsettled, still_held)).scalar_subquery()
     return select(
         t,
         invoices.c.id.label("invoice_found"),
@@ -130,7 +143,8 @@ def build(row, ctx) -> dict:
     mode = PAYMENT_MODES.get(row["payment_method"])
     if mode is None:
         raise InvalidRow("payment_method", f"{row['payment_method']!r} has no ZOHO payment mode")
-    if row["completed_at"] is None:
+    if row["completed_at"] is None and not lifecycle.action_of(row):
+        # a bounce may clear it (completed → failed): the deletion needs no date, so only a payment to push needs one
         raise InvalidRow("completed_at", f"is empty on a {row['status']} payment")
     if row["invoice_id"] is not None and row.get("invoice_found") is None:
         raise InvalidRow("invoice_id", f"invoice {row['invoice_id']} does not exist")
@@ -146,7 +160,7 @@ def build(row, ctx) -> dict:
         "customer_id": ctx.parent_zoho_id("customers", row["customer_id"]),
         "payment_mode": mode,
         "amount": float(amount),
-        "date": _local_date(row["completed_at"]),
+        "date": _local_date(row["completed_at"] or row["created_at"]),
         "reference_number": row["transaction_id"],
         "description": f"{row['payment_method']} payment {row['transaction_id']}"
         + (f" for {row['invoice_number']}" if row.get("invoice_number") else ""),
@@ -233,5 +247,6 @@ SPEC = EntitySpec(
     aliases=("payment", "payment_transactions", "transactions"),
     natural_keys=("transaction_id", "zoho_payment_id"),
     month_column="completed_at",
+    month_fallback="created_at",  # a payment not (or no longer) completed: a bounce clears completed_at
     calls=lifecycle.calls,
 )
