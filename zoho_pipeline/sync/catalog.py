@@ -3,9 +3,11 @@
 Each is found by name before it is created (there are five of them, so the look-up is cheap), and its id is
 kept in `zoho_pipeline_state` so later runs spend no call on it. The set-up follows the rows' rule, claim → call →
 look-up on doubt: one process at a time holds the object's claim (`state.claim`) while it looks the object up and
-creates it; the others wait for the id it records, and a holder that died is taken over after CLAIM_TTL_S by a
-process that looks up first. A create whose answer is lost is looked up before anything is sent again. So two
-processes never create the same product twice, nor use different ids for it.
+creates it; the others wait for the id it records. The holder renews its claim every CLAIM_RENEW_S while it works
+(a look-up and a create may wait on the pace or a slow ZOHO far longer than the claim lives), so a holder that died
+(SIGKILL mid set-up) is taken over CLAIM_TTL_S after its last renewal by a process that looks up first. A create
+whose answer is lost is looked up before anything is sent again. So two processes never create the same product
+twice, nor use different ids for it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from zoho_pipeline.sync import state
 from zoho_pipeline.sync.state import get_state, set_state
 from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
 
-CLAIM_TTL_S = 60.0  # a set-up claim older than this belongs to a process that died: taken over
+# A set-up claim not renewed for this long belongs to a process that died: taken over. Short, since every row that
+# needs the object waits meanwhile (60 s stalled a whole entity after a kill); the live holder renews it.
+CLAIM_TTL_S = 10.0
+CLAIM_RENEW_S = CLAIM_TTL_S / 5
 CLAIM_WAIT_S = 90.0  # how long a process waits for another's set-up before the row fails (and retries)
 
 # product key → (ZOHO product name, description)
@@ -78,6 +83,7 @@ class Catalog:
         deadline = time.monotonic() + CLAIM_WAIT_S
         while True:
             if state.claim(self._engine, claim_key, owner, CLAIM_TTL_S):
+                renewing = _Renewal(self._engine, claim_key, owner)
                 try:
                     value = get_state(self._engine, state_key)  # the previous holder may have finished
                     if value is None:
@@ -85,6 +91,7 @@ class Catalog:
                         set_state(self._engine, state_key, value)
                     return value
                 finally:
+                    renewing.stop()
                     state.release(self._engine, claim_key, owner)
             value = get_state(self._engine, state_key)
             if value is not None:
@@ -154,3 +161,24 @@ class Catalog:
                 raise
             return False
         return True
+
+
+class _Renewal:
+    """Renews a held claim every CLAIM_RENEW_S until stopped (a thread: the holder is busy with ZOHO meanwhile)."""
+
+    def __init__(self, engine, claim_key: str, owner: str):
+        self._engine, self._key, self._owner = engine, claim_key, owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zoho-catalog-claim", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(CLAIM_RENEW_S):
+            try:
+                state.claim(self._engine, self._key, self._owner, CLAIM_TTL_S)  # ours: refreshes its time
+            except Exception:  # noqa: BLE001 - the next renewal tries again; the look-up-first rule covers a takeover
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
