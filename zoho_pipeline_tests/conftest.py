@@ -77,6 +77,19 @@ def zoho_config(emulator):
     return emulator_config(emulator.url)
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limiter_from_another_test():
+    """Every test meets a fresh process-wide limiter: the registry's limiter per organization keeps its window, its
+    429 pause and its first pace/usage stores (another test's database), and a CLI test lowers its pace to the
+    env's 90/min. Left over, a later test's few calls waited out a minute's window (test_recurring's reconcile
+    --ledger took 50 s in the full suite, 0.5 s alone)."""
+    from zoho_pipeline.zoho.limiter import RateLimiter
+
+    RateLimiter.reset_registry()
+    yield
+    RateLimiter.reset_registry()
+
+
 @pytest.fixture
 def fresh_zoho_process_state():
     """No process-wide rate limiter or cached access token left over from another test."""
