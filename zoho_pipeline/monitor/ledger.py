@@ -23,6 +23,7 @@ from decimal import Decimal
 import pandas as pd
 import sqlalchemy as sa
 
+from zoho_pipeline.monitor.ledger_reasons import reasons_by_customer, with_reasons
 from zoho_pipeline.source.tables import customer_invoices as inv
 from zoho_pipeline.source.tables import customers as cust
 from zoho_pipeline.source.tables import payment_transactions as pay
@@ -39,6 +40,7 @@ DIFFERENCE_COLUMNS = ["kind", "label", "source_id", "zoho_id", "source", "zoho",
 class LedgerReport:
     customers_compared: int = 0
     customers_differing: int = 0
+    customers_explained: int = 0  # differing customers whose every difference the reasons account for, to the cent
     recurring_linked: int = 0
     recurring_not_linked: int = 0
     recurring_total_differs: int = 0
@@ -73,6 +75,7 @@ class LedgerReport:
             "ok": self.ok,
             **self.figures(),
             "recurring_total_differs": self.recurring_total_differs,
+            "customers_explained": self.customers_explained,
             "differences": self.differences.astype(str).to_dict("records"),
         }
 
@@ -104,6 +107,8 @@ def source_ledger(engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             links.c.state.label("link_state"),
             links.c.zoho_invoice_id,
             links.c.zoho_total,
+            inv.c.zoho_billing_invoice_id.label("pushed_zoho_id"),
+            inv.c.zoho_last_sync_error.label("sync_error"),
         ).select_from(inv.outerjoin(links, links.c.invoice_id == inv.c.id)),
     )
     payments = _frame(
@@ -116,6 +121,7 @@ def source_ledger(engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             pay.c.amount,
             pay.c.completed_at,
             pay.c.zoho_payment_id,
+            pay.c.zoho_last_sync_error.label("sync_error"),
         ).where(pay.c.status == "completed"),
     )
     for frame, cols in ((bills, ["total", "zoho_total"]), (payments, ["amount"])):
@@ -200,6 +206,7 @@ def ledger(engine, client) -> LedgerReport:
     unpaid = {
         str(i.get("invoice_id")): i for i in _pages(client, "/invoices", "invoices", {"filter_by": "Status.Unpaid"})
     }
+    reasons = reasons_by_customer(engine, bills, payments, unpaid, customers)
     rows = []
 
     in_zoho = customers[customers["zoho_billing_customer_id"].map(lambda z: bool(z) and str(z) in zoho_customers)]
@@ -226,6 +233,7 @@ def ledger(engine, client) -> LedgerReport:
                     ]
                 )
     report.customers_differing = len(differing)
+    rows, report.customers_explained = with_reasons(rows, reasons)
 
     recurring = bills[bills["invoice_type"] == "recurring"]
     linked = recurring[recurring["link_state"] == LINKED]
