@@ -179,6 +179,8 @@ class _Run:
         # rows this run tried and could not sync: a parent among them waits for its own retry, not one per child
         # batch. Only failures are kept (a synced parent has its id), so memory grows with failures, not rows.
         self.unsynced: set[tuple[str, str]] = set()
+        # dry run: rows whose calls the estimate holds (a parent no pass of its own selects is a prerequisite)
+        self.estimated: set[tuple[str, str]] = set()
 
     # -- stopping ------------------------------------------------------------------------------------------
     @property
@@ -417,11 +419,26 @@ class _Run:
         for row in parent_rows:
             error, status = None, "pending"
             try:
-                spec.build(row, _RowContext(self.catalog, grandparents, spec, dry_run=True, settings=self.settings))
+                payload = spec.build(
+                    row, _RowContext(self.catalog, grandparents, spec, dry_run=True, settings=self.settings)
+                )
             except (InvalidRow, ParentNotReady) as exc:
                 error, status = f"would fail: {exc}", "failed"
+            else:
+                self._estimate_prerequisite(spec, row, payload)
             verdicts[str(row["id"])] = ParentInfo(spec.name, str(row["id"]), spec.label(row), None, status, error)
         return verdicts
+
+    def _estimate_prerequisite(self, spec, row, payload) -> None:
+        """A parent the real run creates first because a child needs it (a retired plan a subscription is on:
+        created, then marked inactive) costs its calls too, once, unless its own pass counted it."""
+        key = (spec.name, str(row["id"]))
+        if key in self.estimated:
+            return
+        self.estimated.add(key)
+        rep = self.report.entity(spec.name)
+        rep.prerequisites += 1
+        rep.estimated_calls += spec.calls(payload, True)
 
     def _parent_infos(self, spec, ids) -> dict[str, ParentInfo]:
         ids = list(ids)
@@ -608,6 +625,7 @@ class _Run:
         if not zoho_id:
             rep.would_create += 1
             rep.estimated_calls += spec.calls(payload, True) + lookup
+            self.estimated.add((spec.name, str(row["id"])))
         elif digest != row["zoho_payload_hash"] or self.mode == "all":
             rep.would_update += 1
             rep.estimated_calls += spec.calls(payload, False)

@@ -62,6 +62,12 @@ def create(client, payload, row, ctx) -> str:
     return payload["plan_code"]
 
 
+def calls(payload: dict, creating: bool) -> int:
+    """The dry run's estimate: a create of a retired package (a prerequisite of a subscription on it) marks it
+    inactive after; an update is one call (a (de)activation it may add is unknown offline)."""
+    return 2 if creating and not payload["_active"] else 1
+
+
 def update(client, zoho_id, payload, row, ctx) -> None:
     plan = client.put(f"/plans/{zoho_id}", json=public(payload, drop=("plan_code",)))["plan"]
     if (plan.get("status") == "active") != payload["_active"]:  # one call for a change; two only to (de)activate
@@ -103,6 +109,7 @@ SPEC = EntitySpec(
     create=create,
     update=update,
     lookup=lookup,
+    calls=calls,
     reconcile=RECONCILE,
     aliases=("plan", "service_packages", "products"),
     natural_keys=("zoho_plan_code", "name"),
