@@ -37,7 +37,7 @@ class EntityReport:
     waiting: int = 0  # of `retried`: rows that wait, nothing sent (a future-dated change, a recurring invoice's link)
     dead_lettered: int = 0
     skipped: int = 0  # claimed by another live run, or released when the run stopped
-    prerequisites: int = 0  # rows of this entity synced because a child needed them
+    prerequisites: int = 0  # rows of this entity synced because a child needed them (dry run: would be)
     would_create: int = 0  # dry run
     would_update: int = 0  # dry run
     invalid: int = 0  # dry run: rows our validation rejects
