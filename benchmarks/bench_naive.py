@@ -50,6 +50,7 @@ def _search(path, key, param, id_key, payload_key):
     def search(client, payload):
         found = client.get(path, params={param: payload[payload_key]}).get(key) or []
         return str(found[0][id_key]) if found else None
+
     return search
 
 

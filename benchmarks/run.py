@@ -26,7 +26,7 @@ import platform
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from zoho_pipeline.sync.settings import SyncSettings
 
@@ -34,10 +34,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 SECTIONS = ("calls", "rate", "overhead", "findwork", "memory", "backfill", "lifecycle", "recurring")
-QUICK = dict(calls_customers=25, calls_changed=3, rate_rows=60, rate_limit=6000, rate_latency_ms=30,
-             rate_jitter_ms=10, overhead_rows=150, overhead_raw_rows=150, findwork_customers=2000,
-             findwork_repeats=2, memory_rows="150,300", backfill_customers=8, backfill_rate=6000,
-             backfill_latency_ms=10, overhead_rounds=1)
+QUICK = dict(
+    calls_customers=25,
+    calls_changed=3,
+    rate_rows=60,
+    rate_limit=6000,
+    rate_latency_ms=30,
+    rate_jitter_ms=10,
+    overhead_rows=150,
+    overhead_raw_rows=150,
+    findwork_customers=2000,
+    findwork_repeats=2,
+    memory_rows="150,300",
+    backfill_customers=8,
+    backfill_rate=6000,
+    backfill_latency_ms=10,
+    overhead_rounds=1,
+)
 
 
 def _ints(text: str) -> list[int]:
@@ -49,13 +62,20 @@ def _floats(text: str) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="benchmarks/run.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {','.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="toy sizes for every section (seconds, for the smoke test)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "bench-results", "latest.json"))
-    p.add_argument("--workers", type=int, default=SyncSettings().max_workers,
-                   help=f"SyncSettings.max_workers (default {SyncSettings().max_workers}, the engine's)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=SyncSettings().max_workers,
+        help=f"SyncSettings.max_workers (default {SyncSettings().max_workers}, the engine's)",
+    )
     p.add_argument("--batch-size", type=int, default=200, help="SyncSettings.batch_size: find_due's limit")
     p.add_argument("-v", "--verbose", action="store_true", help="the engine's INFO logs")
     g = p.add_argument_group("1 calls")
@@ -70,11 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rate-concurrency", type=int, default=10, help="emulator in-flight cap (ZOHO's: 10)")
     g.add_argument("--rate-lockout-s", type=float, default=300, help="emulator lockout after a breach")
     g.add_argument("--rate-db", choices=("sqlite", "postgres"), default="sqlite")
-    g.add_argument("--rate-client-fractions", type=_floats, default=[1.0],
-                   help="ZOHO_RATE_LIMIT_PER_MINUTE as fractions of the limit, e.g. 1,0.98 (one run each)")
-    g.add_argument("--rate-windows", type=_floats, default=[],
-                   help="client limiter windows in seconds, e.g. 60,61 (default: the shipped limiter's; others: "
-                        "an experiment through an explicit RateLimiter)")
+    g.add_argument(
+        "--rate-client-fractions",
+        type=_floats,
+        default=[1.0],
+        help="ZOHO_RATE_LIMIT_PER_MINUTE as fractions of the limit, e.g. 1,0.98 (one run each)",
+    )
+    g.add_argument(
+        "--rate-windows",
+        type=_floats,
+        default=[],
+        help="client limiter windows in seconds, e.g. 60,61 (default: the shipped limiter's; others: "
+        "an experiment through an explicit RateLimiter)",
+    )
     g = p.add_argument_group("3 overhead")
     g.add_argument("--overhead-rows", type=int, default=5000)
     g.add_argument("--overhead-raw-rows", type=int, default=2000)
@@ -84,8 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--findwork-customers", type=int, default=1_000_000)
     g.add_argument("--findwork-repeats", type=int, default=5)
     g.add_argument("--findwork-timeout-s", type=float, default=30.0, help="statement_timeout per query")
-    g.add_argument("--no-proposed-index", dest="findwork_proposed_index", action="store_false",
-                   help="skip re-measuring payments with an index on payment_transactions(invoice_id)")
+    g.add_argument(
+        "--no-proposed-index",
+        dest="findwork_proposed_index",
+        action="store_false",
+        help="skip re-measuring payments with an index on payment_transactions(invoice_id)",
+    )
     g.add_argument("--scale-10m", action="store_true", help="also 10x the customers (long; much disk)")
     g.add_argument("--keep-db", action="store_true", help="keep the zp_bench_* databases")
     g = p.add_argument_group("5 memory")
@@ -96,8 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backfill-customers", type=int, default=60)
     g.add_argument("--backfill-rate", type=int, default=120, help="emulator and client requests/minute")
     g.add_argument("--backfill-latency-ms", type=float, default=100)
-    g.add_argument("--backfill-client-fraction", type=float, default=1.0,
-                   help="ZOHO_RATE_LIMIT_PER_MINUTE the client uses, as a fraction of the emulator's limit")
+    g.add_argument(
+        "--backfill-client-fraction",
+        type=float,
+        default=1.0,
+        help="ZOHO_RATE_LIMIT_PER_MINUTE the client uses, as a fraction of the emulator's limit",
+    )
     return p
 
 
@@ -153,22 +189,30 @@ def render(rows: list[dict]) -> str:
         cells.append([r["section"], r["metric"], _fmt(r["value"]), r.get("unit", ""), target, ok, r.get("note", "")])
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
     widths[-1] = len(headers[-1])
-    line = lambda c: "  ".join(x.ljust(w) if i in (0, 1, 3, 6) else x.rjust(w)  # noqa: E731
-                               for i, (x, w) in enumerate(zip(c, widths))).rstrip()
+    line = lambda c: "  ".join(
+        x.ljust(w) if i in (0, 1, 3, 6) else x.rjust(w)  # noqa: E731
+        for i, (x, w) in enumerate(zip(c, widths))
+    ).rstrip()
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(c) for c in cells])
 
 
 def main(argv=None) -> int:
     args = parse(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     import importlib
 
     info = machine()
-    print(f"zoho-pipeline benchmarks  {datetime.now(timezone.utc).isoformat(timespec='seconds')}  "
-          f"sections: {','.join(args.only)}{'  (quick)' if args.quick else ''}", flush=True)
-    print(f"machine: {info['nproc']} cores, {info['cpu']}, Python {info['python']}, "
-          f"load average {info.get('loadavg')}", flush=True)
+    print(
+        f"zoho-pipeline benchmarks  {datetime.now(UTC).isoformat(timespec='seconds')}  "
+        f"sections: {','.join(args.only)}{'  (quick)' if args.quick else ''}",
+        flush=True,
+    )
+    print(
+        f"machine: {info['nproc']} cores, {info['cpu']}, Python {info['python']}, load average {info.get('loadavg')}",
+        flush=True,
+    )
     rows, raw, failures = [], {"machine": info, "args": {k: v for k, v in vars(args).items()}}, 0
     started = time.monotonic()
     for name in SECTIONS:
@@ -183,8 +227,18 @@ def main(argv=None) -> int:
         except Exception as exc:  # a broken section is reported, the others still run
             failures += 1
             traceback.print_exc()
-            section_rows = [dict(section=name, metric="section failed", value=None, unit="", target=None, op=None,
-                                 ok=False, note=f"{type(exc).__name__}: {exc}"[:200])]
+            section_rows = [
+                dict(
+                    section=name,
+                    metric="section failed",
+                    value=None,
+                    unit="",
+                    target=None,
+                    op=None,
+                    ok=False,
+                    note=f"{type(exc).__name__}: {exc}"[:200],
+                )
+            ]
             section_raw = {"error": f"{type(exc).__name__}: {exc}"}
         section_raw["section_s"] = round(time.monotonic() - t0, 1)
         print(f"[{name}] done in {section_raw['section_s']}s", flush=True)
@@ -197,13 +251,16 @@ def main(argv=None) -> int:
     print(render(rows))
     if "findwork" in raw and isinstance(raw["findwork"], dict):
         from sec_findwork import index_lines
+
         lines = index_lines(raw["findwork"])
         if lines:
             print("\nEXPLAIN (ANALYZE, BUFFERS) of find_due, index lines:")
             print("\n".join(lines))
     missed = [r for r in rows if r.get("ok") is False]
-    print(f"\n{len([r for r in rows if r.get('ok')])} targets met, {len(missed)} missed; "
-          f"{raw['total_s']:.0f}s in all; load average {info.get('loadavg')} → {raw['machine']['loadavg_end']}")
+    print(
+        f"\n{len([r for r in rows if r.get('ok')])} targets met, {len(missed)} missed; "
+        f"{raw['total_s']:.0f}s in all; load average {info.get('loadavg')} → {raw['machine']['loadavg_end']}"
+    )
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(raw, fh, indent=2, default=str)

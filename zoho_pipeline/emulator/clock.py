@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def parse_time(value: str) -> dt.datetime:

@@ -38,11 +38,30 @@ class Progress:
         rate = done / elapsed * 60 if elapsed > 0 else 0.0
         remaining = max(0, self.due - done)
         eta = _eta(remaining / rate * 60) if rate > 0 else "?"
-        log.info("sync progress entity=%s done=%d due=%d rate=%.1f/min eta=%s failed=%d api_calls=%d",
-                 self.entity, done, self.due, rate, eta, rep.failed, rep.api_calls)
+        log.info(
+            "sync progress entity=%s done=%d due=%d rate=%.1f/min eta=%s failed=%d api_calls=%d",
+            self.entity,
+            done,
+            self.due,
+            rate,
+            eta,
+            rep.failed,
+            rep.api_calls,
+        )
 
     def done(self, rep) -> None:
         if rep.due or self._done(rep):
-            log.info("sync done entity=%s created=%d updated=%d adopted=%d unchanged=%d failed=%d retried=%d "
-                     "api_calls=%d duration_s=%.1f backlog=%d", self.entity, rep.created, rep.updated, rep.adopted,
-                     rep.unchanged, rep.failed, rep.retried, rep.api_calls, rep.duration_s, rep.backlog)
+            log.info(
+                "sync done entity=%s created=%d updated=%d adopted=%d unchanged=%d failed=%d retried=%d "
+                "api_calls=%d duration_s=%.1f backlog=%d",
+                self.entity,
+                rep.created,
+                rep.updated,
+                rep.adopted,
+                rep.unchanged,
+                rep.failed,
+                rep.retried,
+                rep.api_calls,
+                rep.duration_s,
+                rep.backlog,
+            )

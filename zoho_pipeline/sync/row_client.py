@@ -15,5 +15,10 @@ class RowClient:
         return self._client.request(method, path, params=params, json=json)
 
     # the verbs and paging are the client's own, running over the counting `request` above
-    get, post, put, delete, iter_list = (ZohoClient.get, ZohoClient.post, ZohoClient.put, ZohoClient.delete,
-                                         ZohoClient.iter_list)
+    get, post, put, delete, iter_list = (
+        ZohoClient.get,
+        ZohoClient.post,
+        ZohoClient.put,
+        ZohoClient.delete,
+        ZohoClient.iter_list,
+    )

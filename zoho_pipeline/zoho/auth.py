@@ -14,9 +14,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol, runtime_checkable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 import requests
 
@@ -98,7 +99,7 @@ def token_cache_key(client_id: str, refresh_token: str, token_url: str) -> str:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # One in-process lock per cache key, so two clients of one process never refresh the same token twice.
@@ -117,8 +118,14 @@ class TokenProvider:
     LOCK_TTL_S = 30.0
     POLL_S = 0.1
 
-    def __init__(self, config, store: TokenStore | None = None, session: requests.Session | None = None,
-                 now: Callable[[], datetime] = utcnow, on_refresh: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        config,
+        store: TokenStore | None = None,
+        session: requests.Session | None = None,
+        now: Callable[[], datetime] = utcnow,
+        on_refresh: Callable[[], None] | None = None,
+    ):
         self.config = config
         self.store = store if store is not None else MemoryTokenStore()
         self.session = session or requests.Session()
@@ -164,8 +171,11 @@ class TokenProvider:
 
     # --- internals ----------------------------------------------------------------------------------------
     def _usable(self, token: CachedToken | None) -> bool:
-        return (token is not None and token.access_token not in self._rejected
-                and token.valid_for(self.now()) > self.config.refresh_margin_s)
+        return (
+            token is not None
+            and token.access_token not in self._rejected
+            and token.valid_for(self.now()) > self.config.refresh_margin_s
+        )
 
     def _load_usable(self) -> CachedToken | None:
         try:
@@ -188,8 +198,9 @@ class TokenProvider:
         try:
             return bool(self.store.acquire_refresh_lock(self.key, self.owner, self.LOCK_TTL_S))
         except Exception as exc:  # noqa: BLE001 - refresh under the in-process lock only
-            log.warning("zoho token: token store unavailable for the refresh lock (%s); refreshing anyway",
-                        type(exc).__name__)
+            log.warning(
+                "zoho token: token store unavailable for the refresh lock (%s); refreshing anyway", type(exc).__name__
+            )
             self._store_down = True
             return True
 
@@ -204,8 +215,7 @@ class TokenProvider:
                         try:
                             self.store.save(self.key, token)
                         except Exception as exc:  # noqa: BLE001
-                            log.warning("zoho token: could not save the token to the store (%s)",
-                                        type(exc).__name__)
+                            log.warning("zoho token: could not save the token to the store (%s)", type(exc).__name__)
                             if not self._store_down:  # the store failed only now: keep the token on the host
                                 self._store_down = True
                                 self.fallback.reserve_mint(self.key)  # counted, though it could not be refused
@@ -215,8 +225,9 @@ class TokenProvider:
                     try:
                         self.store.release_refresh_lock(self.key, self.owner)
                     except Exception:  # noqa: BLE001 - the lock expires by itself
-                        log.warning("zoho token: could not release the refresh lock; it expires in %.0fs",
-                                    self.LOCK_TTL_S)
+                        log.warning(
+                            "zoho token: could not release the refresh lock; it expires in %.0fs", self.LOCK_TTL_S
+                        )
             # another process is refreshing: wait for its token to land in the store
             while time.monotonic() < deadline:
                 time.sleep(self.POLL_S)
@@ -227,17 +238,27 @@ class TokenProvider:
                 if self._try_lock():
                     break  # the other process gave up (or died): we hold the lock now, refresh ourselves  # the other process gave up (or died): try to refresh ourselves
             else:
-                raise ZohoError(kind=RETRYABLE, message="timed out waiting for another process to refresh "
-                                "the ZOHO access token", method="POST", path="/oauth/v2/token")
+                raise ZohoError(
+                    kind=RETRYABLE,
+                    message="timed out waiting for another process to refresh the ZOHO access token",
+                    method="POST",
+                    path="/oauth/v2/token",
+                )
 
     def _mint_rationed(self) -> CachedToken:
         """A mint without the shared cache: counted in the host's ledger, refused past its share of ZOHO's limit."""
         wait = self.fallback.reserve_mint(self.key)
         if wait:
-            raise ZohoError(kind=RETRYABLE, message=(
-                "not minting a ZOHO access token: the shared token cache (source database) is down and this host "
-                f"has minted its share of ZOHO's 10 per 10 minutes; next in {wait:.0f}s"),
-                method="POST", path="/oauth/v2/token", retry_after_s=wait)
+            raise ZohoError(
+                kind=RETRYABLE,
+                message=(
+                    "not minting a ZOHO access token: the shared token cache (source database) is down and this host "
+                    f"has minted its share of ZOHO's 10 per 10 minutes; next in {wait:.0f}s"
+                ),
+                method="POST",
+                path="/oauth/v2/token",
+                retry_after_s=wait,
+            )
         token = self._mint()
         self._keep_on_host(token)
         return token
@@ -252,28 +273,47 @@ class TokenProvider:
         cfg = self.config
         path = "/oauth/v2/token"
         secrets = (cfg.client_secret, cfg.refresh_token)
-        data = {"grant_type": "refresh_token", "client_id": cfg.client_id,
-                "client_secret": cfg.client_secret, "refresh_token": cfg.refresh_token}
+        data = {
+            "grant_type": "refresh_token",
+            "client_id": cfg.client_id,
+            "client_secret": cfg.client_secret,
+            "refresh_token": cfg.refresh_token,
+        }
         started = time.monotonic()
         try:
-            resp = self.session.post(cfg.token_url, data=data, headers={"Accept": "application/json"},
-                                     timeout=(cfg.connect_timeout_s, cfg.read_timeout_s))
+            resp = self.session.post(
+                cfg.token_url,
+                data=data,
+                headers={"Accept": "application/json"},
+                timeout=(cfg.connect_timeout_s, cfg.read_timeout_s),
+            )
         except requests.RequestException as exc:
-            raise ZohoError(kind=RETRYABLE, message=f"token refresh failed: {type(exc).__name__}",
-                            method="POST", path=path, unreachable=never_sent(exc)) from None
+            raise ZohoError(
+                kind=RETRYABLE,
+                message=f"token refresh failed: {type(exc).__name__}",
+                method="POST",
+                path=path,
+                unreachable=never_sent(exc),
+            ) from None
         body = decode_body(resp.content)
         if isinstance(body, dict) and body.get("access_token"):
             try:
                 expires_in = float(body.get("expires_in") or 3600)
             except (TypeError, ValueError):
                 expires_in = 3600.0
-            token = CachedToken(access_token=str(body["access_token"]),
-                                expires_at=self.now() + timedelta(seconds=expires_in),
-                                api_domain=(body.get("api_domain") or None))
+            token = CachedToken(
+                access_token=str(body["access_token"]),
+                expires_at=self.now() + timedelta(seconds=expires_in),
+                api_domain=(body.get("api_domain") or None),
+            )
             if self.on_refresh:
                 self.on_refresh()
-            log.info("zoho token: refreshed key=%s… expires_in=%.0fs in %.0fms", self.key[:8], expires_in,
-                     (time.monotonic() - started) * 1000)
+            log.info(
+                "zoho token: refreshed key=%s… expires_in=%.0fs in %.0fms",
+                self.key[:8],
+                expires_in,
+                (time.monotonic() - started) * 1000,
+            )
             return token
         error = ""
         if isinstance(body, dict):
@@ -287,5 +327,11 @@ class TokenProvider:
         else:
             kind, retry_after = AUTH, None
         log.error("zoho token: refresh failed key=%s… status=%s error=%s", self.key[:8], status, error or "-")
-        raise ZohoError(kind=kind, message=f"token refresh failed: {error or 'no access_token in response'}",
-                        http_status=status, method="POST", path=path, retry_after_s=retry_after)
+        raise ZohoError(
+            kind=kind,
+            message=f"token refresh failed: {error or 'no access_token in response'}",
+            http_status=status,
+            method="POST",
+            path=path,
+            retry_after_s=retry_after,
+        )

@@ -6,7 +6,7 @@ HTTP 200/201 with a non-zero `code` is an error too. Bodies that are not JSON ar
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 from .errors import AMBIGUOUS, AUTH, PERMANENT, RATE_LIMITED, RETRYABLE, ZohoError
 from .redact import redact, short
@@ -69,8 +69,15 @@ def parse_envelope(
     secrets = tuple(secrets)
 
     def fail(kind, message, code=None):
-        raise ZohoError(kind=kind, message=redact(message, secrets), http_status=status, code=code,
-                        method=method, path=path, retry_after_s=retry_after_s)
+        raise ZohoError(
+            kind=kind,
+            message=redact(message, secrets),
+            http_status=status,
+            code=code,
+            method=method,
+            path=path,
+            retry_after_s=retry_after_s,
+        )
 
     if 200 <= status < 300:
         if not isinstance(data, dict):

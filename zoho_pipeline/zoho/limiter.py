@@ -15,9 +15,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Callable, Protocol, runtime_checkable
+from datetime import UTC, date, datetime
+from typing import Protocol, runtime_checkable
 
 from .errors import BUDGET_EXHAUSTED, RATE_LIMITED, ZohoError
 
@@ -60,8 +61,15 @@ class Grant:
 
 @runtime_checkable
 class PaceStore(Protocol):
-    def lease(self, organization_id: str, want: int, per_minute: int, window_s: float, hold_s: float,
-              previous: tuple[int, int] | None = None) -> Grant: ...
+    def lease(
+        self,
+        organization_id: str,
+        want: int,
+        per_minute: int,
+        window_s: float,
+        hold_s: float,
+        previous: tuple[int, int] | None = None,
+    ) -> Grant: ...
 
     def release(self, organization_id: str, lease_id: int, used: int) -> None: ...
 
@@ -86,18 +94,29 @@ def paced_seconds(calls: int, per_minute: int, window_s: float = WINDOW_S) -> fl
 
 
 def _utc_day(wall: float) -> date:
-    return datetime.fromtimestamp(wall, timezone.utc).date()
+    return datetime.fromtimestamp(wall, UTC).date()
 
 
 class RateLimiter:
-    _registry: dict[str, "RateLimiter"] = {}
+    _registry: dict[str, RateLimiter] = {}
     _registry_lock = threading.Lock()
 
-    def __init__(self, per_minute: int, daily_budget: int | None = None, usage_store: UsageStore | None = None,
-                 organization_id: str = "", *, window_s: float = WINDOW_S, flush_every: int = 50,
-                 flush_interval_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, waiter: Callable | None = None,
-                 pace_store: PaceStore | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        per_minute: int,
+        daily_budget: int | None = None,
+        usage_store: UsageStore | None = None,
+        organization_id: str = "",
+        *,
+        window_s: float = WINDOW_S,
+        flush_every: int = 50,
+        flush_interval_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        waiter: Callable | None = None,
+        pace_store: PaceStore | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if per_minute < 1:
             raise ValueError("per_minute must be at least 1")
         self.per_minute = int(per_minute)
@@ -131,13 +150,19 @@ class RateLimiter:
         self._shared_down = False
 
     def __repr__(self):
-        return (f"RateLimiter(org={self.organization_id!r}, per_minute={self.per_minute}, "
-                f"daily_budget={self.daily_budget})")
+        return (
+            f"RateLimiter(org={self.organization_id!r}, per_minute={self.per_minute}, daily_budget={self.daily_budget})"
+        )
 
     @classmethod
-    def for_organization(cls, organization_id: str, per_minute: int, daily_budget: int | None = None,
-                         usage_store: UsageStore | None = None,
-                         pace_store: PaceStore | None = None) -> "RateLimiter":
+    def for_organization(
+        cls,
+        organization_id: str,
+        per_minute: int,
+        daily_budget: int | None = None,
+        usage_store: UsageStore | None = None,
+        pace_store: PaceStore | None = None,
+    ) -> RateLimiter:
         """The process's limiter for this organization (made on first use; limits updated to the latest)."""
         with cls._registry_lock:
             limiter = cls._registry.get(organization_id)
@@ -173,15 +198,25 @@ class RateLimiter:
                 now = self._clock()
                 self._roll_day()
                 if self.daily_budget is not None and self._known + self._pending >= self.daily_budget:
-                    raise ZohoError(kind=BUDGET_EXHAUSTED, message=(
-                        f"daily API budget of {self.daily_budget} calls for organization "
-                        f"{self.organization_id} is spent"))
+                    raise ZohoError(
+                        kind=BUDGET_EXHAUSTED,
+                        message=(
+                            f"daily API budget of {self.daily_budget} calls for organization "
+                            f"{self.organization_id} is spent"
+                        ),
+                    )
                 if self._paused_until > now:
                     remaining = self._paused_until - now
                     if max_wait_s is not None and (now - start) + remaining > max_wait_s:
-                        raise ZohoError(kind=RATE_LIMITED, message=(
-                            f"ZOHO rate limit: paused for {remaining:.0f}s more, beyond the "
-                            f"{max_wait_s:.0f}s we may wait"), http_status=429, retry_after_s=remaining)
+                        raise ZohoError(
+                            kind=RATE_LIMITED,
+                            message=(
+                                f"ZOHO rate limit: paused for {remaining:.0f}s more, beyond the "
+                                f"{max_wait_s:.0f}s we may wait"
+                            ),
+                            http_status=429,
+                            retry_after_s=remaining,
+                        )
                     self._wait(self._cond, remaining)
                     continue
                 horizon = now - self.window_s
@@ -193,7 +228,8 @@ class RateLimiter:
                     if self.daily_budget is not None or self.usage_store is not None:
                         self._pending += 1
                         flush_due = self.usage_store is not None and (
-                            self._pending >= self._flush_every() or now - self._last_flush >= self.flush_interval_s)
+                            self._pending >= self._flush_every() or now - self._last_flush >= self.flush_interval_s
+                        )
                     if len(sent) < self.per_minute:
                         self._cond.notify()  # a slot is still free: let the next waiter take it at once
                     break
@@ -242,9 +278,14 @@ class RateLimiter:
             waited = self._clock() - start
             if max_wait_s is not None and waited + grant.wait_s > max_wait_s:
                 why = "paused after a 429" if grant.paused else "the organization's shared window is full"
-                raise ZohoError(kind=RATE_LIMITED, message=(
-                    f"ZOHO rate limit: {why} for {grant.wait_s:.0f}s more, beyond the {max_wait_s:.0f}s we may "
-                    "wait"), http_status=429 if grant.paused else None, retry_after_s=grant.wait_s)
+                raise ZohoError(
+                    kind=RATE_LIMITED,
+                    message=(
+                        f"ZOHO rate limit: {why} for {grant.wait_s:.0f}s more, beyond the {max_wait_s:.0f}s we may wait"
+                    ),
+                    http_status=429 if grant.paused else None,
+                    retry_after_s=grant.wait_s,
+                )
             self._sleep(min(grant.wait_s, 5.0))
 
     def _lease(self, now: float) -> Grant | None:
@@ -255,12 +296,12 @@ class RateLimiter:
             cap = max(1, self.per_minute // 10)
             self._lease_size = min(cap, self._lease_size * 2) if full else max(1, self._lease_size // 2)
         try:
-            grant = self.pace_store.lease(self.organization_id, self._lease_size, self.per_minute, self.window_s,
-                                          LEASE_HOLD_S, previous=previous)
+            grant = self.pace_store.lease(
+                self.organization_id, self._lease_size, self.per_minute, self.window_s, LEASE_HOLD_S, previous=previous
+            )
         except Exception as exc:  # noqa: BLE001 - the source is down: pace locally, try the store again later
             if not self._shared_down:
-                log.warning("zoho limiter: shared pace unavailable (%s); pacing this process alone",
-                            type(exc).__name__)
+                log.warning("zoho limiter: shared pace unavailable (%s); pacing this process alone", type(exc).__name__)
             self._shared_down, self._lease_expires = True, now + LEASE_HOLD_S
             return None
         if self._shared_down:

@@ -32,8 +32,14 @@ class Api:
         return {"Authorization": f"Zoho-oauthtoken {self.token}", "X-com-zoho-subscriptions-organizationid": self.org}
 
     def call(self, method, path, body=None, **params):
-        r = self.s.request(method, f"{self.h.url}/billing/v1{path}", json=body, params=params or None,
-                           headers=self.headers(), timeout=10)
+        r = self.s.request(
+            method,
+            f"{self.h.url}/billing/v1{path}",
+            json=body,
+            params=params or None,
+            headers=self.headers(),
+            timeout=10,
+        )
         return r.status_code, r.json()
 
     def ok(self, method, path, body=None, **params):
@@ -43,15 +49,26 @@ class Api:
 
 
 def mint(handle, **overrides):
-    form = dict(grant_type="refresh_token", client_id=handle.config.client_id,
-                client_secret=handle.config.client_secret, refresh_token=handle.config.refresh_token)
+    form = dict(
+        grant_type="refresh_token",
+        client_id=handle.config.client_id,
+        client_secret=handle.config.client_secret,
+        refresh_token=handle.config.refresh_token,
+    )
     form.update(overrides)
     return requests.post(f"{handle.url}/oauth/v2/token", data=form, timeout=10)
 
 
 def emu(**kw):
-    base = dict(host="127.0.0.1", port=0, rate_limit_per_minute=100_000, daily_limit=10_000_000,
-                max_concurrency=64, seed=7, **TEST_CREDENTIALS)
+    base = dict(
+        host="127.0.0.1",
+        port=0,
+        rate_limit_per_minute=100_000,
+        daily_limit=10_000_000,
+        max_concurrency=64,
+        seed=7,
+        **TEST_CREDENTIALS,
+    )
     base.update(kw)
     return start_emulator(EmulatorConfig(**base))
 
@@ -63,8 +80,13 @@ def api(emulator):
 
 def make_catalog(api, code="fibre-100", price=599, tax_id=None):
     product = api.ok("POST", "/products", {"name": f"Fibre {code}"})["product"]
-    body = {"plan_code": code, "name": "Fibre 100", "recurring_price": price, "interval": 1,
-            "product_id": product["product_id"]}
+    body = {
+        "plan_code": code,
+        "name": "Fibre 100",
+        "recurring_price": price,
+        "interval": 1,
+        "product_id": product["product_id"],
+    }
     if tax_id:
         body["tax_id"] = tax_id
     plan = api.ok("POST", "/plans", body)["plan"]
@@ -76,14 +98,21 @@ def make_customer(api, email="thabo@example.co.za", **extra):
 
 
 def make_invoice(api, customer, product, items=None, **extra):
-    items = items or [{"product_id": product["product_id"], "name": "Install", "price": 100, "quantity": 1,
-                       "tax_id": VAT}]
-    body = {"customer_id": customer["customer_id"], "date": "2024-03-01", "due_date": "2024-03-15",
-            "invoice_items": items, **extra}
+    items = items or [
+        {"product_id": product["product_id"], "name": "Install", "price": 100, "quantity": 1, "tax_id": VAT}
+    ]
+    body = {
+        "customer_id": customer["customer_id"],
+        "date": "2024-03-01",
+        "due_date": "2024-03-15",
+        "invoice_items": items,
+        **extra,
+    }
     return api.ok("POST", "/invoices", body)["invoice"]
 
 
 # OAuth and auth -----------------------------------------------------------------------------------------------------
+
 
 def test_token_grant_success_and_errors(emulator):
     r = mint(emulator)
@@ -95,9 +124,16 @@ def test_token_grant_success_and_errors(emulator):
     assert mint(emulator, client_secret="wrong").json() == {"error": "invalid_client"}
     assert mint(emulator, client_id="wrong").json() == {"error": "invalid_client"}
     # the query string works as well as a form body
-    q = requests.post(f"{emulator.url}/oauth/v2/token", timeout=5, params=dict(
-        grant_type="refresh_token", refresh_token=emulator.config.refresh_token,
-        client_id=emulator.config.client_id, client_secret=emulator.config.client_secret))
+    q = requests.post(
+        f"{emulator.url}/oauth/v2/token",
+        timeout=5,
+        params=dict(
+            grant_type="refresh_token",
+            refresh_token=emulator.config.refresh_token,
+            client_id=emulator.config.client_id,
+            client_secret=emulator.config.client_secret,
+        ),
+    )
     assert "access_token" in q.json()
     assert emulator.stats()["tokens_minted"] == 2
 
@@ -125,8 +161,11 @@ def test_auth_failures(emulator, api):
     assert r.status_code == 401 and r.json()["code"] == 57
     r = requests.get(url, headers={"Authorization": f"Zoho-oauthtoken {api.token}"}, timeout=5)
     assert r.status_code == 400 and r.json()["code"] == 6041
-    r = requests.get(url, headers={"Authorization": f"Zoho-oauthtoken {api.token}",
-                                   "X-com-zoho-subscriptions-organizationid": "999"}, timeout=5)
+    r = requests.get(
+        url,
+        headers={"Authorization": f"Zoho-oauthtoken {api.token}", "X-com-zoho-subscriptions-organizationid": "999"},
+        timeout=5,
+    )
     assert r.status_code in (401, 403) and r.json()["code"] == 57
     assert api.call("GET", "/customers")[0] == 200
 
@@ -143,12 +182,17 @@ def test_expired_token_is_401():
 
 def test_unknown_route_and_bad_json(emulator, api):
     assert api.call("GET", "/nothing/here") == (404, {"code": 5, "message": "Invalid URL Passed"})
-    r = api.s.post(f"{emulator.url}/billing/v1/customers", data="{not json", headers={
-        **api.headers(), "Content-Type": "application/json"}, timeout=5)
+    r = api.s.post(
+        f"{emulator.url}/billing/v1/customers",
+        data="{not json",
+        headers={**api.headers(), "Content-Type": "application/json"},
+        timeout=5,
+    )
     assert r.status_code == 400 and r.json()["code"] == 1038
 
 
 # resources ------------------------------------------------------------------------------------------------------------
+
 
 def test_organizations_and_taxes(api, emulator):
     orgs = api.ok("GET", "/organizations")["organizations"]
@@ -175,11 +219,21 @@ def test_products_crud(api):
 def test_plans_crud_and_errors(api):
     product, plan = make_catalog(api, tax_id=VAT)
     assert plan["tax_id"] == VAT and plan["interval_unit"] == "months" and plan["status"] == "active"
-    status, data = api.call("POST", "/plans", {"plan_code": "fibre-100", "name": "x", "recurring_price": 1,
-                                               "interval": 1, "product_id": product["product_id"]})
+    status, data = api.call(
+        "POST",
+        "/plans",
+        {
+            "plan_code": "fibre-100",
+            "name": "x",
+            "recurring_price": 1,
+            "interval": 1,
+            "product_id": product["product_id"],
+        },
+    )
     assert status == 400 and data["code"] != 0 and data["message"] == "The plan code already exists."
-    status, data = api.call("POST", "/plans", {"plan_code": "p2", "name": "x", "recurring_price": 1,
-                                               "interval": 1, "product_id": "123"})
+    status, data = api.call(
+        "POST", "/plans", {"plan_code": "p2", "name": "x", "recurring_price": 1, "interval": 1, "product_id": "123"}
+    )
     assert (status, data["code"]) == (400, 2006)
     assert api.call("GET", "/plans/nope") == (400, {"code": 101002, "message": "Invalid PlanCode."})
     assert api.ok("PUT", "/plans/fibre-100", {"recurring_price": 649})["plan"]["recurring_price"] == 649
@@ -192,9 +246,16 @@ def test_plans_crud_and_errors(api):
 
 
 def test_customers_crud_filters_and_errors(api, emulator):
-    c = make_customer(api, first_name="Thabo", last_name="M", company_name="ISP", phone="0211234567",
-                      billing_address={"street": "1 Main", "city": "Cape Town", "zip": "8001", "country": "ZA"},
-                      custom_fields=[{"label": "provider_id", "value": "C-17"}], vat_reg_no="4123")
+    c = make_customer(
+        api,
+        first_name="Thabo",
+        last_name="M",
+        company_name="ISP",
+        phone="0211234567",
+        billing_address={"street": "1 Main", "city": "Cape Town", "zip": "8001", "country": "ZA"},
+        custom_fields=[{"label": "provider_id", "value": "C-17"}],
+        vat_reg_no="4123",
+    )
     assert c["custom_fields"] == [{"index": 1, "value": "C-17", "label": "provider_id", "data_type": "text"}]
     assert c["billing_address"]["city"] == "Cape Town" and c["vat_reg_no"] == "4123"
     make_customer(api, email="other@example.co.za")
@@ -241,32 +302,53 @@ def test_paging_page_context(api):
 def test_subscriptions_lifecycle(api):
     product, plan = make_catalog(api)
     c = make_customer(api)
-    status, data = api.call("POST", "/subscriptions", {
-        "customer_id": c["customer_id"], "plan": {"plan_code": plan["plan_code"], "price": 499.5, "quantity": 2},
-        "reference_id": "svc-000123", "starts_at": "2024-01-01", "auto_collect": False})
+    status, data = api.call(
+        "POST",
+        "/subscriptions",
+        {
+            "customer_id": c["customer_id"],
+            "plan": {"plan_code": plan["plan_code"], "price": 499.5, "quantity": 2},
+            "reference_id": "svc-000123",
+            "starts_at": "2024-01-01",
+            "auto_collect": False,
+        },
+    )
     assert status == 201
     sub = data["subscription"]
     assert sub["status"] == "live" and sub["amount"] == 999.0 and sub["auto_collect"] is False
     sid = sub["subscription_id"]
-    future = api.ok("POST", "/subscriptions", {"customer_id": c["customer_id"], "plan": {
-        "plan_code": plan["plan_code"]}, "reference_id": "svc-000999", "starts_at": "2999-01-01"})["subscription"]
+    future = api.ok(
+        "POST",
+        "/subscriptions",
+        {
+            "customer_id": c["customer_id"],
+            "plan": {"plan_code": plan["plan_code"]},
+            "reference_id": "svc-000999",
+            "starts_at": "2999-01-01",
+        },
+    )["subscription"]
     assert future["status"] == "future" and future["amount"] == 599.0
-    assert api.call("POST", "/subscriptions", {"customer_id": c["customer_id"], "plan": {"plan_code": "x"}})[1][
-        "code"] == 101002
-    assert api.call("POST", "/subscriptions", {"customer_id": "1", "plan": {"plan_code": "fibre-100"}})[1][
-        "code"] == 3004
-    assert [s["subscription_id"] for s in api.ok("GET", "/subscriptions", reference_contains="000123")[
-        "subscriptions"]] == [sid]
+    assert (
+        api.call("POST", "/subscriptions", {"customer_id": c["customer_id"], "plan": {"plan_code": "x"}})[1]["code"]
+        == 101002
+    )
+    assert (
+        api.call("POST", "/subscriptions", {"customer_id": "1", "plan": {"plan_code": "fibre-100"}})[1]["code"] == 3004
+    )
+    assert [
+        s["subscription_id"] for s in api.ok("GET", "/subscriptions", reference_contains="000123")["subscriptions"]
+    ] == [sid]
     assert len(api.ok("GET", "/subscriptions", customer_id=c["customer_id"])["subscriptions"]) == 2
     assert len(api.ok("GET", "/subscriptions", filter_by="SubscriptionStatus.LIVE")["subscriptions"]) == 1
-    upd = api.ok("PUT", f"/subscriptions/{sid}", {"plan": {"plan_code": plan["plan_code"], "quantity": 3},
-                                                  "reference_id": "svc-000123b"})["subscription"]
+    upd = api.ok(
+        "PUT",
+        f"/subscriptions/{sid}",
+        {"plan": {"plan_code": plan["plan_code"], "quantity": 3}, "reference_id": "svc-000123b"},
+    )["subscription"]
     assert upd["amount"] == 1498.5 and upd["reference_id"] == "svc-000123b"
-    assert api.ok("POST", f"/subscriptions/{sid}/cancel?cancel_at_end=true")["subscription"]["status"] == \
-        "non_renewing"
+    assert api.ok("POST", f"/subscriptions/{sid}/cancel?cancel_at_end=true")["subscription"]["status"] == "non_renewing"
     assert api.ok("POST", f"/subscriptions/{sid}/reactivate")["subscription"]["status"] == "live"
-    assert api.ok("POST", f"/subscriptions/{sid}/cancel?cancel_at_end=false")["subscription"]["status"] == \
-        "cancelled"
+    assert api.ok("POST", f"/subscriptions/{sid}/cancel?cancel_at_end=false")["subscription"]["status"] == "cancelled"
     assert len(api.ok("GET", "/subscriptions", filter_by="SubscriptionStatus.CANCELLED")["subscriptions"]) == 1
     # the OAS reactivates only a non-renewing subscription (docs/emulator.md: a cancelled one is refused)
     status, data = api.call("POST", f"/subscriptions/{sid}/reactivate")
@@ -277,15 +359,19 @@ def test_subscriptions_lifecycle(api):
 def test_invoice_totals_vat_per_line_to_the_cent(api):
     product, _ = make_catalog(api)
     c = make_customer(api)
-    items = [{"product_id": product["product_id"], "name": "a", "price": 99.99, "quantity": 3, "tax_id": VAT},
-             {"product_id": product["product_id"], "name": "b", "price": 0.1, "quantity": 1, "tax_id": VAT},
-             {"product_id": product["product_id"], "name": "c", "price": 33.33, "quantity": 1}]
+    items = [
+        {"product_id": product["product_id"], "name": "a", "price": 99.99, "quantity": 3, "tax_id": VAT},
+        {"product_id": product["product_id"], "name": "b", "price": 0.1, "quantity": 1, "tax_id": VAT},
+        {"product_id": product["product_id"], "name": "c", "price": 33.33, "quantity": 1},
+    ]
     inv = make_invoice(api, c, product, items, reference_number="INV-SRC-1")
     # 299.97 * 15% = 44.9955 -> 45.00 ; 0.10 * 15% = 0.015 -> 0.02 ; untaxed line
     assert [i["item_total"] for i in inv["invoice_items"]] == [299.97, 0.1, 33.33]
     assert inv["sub_total"] == 333.40 and inv["tax_total"] == 45.02 and inv["total"] == 378.42
     assert inv["balance"] == 378.42 and inv["taxes"] == [{"tax_name": "VAT", "tax_amount": 45.02}]
-    assert inv["status"] == "overdue" and inv["invoice_number"] == "INV-000001"  # due 2024-03-15, long past and inv["price_precision"] == 2
+    assert (
+        inv["status"] == "overdue" and inv["invoice_number"] == "INV-000001"
+    )  # due 2024-03-15, long past and inv["price_precision"] == 2
     assert make_invoice(api, c, product)["invoice_number"] == "INV-000002"
     bad_product = [{"product_id": "42", "price": 1, "quantity": 1}]
     status, data = api.call("POST", "/invoices", {"customer_id": c["customer_id"], "invoice_items": bad_product})
@@ -294,7 +380,8 @@ def test_invoice_totals_vat_per_line_to_the_cent(api):
     assert api.call("POST", "/invoices", {"customer_id": c["customer_id"], "invoice_items": bad_tax})[0] == 400
     listed = api.ok("GET", "/invoices", reference_number="INV-SRC-1")["invoices"]
     assert [(i["invoice_id"], i["number"], i["invoice_date"]) for i in listed] == [
-        (inv["invoice_id"], "INV-000001", "2024-03-01")]
+        (inv["invoice_id"], "INV-000001", "2024-03-01")
+    ]
     assert len(api.ok("GET", "/invoices", customer_id=c["customer_id"])["invoices"]) == 2
     assert api.call("GET", "/invoices/0") == (404, {"code": 1002, "message": "Invoice does not exist."})
 
@@ -304,31 +391,68 @@ def test_payments_move_balances_and_refuse_over_application(api, emulator):
     c = make_customer(api)
     inv = make_invoice(api, c, product)  # 100 + 15 VAT
     iid = inv["invoice_id"]
-    status, data = api.call("POST", "/payments", {
-        "customer_id": c["customer_id"], "payment_mode": "banktransfer", "amount": 50, "date": "2024-03-02",
-        "reference_number": "PAY-1", "invoices": [{"invoice_id": iid, "amount_applied": 50}]})
+    status, data = api.call(
+        "POST",
+        "/payments",
+        {
+            "customer_id": c["customer_id"],
+            "payment_mode": "banktransfer",
+            "amount": 50,
+            "date": "2024-03-02",
+            "reference_number": "PAY-1",
+            "invoices": [{"invoice_id": iid, "amount_applied": 50}],
+        },
+    )
     assert status == 201
     p1 = data["payment"]
     got = api.ok("GET", f"/invoices/{iid}")["invoice"]
     assert (got["status"], got["balance"], got["payment_made"]) == ("partially_paid", 65.0, 50.0)
-    status, data = api.call("POST", "/payments", {
-        "customer_id": c["customer_id"], "payment_mode": "cash", "amount": 100,
-        "invoices": [{"invoice_id": iid, "amount_applied": 65.01}]})
+    status, data = api.call(
+        "POST",
+        "/payments",
+        {
+            "customer_id": c["customer_id"],
+            "payment_mode": "cash",
+            "amount": 100,
+            "invoices": [{"invoice_id": iid, "amount_applied": 65.01}],
+        },
+    )
     assert status == 400 and data["code"] != 0 and "exceeds" in data["message"]
     assert api.ok("GET", f"/invoices/{iid}")["invoice"]["balance"] == 65.0  # nothing moved
-    assert api.call("POST", "/payments", {"customer_id": c["customer_id"], "payment_mode": "bitcoin",
-                                          "amount": 1})[0] == 400
-    assert api.call("POST", "/payments", {"customer_id": c["customer_id"], "payment_mode": "cash",
-                                          "amount": 10, "invoices": [{"invoice_id": iid,
-                                                                      "amount_applied": 20}]})[0] == 400
-    p2 = api.ok("POST", "/payments", {"customer_id": c["customer_id"], "payment_mode": "cash", "amount": 80,
-                                      "reference_number": "PAY-2",
-                                      "invoices": [{"invoice_id": iid, "amount_applied": 65}]})["payment"]
+    assert (
+        api.call("POST", "/payments", {"customer_id": c["customer_id"], "payment_mode": "bitcoin", "amount": 1})[0]
+        == 400
+    )
+    assert (
+        api.call(
+            "POST",
+            "/payments",
+            {
+                "customer_id": c["customer_id"],
+                "payment_mode": "cash",
+                "amount": 10,
+                "invoices": [{"invoice_id": iid, "amount_applied": 20}],
+            },
+        )[0]
+        == 400
+    )
+    p2 = api.ok(
+        "POST",
+        "/payments",
+        {
+            "customer_id": c["customer_id"],
+            "payment_mode": "cash",
+            "amount": 80,
+            "reference_number": "PAY-2",
+            "invoices": [{"invoice_id": iid, "amount_applied": 65}],
+        },
+    )["payment"]
     got = api.ok("GET", f"/invoices/{iid}")["invoice"]
     assert (got["status"], got["balance"]) == ("paid", 0.0)
     assert api.ok("GET", f"/customers/{c['customer_id']}")["customer"]["unused_credits"] == 15.0
     assert [p["payment_id"] for p in api.ok("GET", "/payments", reference_number="PAY-2")["payments"]] == [
-        p2["payment_id"]]
+        p2["payment_id"]
+    ]
     assert len(api.ok("GET", "/payments", customer_id=c["customer_id"])["payments"]) == 2
     api.ok("PUT", f"/payments/{p1['payment_id']}", {"description": "fixed"})
     assert api.ok("GET", f"/payments/{p1['payment_id']}")["payment"]["description"] == "fixed"
@@ -338,9 +462,16 @@ def test_payments_move_balances_and_refuse_over_application(api, emulator):
     assert api.call("GET", f"/payments/{p1['payment_id']}")[0] == 404
     # other customer's invoice is refused
     other = make_customer(api, email="x@y.co")
-    assert api.call("POST", "/payments", {"customer_id": other["customer_id"], "payment_mode": "cash",
-                                          "amount": 1, "invoices": [{"invoice_id": iid,
-                                                                     "amount_applied": 1}]})[0] in (400, 404)
+    assert api.call(
+        "POST",
+        "/payments",
+        {
+            "customer_id": other["customer_id"],
+            "payment_mode": "cash",
+            "amount": 1,
+            "invoices": [{"invoice_id": iid, "amount_applied": 1}],
+        },
+    )[0] in (400, 404)
     # void: applied payments become customer credit
     voided = api.ok("POST", f"/invoices/{iid}/void")["invoice"]
     assert voided["status"] == "void"
@@ -352,10 +483,15 @@ def test_payments_move_balances_and_refuse_over_application(api, emulator):
 def test_creditnotes_and_refunds(api):
     _, plan = make_catalog(api)
     c = make_customer(api)
-    status, data = api.call("POST", "/creditnotes", {"customer_id": c["customer_id"], "date": "2024-03-01",
-                                                     "creditnote_items": [{"code": plan["plan_code"],
-                                                                           "quantity": 1, "price": 100,
-                                                                           "tax_id": VAT}]})
+    status, data = api.call(
+        "POST",
+        "/creditnotes",
+        {
+            "customer_id": c["customer_id"],
+            "date": "2024-03-01",
+            "creditnote_items": [{"code": plan["plan_code"], "quantity": 1, "price": 100, "tax_id": VAT}],
+        },
+    )
     assert status == 201
     note = data["creditnote"]
     assert note["total"] == 115.0 and note["status"] == "open" and note["creditnote_number"].startswith("CN-")
@@ -367,17 +503,26 @@ def test_creditnotes_and_refunds(api):
     assert api.ok("GET", f"/creditnotes/refunds/{rid}")["refund"]["amount"] == 15.0
     assert api.call("POST", f"/creditnotes/{note['creditnote_id']}/refunds", {"amount": 1000})[0] == 400
     assert api.ok("POST", f"/creditnotes/{note['creditnote_id']}/void")["creditnote"]["status"] == "void"
-    pay = api.ok("POST", "/payments", {"customer_id": c["customer_id"], "payment_mode": "cash",
-                                       "amount": 30})["payment"]
+    pay = api.ok("POST", "/payments", {"customer_id": c["customer_id"], "payment_mode": "cash", "amount": 30})[
+        "payment"
+    ]
     assert api.call("POST", f"/payments/{pay['payment_id']}/refunds", {"amount": 10})[0] == 201
     assert api.ok("GET", f"/payments/{pay['payment_id']}")["payment"]["amount_refunded"] == 10.0
 
 
 def test_addons_crud(api):
     product, _ = make_catalog(api)
-    status, data = api.call("POST", "/addons", {"addon_code": "static-ip", "name": "Static IP",
-                                                "product_id": product["product_id"], "type": "recurring",
-                                                "price_brackets": [{"price": 50}]})
+    status, data = api.call(
+        "POST",
+        "/addons",
+        {
+            "addon_code": "static-ip",
+            "name": "Static IP",
+            "product_id": product["product_id"],
+            "type": "recurring",
+            "price_brackets": [{"price": 50}],
+        },
+    )
     assert status == 201 and data["addon"]["price_brackets"] == [{"price": 50.0}]
     assert api.ok("PUT", "/addons/static-ip", {"name": "Static IPv4"})["addon"]["name"] == "Static IPv4"
     assert len(api.ok("GET", "/addons")["addons"]) == 1
@@ -386,6 +531,7 @@ def test_addons_crud(api):
 
 
 # limits -----------------------------------------------------------------------------------------------------------
+
 
 def test_per_minute_limit_429_and_lockout():
     with emu(rate_limit_per_minute=5, lockout_seconds=2) as h:
@@ -421,8 +567,14 @@ def test_concurrency_limit():
     with emu(max_concurrency=2, latency_ms=300) as h:
         api = Api(h)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(lambda _: requests.get(f"{h.url}/billing/v1/products", headers=api.headers(),
-                                                            timeout=10).status_code, range(8)))
+            statuses = list(
+                pool.map(
+                    lambda _: (
+                        requests.get(f"{h.url}/billing/v1/products", headers=api.headers(), timeout=10).status_code
+                    ),
+                    range(8),
+                )
+            )
         assert statuses.count(200) >= 2 and statuses.count(429) >= 1 and set(statuses) <= {200, 429}
 
 
@@ -435,6 +587,7 @@ def test_storm_cuts_the_limit_for_a_while():
 
 
 # faults -------------------------------------------------------------------------------------------------------------
+
 
 def test_fail_rate_answers_500_without_acting(emulator, api):
     emulator.set_faults(fail_rate=1.0)
@@ -461,6 +614,7 @@ def test_faults_are_deterministic_under_a_seed():
         with emu(seed=seed, fail_rate=0.5) as h:
             api = Api(h)
             return [api.call("GET", "/products")[0] for _ in range(24)]
+
     a, b = run(42), run(42)
     assert a == b and {200, 500} == set(a)
     assert run(43) != a
@@ -474,6 +628,7 @@ def test_latency_is_added(emulator, api):
 
 
 # state, admin, CLI ----------------------------------------------------------------------------------------------
+
 
 def test_state_file_shared_by_successive_instances(tmp_path):
     path = str(tmp_path / "zoho.json")
@@ -518,8 +673,21 @@ def test_keep_alive_pooling_many_requests(api):
 
 
 def test_cli_prints_url_and_stops_on_sigterm(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "zoho_pipeline.emulator", "--port", "0", "--seed", "1",
-                             "--state-file", str(tmp_path / "s.json")], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zoho_pipeline.emulator",
+            "--port",
+            "0",
+            "--seed",
+            "1",
+            "--state-file",
+            str(tmp_path / "s.json"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline().strip()
         assert line.startswith("ZOHO Billing emulator listening on http://127.0.0.1:")
@@ -534,11 +702,27 @@ def test_cli_prints_url_and_stops_on_sigterm(tmp_path):
 
 def test_cli_help():
     from zoho_pipeline.emulator.__main__ import _parser
+
     text = _parser().format_help()
-    for flag in ("--host", "--port", "--client-id", "--client-secret", "--refresh-token", "--organization-id",
-                 "--rate-limit-per-minute", "--daily-limit", "--max-concurrency", "--lockout-seconds",
-                 "--token-lifetime", "--latency-ms", "--jitter-ms", "--fail-rate", "--drop-rate", "--seed",
-                 "--state-file"):
+    for flag in (
+        "--host",
+        "--port",
+        "--client-id",
+        "--client-secret",
+        "--refresh-token",
+        "--organization-id",
+        "--rate-limit-per-minute",
+        "--daily-limit",
+        "--max-concurrency",
+        "--lockout-seconds",
+        "--token-lifetime",
+        "--latency-ms",
+        "--jitter-ms",
+        "--fail-rate",
+        "--drop-rate",
+        "--seed",
+        "--state-file",
+    ):
         assert flag in text
     assert json.dumps  # keep json imported for debugging helpers
 
@@ -554,9 +738,13 @@ def test_drop_mode_hang_then_close():
 
 def test_parallel_writes_are_safe(emulator, api):
     def create(i):
-        return api.s.post(f"{emulator.url}/billing/v1/customers", json={"display_name": f"P{i}",
-                                                                         "email": f"p{i}@x.co"},
-                          headers=api.headers(), timeout=10).json()["customer"]["customer_id"]
+        return api.s.post(
+            f"{emulator.url}/billing/v1/customers",
+            json={"display_name": f"P{i}", "email": f"p{i}@x.co"},
+            headers=api.headers(),
+            timeout=10,
+        ).json()["customer"]["customer_id"]
+
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         ids = list(pool.map(create, range(40)))
     assert len(set(ids)) == 40 and len(emulator.store.customers) == 40
@@ -567,9 +755,13 @@ def test_emulator_imports_nothing_from_client_or_engine():
     import pathlib
 
     import zoho_pipeline.emulator as pkg
+
     for path in pathlib.Path(pkg.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             for name in names:
                 assert not name.startswith(("zoho_pipeline.zoho", "zoho_pipeline.sync")), (path, name)

@@ -16,22 +16,38 @@ def api(emulator):
 
 
 def _invoice(api, price=1000, qty=1, **extra):
-    body = {"customer_id": api.cid, "date": "2025-03-01", "due_date": "2025-03-31", "reference_number": "INV-1",
-            "invoice_items": [{"product_id": api.pid, "price": price, "quantity": qty, "tax_id": VAT}], **extra}
+    body = {
+        "customer_id": api.cid,
+        "date": "2025-03-01",
+        "due_date": "2025-03-31",
+        "reference_number": "INV-1",
+        "invoice_items": [{"product_id": api.pid, "price": price, "quantity": qty, "tax_id": VAT}],
+        **extra,
+    }
     return body, api.ok("POST", "/invoices", body)["invoice"]
 
 
 def _pay(api, invoice_id, amount, ref="PAY-1"):
-    return api.ok("POST", "/payments", {"customer_id": api.cid, "payment_mode": "cash", "amount": amount,
-                                        "reference_number": ref,
-                                        "invoices": [{"invoice_id": invoice_id, "amount_applied": amount}]})["payment"]
+    return api.ok(
+        "POST",
+        "/payments",
+        {
+            "customer_id": api.cid,
+            "payment_mode": "cash",
+            "amount": amount,
+            "reference_number": ref,
+            "invoices": [{"invoice_id": invoice_id, "amount_applied": amount}],
+        },
+    )["payment"]
 
 
 def test_update_recomputes_lines_and_totals(api):
     body, inv = _invoice(api)
     assert inv["total"] == 1150.0
-    body["invoice_items"] = [{"product_id": api.pid, "name": "Router", "price": 200, "quantity": 2, "tax_id": VAT},
-                             {"product_id": api.pid, "name": "Cable", "price": 10.5, "quantity": 1}]
+    body["invoice_items"] = [
+        {"product_id": api.pid, "name": "Router", "price": 200, "quantity": 2, "tax_id": VAT},
+        {"product_id": api.pid, "name": "Cable", "price": 10.5, "quantity": 1},
+    ]
     body["reference_number"] = "INV-1b"
     out = api.ok("PUT", f"/invoices/{inv['invoice_id']}", body)["invoice"]
     assert out["invoice_id"] == inv["invoice_id"] and out["invoice_number"] == inv["invoice_number"]
@@ -48,8 +64,12 @@ def test_update_keeps_payments_and_balance(api):
     _pay(api, inv["invoice_id"], 500)
     body["invoice_items"][0]["price"] = 2000  # 2300.00
     out = api.ok("PUT", f"/invoices/{inv['invoice_id']}", body)["invoice"]
-    assert (out["total"], out["payment_made"], out["balance"], out["status"]) == (2300.0, 500.0, 1800.0,
-                                                                                  "partially_paid")
+    assert (out["total"], out["payment_made"], out["balance"], out["status"]) == (
+        2300.0,
+        500.0,
+        1800.0,
+        "partially_paid",
+    )
     body["invoice_items"][0]["price"] = 434.78  # 434.78 + 65.22 = 500.00: exactly what is paid
     out = api.ok("PUT", f"/invoices/{inv['invoice_id']}", body)["invoice"]
     assert (out["total"], out["balance"], out["status"]) == (500.0, 0.0, "paid")
@@ -77,8 +97,9 @@ def test_update_validates_like_create(api):
     body, inv = _invoice(api)
     status, data = api.call("PUT", f"/invoices/{inv['invoice_id']}", {**body, "invoice_items": []})
     assert status == 400 and data["code"] == 4
-    status, data = api.call("PUT", f"/invoices/{inv['invoice_id']}",
-                            {**body, "invoice_items": [{"product_id": "nope", "price": 1}]})
+    status, data = api.call(
+        "PUT", f"/invoices/{inv['invoice_id']}", {**body, "invoice_items": [{"product_id": "nope", "price": 1}]}
+    )
     assert status == 400 and data["code"] == 2006
     status, data = api.call("PUT", "/invoices/999", body)
     assert status == 404 and data["code"] == 1002

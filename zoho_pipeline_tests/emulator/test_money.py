@@ -10,21 +10,33 @@ from hypothesis import strategies as st
 from zoho_pipeline_tests.emulator.test_emulator import VAT, Api, emu
 
 CENT = Decimal("0.01")
-lines = st.lists(st.tuples(st.decimals(min_value=0, max_value=100000, places=2),
-                           st.integers(min_value=1, max_value=50), st.booleans()), min_size=1, max_size=5)
+lines = st.lists(
+    st.tuples(
+        st.decimals(min_value=0, max_value=100000, places=2), st.integers(min_value=1, max_value=50), st.booleans()
+    ),
+    min_size=1,
+    max_size=5,
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines)
 def test_invoice_totals_match_decimal_half_up(items):
     api = _api()
-    body = {"customer_id": api.cid, "invoice_items": [
-        {"product_id": api.pid, "price": str(p), "quantity": q, **({"tax_id": VAT} if taxed else {})}
-        for p, q, taxed in items]}
+    body = {
+        "customer_id": api.cid,
+        "invoice_items": [
+            {"product_id": api.pid, "price": str(p), "quantity": q, **({"tax_id": VAT} if taxed else {})}
+            for p, q, taxed in items
+        ],
+    }
     inv = api.ok("POST", "/invoices", body)["invoice"]
     sub = sum((p * q).quantize(CENT, ROUND_HALF_UP) for p, q, _ in items)
-    tax = sum(((p * q).quantize(CENT, ROUND_HALF_UP) * Decimal("0.15")).quantize(CENT, ROUND_HALF_UP)
-              for p, q, t in items if t)
+    tax = sum(
+        ((p * q).quantize(CENT, ROUND_HALF_UP) * Decimal("0.15")).quantize(CENT, ROUND_HALF_UP)
+        for p, q, t in items
+        if t
+    )
     assert Decimal(str(inv["sub_total"])) == sub
     assert Decimal(str(inv["tax_total"])) == tax
     assert Decimal(str(inv["total"])) == sub + tax == Decimal(str(inv["balance"]))

@@ -24,22 +24,43 @@ SKIPPED: dict[str, str] = {}  # recorded file -> why it cannot apply (none so fa
 # one valid create body per collection; {product_id} filled in at run time
 CREATE = {
     "products": lambda ids, n: {"name": f"Product {n}"},
-    "plans": lambda ids, n: {"plan_code": f"plan-{n}", "name": f"Plan {n}", "recurring_price": 99.99,
-                             "interval": 1, "product_id": ids["product_id"]},
-    "addons": lambda ids, n: {"addon_code": f"addon-{n}", "name": f"Addon {n}", "product_id": ids["product_id"],
-                              "type": "recurring", "price_brackets": [{"price": 9.99}]},
+    "plans": lambda ids, n: {
+        "plan_code": f"plan-{n}",
+        "name": f"Plan {n}",
+        "recurring_price": 99.99,
+        "interval": 1,
+        "product_id": ids["product_id"],
+    },
+    "addons": lambda ids, n: {
+        "addon_code": f"addon-{n}",
+        "name": f"Addon {n}",
+        "product_id": ids["product_id"],
+        "type": "recurring",
+        "price_brackets": [{"price": 9.99}],
+    },
     "customers": lambda ids, n: {"display_name": f"Customer {n}", "email": f"c{n}@example.com"},
-    "subscriptions": lambda ids, n: {"customer_id": ids["customer_id"], "plan": {"plan_code": ids["plan_code"]},
-                                     "reference_id": f"ref-{n}", "starts_at": "2024-01-01", "auto_collect": False},
+    "subscriptions": lambda ids, n: {
+        "customer_id": ids["customer_id"],
+        "plan": {"plan_code": ids["plan_code"]},
+        "reference_id": f"ref-{n}",
+        "starts_at": "2024-01-01",
+        "auto_collect": False,
+    },
 }
 UPDATE = {
-    "products": {"name": "Renamed"}, "plans": {"name": "Renamed"}, "addons": {"name": "Renamed"},
+    "products": {"name": "Renamed"},
+    "plans": {"name": "Renamed"},
+    "addons": {"name": "Renamed"},
     "customers": {"display_name": "Renamed"},
     "subscriptions": {"plan": {"quantity": 10}},
 }
-ENTITY_KEY = {"products": ("product", "product_id"), "plans": ("plan", "plan_code"),
-              "addons": ("addon", "addon_code"), "customers": ("customer", "customer_id"),
-              "subscriptions": ("subscription", "subscription_id")}
+ENTITY_KEY = {
+    "products": ("product", "product_id"),
+    "plans": ("plan", "plan_code"),
+    "addons": ("addon", "addon_code"),
+    "customers": ("customer", "customer_id"),
+    "subscriptions": ("subscription", "subscription_id"),
+}
 
 
 class World:
@@ -151,6 +172,7 @@ def test_recorded_shape(emulator, name):
 
 # OpenAPI request examples -------------------------------------------------------------------------------------------
 
+
 def _resolve(doc, schema, depth=0):
     if depth > 12 or schema is None:
         return None
@@ -188,8 +210,11 @@ def test_openapi_request_examples_are_accepted(emulator):
     cid = customer["customer"]["customer_id"]
     assert customer["customer"]["email"] == customer_body["email"]
 
-    api.ok("POST", "/addons", {"addon_code": "Email-basic", "name": "Email", "product_id": pid,
-                               "price_brackets": [{"price": 50}]})
+    api.ok(
+        "POST",
+        "/addons",
+        {"addon_code": "Email-basic", "name": "Email", "product_id": pid, "price_brackets": [{"price": 50}]},
+    )
     sub_body = openapi_example("subscription", "/subscriptions")
     assert sub_body["plan"]["plan_code"] == plan["plan"]["plan_code"]
     status, sub = api.call("POST", "/subscriptions", sub_body)  # customer given inline, as in the example
@@ -207,8 +232,9 @@ def test_openapi_request_examples_are_accepted(emulator):
     assert status == 201, invoice
     assert invoice["invoice"]["total"] == 57.5  # 50 + 15% VAT, whatever the example's own totals say
 
-    big = api.ok("POST", "/invoices", {**invoice_body, "invoice_items": [
-        {"product_id": pid, "price": 1000, "quantity": 1}]})["invoice"]
+    big = api.ok(
+        "POST", "/invoices", {**invoice_body, "invoice_items": [{"product_id": pid, "price": 1000, "quantity": 1}]}
+    )["invoice"]
     payment_body = openapi_example("payments", "/payments")
     payment_body["customer_id"] = cid
     payment_body["invoices"][0]["invoice_id"] = big["invoice_id"]

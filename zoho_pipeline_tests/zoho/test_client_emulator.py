@@ -15,9 +15,7 @@ from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
 from zoho_pipeline.zoho.client import ZohoClient
 from zoho_pipeline.zoho.errors import ZohoError
 from zoho_pipeline.zoho.limiter import RateLimiter
-
 from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
-
 
 # each test starts with no process-wide limiter or cached token (conftest.fresh_zoho_process_state)
 pytestmark = pytest.mark.usefixtures("fresh_zoho_process_state")
@@ -53,7 +51,8 @@ def test_a_given_sessions_headers_and_hooks_apply_to_every_call(emulator, zoho_c
     session.headers["X-Trace"] = "ops-42"
     seen = []
     session.hooks["response"].append(
-        lambda r, *a, **k: seen.append((r.status_code, dict(r.request.headers))) if "/oauth/" not in r.url else None)
+        lambda r, *a, **k: seen.append((r.status_code, dict(r.request.headers))) if "/oauth/" not in r.url else None
+    )
     client = ZohoClient(fast(zoho_config), session=session)
     client.get("/customers")
     assert len(seen) == 1 and seen[0][0] == 200
@@ -129,8 +128,12 @@ def test_connection_refused_is_retryable(zoho_config):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg = dataclasses.replace(zoho_config, accounts_url=f"http://127.0.0.1:{port}",
-                              api_base_url=f"http://127.0.0.1:{port}/billing/v1", retry_base_delay_s=0.01)
+    cfg = dataclasses.replace(
+        zoho_config,
+        accounts_url=f"http://127.0.0.1:{port}",
+        api_base_url=f"http://127.0.0.1:{port}/billing/v1",
+        retry_base_delay_s=0.01,
+    )
     with pytest.raises(ZohoError) as ei:
         ZohoClient(cfg).get("/customers")
     assert ei.value.kind == "retryable"
@@ -231,8 +234,15 @@ def test_token_shared_across_processes(emulator, db_url):
     engine = sa.create_engine(db_url)
     metadata.create_all(engine)
     engine.dispose()
-    procs = [subprocess.Popen([sys.executable, "-c", PROCESS_SCRIPT, emulator.url, db_url],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROCESS_SCRIPT, emulator.url, db_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert emulator.stats()["tokens_minted"] == 1

@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,11 +16,10 @@ import sqlalchemy as sa
 
 from zoho_pipeline.source.tables import metadata
 from zoho_pipeline.sync.stores import DbTokenStore
-from zoho_pipeline.zoho.auth import CachedToken, MemoryTokenStore, TokenProvider, token_cache_key
+from zoho_pipeline.zoho.auth import CachedToken, TokenProvider, token_cache_key
 from zoho_pipeline.zoho.client import ZohoClient
 from zoho_pipeline.zoho.config import ZohoConfig
 from zoho_pipeline.zoho.errors import ZohoError
-from zoho_pipeline.zoho.limiter import RateLimiter
 
 SECRET = "stub-client-secret-77aa"
 REFRESH = "1000.stub-refresh-token-0bd1"
@@ -48,8 +48,15 @@ class Stub:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 url = urlsplit(self.path)
-                stub.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
-                                      "headers": dict(self.headers), "body": raw})
+                stub.requests.append(
+                    {
+                        "method": self.command,
+                        "path": url.path,
+                        "query": parse_qs(url.query),
+                        "headers": dict(self.headers),
+                        "body": raw,
+                    }
+                )
                 if url.path == "/oauth/v2/token":
                     if stub.token_reply is not None:
                         return self._send(*stub.token_reply)
@@ -57,9 +64,15 @@ class Stub:
                     if form.get("refresh_token") != [REFRESH] or form.get("client_secret") != [SECRET]:
                         return self._send(200, {"error": "invalid_code"})
                     stub.minted += 1
-                    return self._send(200, {"access_token": f"1000.access-{stub.minted}-secretish",
-                                            "expires_in": stub.expires_in, "api_domain": stub.url,
-                                            "token_type": "Bearer"})
+                    return self._send(
+                        200,
+                        {
+                            "access_token": f"1000.access-{stub.minted}-secretish",
+                            "expires_in": stub.expires_in,
+                            "api_domain": stub.url,
+                            "token_type": "Bearer",
+                        },
+                    )
                 actions = stub.script.get((self.command, url.path.removeprefix("/billing/v1")))
                 if not actions:
                     return self._send(404, {"code": 5, "message": "Invalid URL Passed"})
@@ -97,9 +110,13 @@ class Stub:
         self.script[(method, path)] = list(actions)
 
     def api_requests(self, method=None, path=None):
-        return [r for r in self.requests if r["path"].startswith("/billing/v1")
-                and (method is None or r["method"] == method)
-                and (path is None or r["path"] == "/billing/v1" + path)]
+        return [
+            r
+            for r in self.requests
+            if r["path"].startswith("/billing/v1")
+            and (method is None or r["method"] == method)
+            and (path is None or r["path"] == "/billing/v1" + path)
+        ]
 
     def stop(self):
         self.server.shutdown()
@@ -118,10 +135,20 @@ def stub():
 
 
 def config_for(url, **kw):
-    base = dict(client_id="1000.STUB", client_secret=SECRET, refresh_token=REFRESH, organization_id=ORG,
-                api_base_url=f"{url}/billing/v1", accounts_url=url, requests_per_minute=10_000,
-                daily_budget=1_000_000, read_timeout_s=2.0, connect_timeout_s=1.0, retry_base_delay_s=0.01,
-                max_rate_limit_wait_s=10.0)
+    base = dict(
+        client_id="1000.STUB",
+        client_secret=SECRET,
+        refresh_token=REFRESH,
+        organization_id=ORG,
+        api_base_url=f"{url}/billing/v1",
+        accounts_url=url,
+        requests_per_minute=10_000,
+        daily_budget=1_000_000,
+        read_timeout_s=2.0,
+        connect_timeout_s=1.0,
+        retry_base_delay_s=0.01,
+        max_rate_limit_wait_s=10.0,
+    )
     base.update(kw)
     return ZohoConfig(**base)
 
@@ -131,8 +158,11 @@ OK_CUSTOMER = {"code": 0, "message": "success", "customer": {"customer_id": "900
 
 def test_headers_token_cached_and_stats(stub):
     stub.on("GET", "/customers/9001", ("json", 200, OK_CUSTOMER))
-    stub.on("POST", "/customers", ("json", 201, {"code": 0, "message": "The customer has been created",
-                                                  "customer": {"customer_id": "9002"}}))
+    stub.on(
+        "POST",
+        "/customers",
+        ("json", 201, {"code": 0, "message": "The customer has been created", "customer": {"customer_id": "9002"}}),
+    )
     client = ZohoClient(config_for(stub.url))
     assert client.get("/customers/9001")["customer"]["customer_id"] == "9001"
     assert client.post("customers", json={"display_name": "A"})["customer"]["customer_id"] == "9002"
@@ -153,21 +183,45 @@ def test_headers_token_cached_and_stats(stub):
 
 
 def test_api_domain_from_token_when_no_override(stub):
-    stub.on("GET", "/organizations", ("json", 200, {"code": 0, "message": "success", "organizations": [
-        {"organization_id": "1", "name": "Other"}, {"organization_id": ORG, "name": "Ours"}]}))
+    stub.on(
+        "GET",
+        "/organizations",
+        (
+            "json",
+            200,
+            {
+                "code": 0,
+                "message": "success",
+                "organizations": [{"organization_id": "1", "name": "Other"}, {"organization_id": ORG, "name": "Ours"}],
+            },
+        ),
+    )
     client = ZohoClient(config_for(stub.url, api_base_url=None, region="com"))
     assert client.check_connection()["name"] == "Ours"
-    stub.on("GET", "/organizations", ("json", 200, {"code": 0, "message": "success", "organizations": [
-        {"organization_id": "1", "name": "Other"}]}))
+    stub.on(
+        "GET",
+        "/organizations",
+        ("json", 200, {"code": 0, "message": "success", "organizations": [{"organization_id": "1", "name": "Other"}]}),
+    )
     with pytest.raises(ZohoError) as ei:
         client.check_connection()
     assert ei.value.kind == "auth"
 
 
 def test_iter_list_follows_pages(stub):
-    pages = [("json", 200, {"code": 0, "message": "success", "plans": [{"plan_code": f"p{i}"} for i in range(j, j + 2)],
-                            "page_context": {"page": j // 2 + 1, "per_page": 2, "has_more_page": j < 4}})
-             for j in (0, 2, 4)]
+    pages = [
+        (
+            "json",
+            200,
+            {
+                "code": 0,
+                "message": "success",
+                "plans": [{"plan_code": f"p{i}"} for i in range(j, j + 2)],
+                "page_context": {"page": j // 2 + 1, "per_page": 2, "has_more_page": j < 4},
+            },
+        )
+        for j in (0, 2, 4)
+    ]
     stub.on("GET", "/plans", *pages)
     client = ZohoClient(config_for(stub.url))
     codes = [p["plan_code"] for p in client.iter_list("/plans", "plans", params={"filter_by": "x"}, per_page=2)]
@@ -185,8 +239,12 @@ def test_bad_refresh_token_is_auth_error(stub):
 
 
 def test_401_refreshes_once_and_retries(stub):
-    stub.on("GET", "/customers/9001", ("json", 401, {"code": 57, "message": "invalid OAuthToken"}),
-            ("json", 200, OK_CUSTOMER))
+    stub.on(
+        "GET",
+        "/customers/9001",
+        ("json", 401, {"code": 57, "message": "invalid OAuthToken"}),
+        ("json", 200, OK_CUSTOMER),
+    )
     client = ZohoClient(config_for(stub.url))
     assert client.get("/customers/9001")["code"] == 0
     assert stub.minted == 2 and client.stats.token_refreshes == 2 and client.stats.api_calls == 2
@@ -230,8 +288,13 @@ def test_400_with_code_is_permanent_not_retried(stub):
 
 
 def test_5xx_on_get_retried_then_ok(stub):
-    stub.on("GET", "/customers", ("json", 500, {"code": 1000, "message": "Internal error"}),
-            ("raw", 502, b"<html>bad gateway</html>"), ("json", 200, {"code": 0, "customers": []}))
+    stub.on(
+        "GET",
+        "/customers",
+        ("json", 500, {"code": 1000, "message": "Internal error"}),
+        ("raw", 502, b"<html>bad gateway</html>"),
+        ("json", 200, {"code": 0, "customers": []}),
+    )
     client = ZohoClient(config_for(stub.url))
     assert client.get("/customers")["customers"] == []
     assert client.stats.api_calls == 3 and client.stats.retries == 2
@@ -300,8 +363,12 @@ def test_connection_refused_is_retryable(stub):
 
 
 def test_429_retry_after_pauses_all_threads(stub):
-    stub.on("GET", "/customers", ("json", 429, {"code": 45, "message": "too many requests"}, {"Retry-After": "1"}),
-            ("json", 200, {"code": 0, "customers": []}))
+    stub.on(
+        "GET",
+        "/customers",
+        ("json", 429, {"code": 45, "message": "too many requests"}, {"Retry-After": "1"}),
+        ("json", 200, {"code": 0, "customers": []}),
+    )
     stub.on("GET", "/plans", ("json", 200, {"code": 0, "plans": []}))
     client = ZohoClient(config_for(stub.url))
     client.tokens.get()
@@ -334,8 +401,13 @@ def test_429_beyond_max_wait_is_rate_limited(stub):
 
 
 def test_429_without_retry_after_backs_off(stub):
-    stub.on("GET", "/customers", ("json", 429, {"code": 45, "message": "too many"}),
-            ("json", 429, {"code": 45, "message": "too many"}), ("json", 200, {"code": 0}))
+    stub.on(
+        "GET",
+        "/customers",
+        ("json", 429, {"code": 45, "message": "too many"}),
+        ("json", 429, {"code": 45, "message": "too many"}),
+        ("json", 200, {"code": 0}),
+    )
     client = ZohoClient(config_for(stub.url, rate_limit_backoff_s=0.1))
     t0 = time.monotonic()
     assert client.get("/customers")["code"] == 0
@@ -367,8 +439,14 @@ def test_refresh_before_expiry(stub):
 
 
 def test_token_refresh_rate_limited_by_accounts(stub):
-    stub.token_reply = (400, {"error_description": "You have made too many requests continuously.",
-                              "error": "Access Denied", "status": "failure"})
+    stub.token_reply = (
+        400,
+        {
+            "error_description": "You have made too many requests continuously.",
+            "error": "Access Denied",
+            "status": "failure",
+        },
+    )
     with pytest.raises(ZohoError) as ei:
         ZohoClient(config_for(stub.url)).get("/customers")
     assert ei.value.kind == "rate_limited"
@@ -392,12 +470,11 @@ def test_db_token_store_waits_for_other_process(stub, kind, request):
     cfg = config_for(stub.url)
     key = token_cache_key(cfg.client_id, cfg.refresh_token, cfg.token_url)
     assert store.acquire_refresh_lock(key, "other-process", 30)  # another process is refreshing
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     def other_process_finishes():
         time.sleep(0.4)
-        store.save(key, CachedToken("1000.from-other-process", datetime.now(timezone.utc) + timedelta(hours=1),
-                                    stub.url))
+        store.save(key, CachedToken("1000.from-other-process", datetime.now(UTC) + timedelta(hours=1), stub.url))
         store.release_refresh_lock(key, "other-process")
 
     threading.Thread(target=other_process_finishes).start()
@@ -408,15 +485,28 @@ def test_db_token_store_waits_for_other_process(stub, kind, request):
 
 def test_secrets_never_in_logs_reprs_or_errors(stub, caplog):
     caplog.set_level(logging.DEBUG)
-    stub.on("GET", "/customers", ("json", 401, {"code": 57, "message": "invalid OAuthToken"}),
-            ("json", 429, {"code": 45, "message": "slow down"}, {"Retry-After": "0.1"}),
-            ("json", 500, {"code": 1000, "message": "Internal error"}), ("json", 200, {"code": 0}))
+    stub.on(
+        "GET",
+        "/customers",
+        ("json", 401, {"code": 57, "message": "invalid OAuthToken"}),
+        ("json", 429, {"code": 45, "message": "slow down"}, {"Retry-After": "0.1"}),
+        ("json", 500, {"code": 1000, "message": "Internal error"}),
+        ("json", 200, {"code": 0}),
+    )
     stub.on("POST", "/customers", ("json", 400, {"code": 1038, "message": f"bad {SECRET}"}))
     cfg = config_for(stub.url)
     client = ZohoClient(cfg)
     client.get("/customers")
-    texts = [repr(cfg), str(cfg), repr(client), repr(client.tokens), repr(client.tokens.get()),
-             str(client.tokens.get()), repr(client.stats), repr(client.limiter)]
+    texts = [
+        repr(cfg),
+        str(cfg),
+        repr(client),
+        repr(client.tokens),
+        repr(client.tokens.get()),
+        str(client.tokens.get()),
+        repr(client.stats),
+        repr(client.limiter),
+    ]
     with pytest.raises(ZohoError) as ei:
         client.post("/customers", json={})
     texts += [str(ei.value), repr(ei.value)]
@@ -437,7 +527,8 @@ def test_broken_token_store_degrades_to_local_refresh(stub):
             raise RuntimeError("db down")
 
         save = acquire_refresh_lock = release_refresh_lock = lambda self, *a: (_ for _ in ()).throw(
-            RuntimeError("db down"))
+            RuntimeError("db down")
+        )
 
     stub.on("GET", "/customers", ("json", 200, {"code": 0}))
     client = ZohoClient(config_for(stub.url), token_store=Broken())

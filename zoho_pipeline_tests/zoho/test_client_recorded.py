@@ -39,18 +39,21 @@ def test_recorded_files_found():
         assert len(FILES) >= 35
 
 
-@pytest.mark.parametrize("status,body,method,kind", [
-    (200, b"<html>proxy</html>", "GET", "retryable"),
-    (201, b"", "POST", "ambiguous"),
-    (502, b"Bad gateway", "POST", "ambiguous"),
-    (502, b"Bad gateway", "GET", "retryable"),
-    (429, b'{"code": 44, "message": "blocked"}', "GET", "rate_limited"),
-    (401, b'{"code": 57, "message": "invalid OAuthToken"}', "GET", "auth"),
-    (403, b'{"code": 57, "message": "not authorized"}', "PUT", "auth"),
-    (405, b'{"code": 37, "message": "not allowed"}', "DELETE", "permanent"),
-    (200, b'{"code": 1001, "message": "dup"}', "POST", "permanent"),
-    (200, b"[1, 2]", "GET", "retryable"),
-])
+@pytest.mark.parametrize(
+    "status,body,method,kind",
+    [
+        (200, b"<html>proxy</html>", "GET", "retryable"),
+        (201, b"", "POST", "ambiguous"),
+        (502, b"Bad gateway", "POST", "ambiguous"),
+        (502, b"Bad gateway", "GET", "retryable"),
+        (429, b'{"code": 44, "message": "blocked"}', "GET", "rate_limited"),
+        (401, b'{"code": 57, "message": "invalid OAuthToken"}', "GET", "auth"),
+        (403, b'{"code": 57, "message": "not authorized"}', "PUT", "auth"),
+        (405, b'{"code": 37, "message": "not allowed"}', "DELETE", "permanent"),
+        (200, b'{"code": 1001, "message": "dup"}', "POST", "permanent"),
+        (200, b"[1, 2]", "GET", "retryable"),
+    ],
+)
 def test_envelope_shapes(status, body, method, kind):
     with pytest.raises(ZohoError) as ei:
         parse_envelope(status, body, method=method, path="/customers?token=abc")

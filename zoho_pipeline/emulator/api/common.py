@@ -33,7 +33,7 @@ class Ctx:
         """A YYYY-MM-DD field, today when absent."""
         return self.today() if value in (None, "") else valid_date(value, name)
 
-    def with_body(self, body: dict) -> "Ctx":
+    def with_body(self, body: dict) -> Ctx:
         return replace(self, params={}, query={}, body=body)
 
 

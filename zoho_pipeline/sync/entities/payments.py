@@ -56,8 +56,9 @@ def select_rows():
         prior.c.customer_id == t.c.customer_id,  # another customer's payment never pays this one's invoice
         prior.c.status == "completed",
         prior.c.id != t.c.id,
-        or_(prior.c.completed_at < t.c.completed_at,
-            and_(prior.c.completed_at == t.c.completed_at, prior.c.id < t.c.id)),
+        or_(
+            prior.c.completed_at < t.c.completed_at, and_(prior.c.completed_at == t.c.completed_at, prior.c.id < t.c.id)
+        ),
     )
     paid_before = (
         select(func.coalesce(func.sum(prior.c.amount), 0))
@@ -149,13 +150,17 @@ def build(row, ctx) -> dict:
     if row["invoice_id"] is not None and row.get("invoice_found") is None:
         raise InvalidRow("invoice_id", f"invoice {row['invoice_id']} does not exist")
     if row["invoice_id"] is not None and not _own_invoice(row):
-        raise InvalidRow("invoice_id", f"invoice {row.get('invoice_number') or row['invoice_id']} belongs to "
-                         f"another customer (customer {row['invoice_customer_id']}), not to the payer")
+        raise InvalidRow(
+            "invoice_id",
+            f"invoice {row.get('invoice_number') or row['invoice_id']} belongs to "
+            f"another customer (customer {row['invoice_customer_id']}), not to the payer",
+        )
     applies = _applies_to_invoice(row) or _on_zohos_own_invoice(row)
     if applies and row.get("waiting_for") and not getattr(ctx, "dry_run", False):
         # its share of the balance depends on what the earlier payment applies: try again just after it
-        raise ParentNotReady(f"waits for the payer's earlier payment {row['waiting_for']} on the same invoice",
-                             utcnow())
+        raise ParentNotReady(
+            f"waits for the payer's earlier payment {row['waiting_for']} on the same invoice", utcnow()
+        )
     payload = {
         "customer_id": ctx.parent_zoho_id("customers", row["customer_id"]),
         "payment_mode": mode,
@@ -205,8 +210,15 @@ def update(client, zoho_id, payload, row, ctx) -> None:
 
 
 def lookup(client, payload, row, ctx) -> str | None:
-    return find_by_reference(client, "/payments", "payments", "payment_id", "reference_number",
-                             payload["reference_number"], params={"customer_id": payload["customer_id"]})
+    return find_by_reference(
+        client,
+        "/payments",
+        "payments",
+        "payment_id",
+        "reference_number",
+        payload["reference_number"],
+        params={"customer_id": payload["customer_id"]},
+    )
 
 
 def compare(row, remote) -> list[tuple]:
@@ -221,9 +233,16 @@ def compare(row, remote) -> list[tuple]:
 
 RECONCILE = Reconciliation(
     collections=(Collection("/payments", "payments", "payment_id", needs=("amount", "invoices")),),
-    columns=lambda: ([t.c.amount, t.c.status, t.c.invoice_id,
-                      invoices.c.zoho_billing_invoice_id.label("invoice_zoho_id"), t.c.transaction_id.label("ref")],
-                     t.outerjoin(invoices, invoices.c.id == t.c.invoice_id)),
+    columns=lambda: (
+        [
+            t.c.amount,
+            t.c.status,
+            t.c.invoice_id,
+            invoices.c.zoho_billing_invoice_id.label("invoice_zoho_id"),
+            t.c.transaction_id.label("ref"),
+        ],
+        t.outerjoin(invoices, invoices.c.id == t.c.invoice_id),
+    ),
     gone=lifecycle.gone,
     reference=lambda item: item.get("reference_number") or None,
     compare=compare,

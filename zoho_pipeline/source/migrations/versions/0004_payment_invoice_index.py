@@ -35,9 +35,13 @@ def upgrade() -> None:
 
 def _invalid(bind) -> bool:
     """An interrupted concurrent build leaves an invalid index behind: drop it so a rerun completes the job."""
-    return bind.exec_driver_sql(
-        "select 1 from pg_index i join pg_class c on c.oid = i.indexrelid "
-        f"where c.relname = '{NAME}' and not i.indisvalid").first() is not None
+    return (
+        bind.exec_driver_sql(
+            "select 1 from pg_index i join pg_class c on c.oid = i.indexrelid "
+            f"where c.relname = '{NAME}' and not i.indisvalid"
+        ).first()
+        is not None
+    )
 
 
 def downgrade() -> None:
