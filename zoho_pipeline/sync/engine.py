@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from functools import partial
 
@@ -47,6 +47,7 @@ from zoho_pipeline.sync.report import (
     RunReport,
 )
 from zoho_pipeline.sync.row_client import RowClient
+from zoho_pipeline.sync.row_context import Finished, RowContext
 from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES, SyncSettings
 from zoho_pipeline.zoho.errors import AUTH, BUDGET_EXHAUSTED, PERMANENT, RATE_LIMITED, ZohoError
 
@@ -296,7 +297,7 @@ class _Run:
         record outcomes a chunk at a time, or every `record_every_s` when calls are slow: two transactions per
         chunk, not per row, and only this thread writes."""
         chunk, every = max(1, self.settings.claim_chunk), self.settings.record_every_s
-        done = _Finished()
+        done = Finished()
         in_flight = 0
         finished: list[claims.Outcome] = []
         last_record = time.monotonic()
@@ -420,7 +421,7 @@ class _Run:
             error, status = None, "pending"
             try:
                 payload = spec.build(
-                    row, _RowContext(self.catalog, grandparents, spec, dry_run=True, settings=self.settings)
+                    row, RowContext(self.catalog, grandparents, spec, dry_run=True, settings=self.settings)
                 )
             except (InvalidRow, ParentNotReady) as exc:
                 error, status = f"would fail: {exc}", "failed"
@@ -476,7 +477,7 @@ class _Run:
         client = RowClient(self.client)
         zoho_id = row[spec.zoho_id_column]
         was_in_doubt = bool(row["zoho_create_in_doubt"])
-        ctx = _RowContext(self.catalog, parents, spec, settings=self.settings, in_doubt=was_in_doubt)
+        ctx = RowContext(self.catalog, parents, spec, settings=self.settings, in_doubt=was_in_doubt)
         ctx.previous_payload = lambda: self._previous_payload(spec, row)
         action = "update" if zoho_id else "create"
 
@@ -608,7 +609,7 @@ class _Run:
             return payloads.load(conn, spec.name, [r["id"] for r in rows if r[spec.zoho_id_column]])
 
     def _classify(self, spec, row, parents, rep, accepted) -> None:
-        ctx = _RowContext(self.catalog, parents, spec, dry_run=True, settings=self.settings)
+        ctx = RowContext(self.catalog, parents, spec, dry_run=True, settings=self.settings)
         zoho_id = row[spec.zoho_id_column]
         try:
             sendable(row)
@@ -646,70 +647,6 @@ class _Run:
             elif found:
                 with self._stop_lock:
                     self.report.diffs_omitted += 1
-
-
-class _Finished:
-    """Outcomes of the rows workers have finished. The sweep's thread waits for several at once, so it wakes
-    once per chunk rather than once per row."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._futures: list[Future] = []
-        self._wanted = 1
-
-    def add(self, future: Future) -> None:
-        with self._cond:
-            self._futures.append(future)
-            if len(self._futures) >= self._wanted:
-                self._cond.notify()
-
-    def take(self, at_least: int, timeout: float) -> list[claims.Outcome]:
-        """Those finished once `at_least` are, or when `timeout` passes (then possibly fewer, or none)."""
-        with self._cond:
-            self._wanted = at_least
-            self._cond.wait_for(lambda: len(self._futures) >= at_least, timeout)
-            futures, self._futures = self._futures, []
-        return [future.result() for future in futures]
-
-
-class _RowContext:
-    """What a mapping may ask of the engine: the catalog and its parents' ZOHO ids."""
-
-    def __init__(
-        self, catalog, parents: dict, spec: EntitySpec, dry_run: bool = False, settings=None, in_doubt: bool = False
-    ):
-        self.catalog, self._parents, self._spec, self._dry_run = catalog, parents, spec, dry_run
-        self.settings = settings or SyncSettings()  # the policies, ZOHO_RECURRING_LINK_WAIT_H
-        self.new_zoho_id: str | None = None
-        self.adopted = False  # the entity was found after a create in doubt, and is being brought up to date
-        # an earlier attempt at this row may have acted in ZOHO (a lost answer, a run that died): a lifecycle action
-        # reads ZOHO's state before it acts again
-        self.in_doubt = in_doubt
-        self.previous_payload: Callable[[], dict | None] = lambda: None  # what ZOHO last accepted, read on demand
-
-    @property
-    def dry_run(self) -> bool:
-        return self._dry_run
-
-    def parent_zoho_id(self, entity: str, source_id) -> str:
-        info = self._parents.get((entity, str(source_id)))
-        if info and info.zoho_id:
-            return info.zoho_id
-        if self._dry_run and info and info.error is None:
-            return f"<new {entity[:-1]}>"
-        singular = entity[:-1]
-        if info is None or info.error == "does not exist":
-            raise InvalidRow(f"{singular}_id", f"{singular} {source_id} does not exist")
-        if info.status == claims.SYNCING:
-            raise ParentNotReady(
-                f"parent {singular} {info.label} is being synced by another run", utcnow() + timedelta(seconds=60)
-            )
-        reason = info.error or f"has not synced yet (status {info.status or 'pending'})"
-        raise ParentNotReady(f"parent {singular} {info.label} failed: {reason}", info.next_attempt_at)
-
-    def remember_zoho_id(self, zoho_id: str) -> None:
-        """Called by a mapping right after a create, so a check that then fails the row keeps the id."""
-        self.new_zoho_id = zoho_id
 
 
 def _rate_limited(client) -> int:
