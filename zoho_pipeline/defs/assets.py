@@ -12,6 +12,7 @@ from pydantic import Field
 
 from zoho_pipeline.defs.diffs import diff_metadata
 from zoho_pipeline.defs.partitions import monthly_partitions, partition_months
+from zoho_pipeline.defs.recurring_links import link_metadata
 from zoho_pipeline.defs.resources import SourceDatabaseResource, SyncEngineResource, ZohoBillingResource
 from zoho_pipeline.monitor.queries import failed_ids, status_counts
 from zoho_pipeline.monitor.thresholds import Thresholds
@@ -136,8 +137,6 @@ def report_metadata(report: RunReport, entity: str) -> dict:
         ),
     )
     if SPECS[entity].before_sync is not None:  # invoices: the recurring-invoice links (issue 15)
-        from zoho_pipeline.defs.ledger import link_metadata
-
         meta.update(link_metadata(rep.before_sync))
     data = report.as_dict()
     for ent in data["entities"].values():

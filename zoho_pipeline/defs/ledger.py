@@ -1,52 +1,18 @@
-"""Issue 15 in Dagster: the recurring-invoice links in `zoho_invoices`' metadata, and the `zoho_ledger_matches_source`
-check on `zoho_payments` (every customer's balance in ZOHO equal to the source's, to the cent: monitor.ledger).
-The check is ERROR: the check alert sensor sends one alert when a difference appears and one when it clears."""
+"""The `zoho_ledger_matches_source` check on `zoho_payments` (every customer's balance in ZOHO equal to the
+source's, to the cent: monitor.ledger). The check is ERROR: the check alert sensor sends one alert when a
+difference appears and one when it clears."""
 
 import dagster as dg
 
 from zoho_pipeline.defs.assets import POOL, zoho_payments
+from zoho_pipeline.defs.recurring_links import ROWS_SHOWN
 from zoho_pipeline.defs.resources import SourceDatabaseResource, ZohoBillingResource
 from zoho_pipeline.monitor.ledger import ledger
 
-ROWS_SHOWN = 50
-LINK_COUNTS = ("linked", "waiting", "unmatched", "ambiguous", "history", "amount_differences")
-
-LINK_SCHEMA = dg.TableSchema(
-    columns=[
-        dg.TableColumn("invoice_id", "string"),
-        dg.TableColumn("invoice_number", "string"),
-        dg.TableColumn("state", "string"),
-        dg.TableColumn("zoho_invoice_id", "string"),
-        dg.TableColumn("reason", "string"),
-    ]
-)
 LEDGER_SCHEMA = dg.TableSchema(
     columns=[dg.TableColumn(c, "string") for c in ("kind", "label", "source_id", "zoho_id", "source", "zoho")]
     + [dg.TableColumn("difference", "string"), dg.TableColumn("detail", "string")]
 )
-
-
-def link_metadata(links: dict | None) -> dict:
-    """`zoho_invoices`' metadata of one linking pass: the same keys every time (zero when it did not run)."""
-    links = links or {}
-    meta = {f"recurring_{key}": int(links.get(key) or 0) for key in LINK_COUNTS}
-    meta["recurring_link_error"] = dg.MetadataValue.text(links.get("error") or "")
-    meta["recurring_not_linked"] = dg.MetadataValue.table(
-        records=[
-            dg.TableRecord(
-                {
-                    "invoice_id": str(r.get("invoice_id") or ""),
-                    "invoice_number": str(r.get("invoice_number") or ""),
-                    "state": str(r.get("state") or ""),
-                    "zoho_invoice_id": str(r.get("zoho_invoice_id") or ""),
-                    "reason": str(r.get("reason") or "")[:300],
-                }
-            )
-            for r in (links.get("rows") or [])[:ROWS_SHOWN]
-        ],
-        schema=LINK_SCHEMA,
-    )
-    return meta
 
 
 @dg.asset_check(
