@@ -9,6 +9,7 @@ Sections (--only picks some; all by default):
   backfill  6. the CLI's backfill estimate against a real run
   lifecycle 7. API calls per lifecycle transition (issue 14), and a plan change's cost under each policy
   recurring 8. API calls per linked recurring invoice, and the ledger check's calls per 1 000 customers (issue 15)
+  fixedcost 9. a no-op `zoho-pipeline sync`'s wall time and a sensor tick with nothing to do (issue 12)
 
 Targets live in the printed table, never in timed tests. `--quick` runs every section at toy sizes (the smoke test
 uses it); the default sizes are the issue's. Results: bench-results/latest.json.
@@ -33,7 +34,7 @@ from zoho_pipeline.sync.settings import SyncSettings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-SECTIONS = ("calls", "rate", "overhead", "findwork", "memory", "backfill", "lifecycle", "recurring")
+SECTIONS = ("calls", "rate", "overhead", "findwork", "memory", "backfill", "lifecycle", "recurring", "fixedcost")
 QUICK = dict(
     calls_customers=25,
     calls_changed=3,
@@ -50,6 +51,9 @@ QUICK = dict(
     backfill_rate=6000,
     backfill_latency_ms=10,
     overhead_rounds=1,
+    fixedcost_customers=5,
+    fixedcost_rounds=1,
+    fixedcost_ticks=3,
 )
 
 
@@ -134,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="ZOHO_RATE_LIMIT_PER_MINUTE the client uses, as a fraction of the emulator's limit",
     )
+    g = p.add_argument_group("9 fixed cost")
+    g.add_argument("--fixedcost-customers", type=int, default=100, help="demo customers synced before the no-op")
+    g.add_argument("--fixedcost-rounds", type=int, default=3, help="no-op syncs timed; best of them")
+    g.add_argument("--fixedcost-ticks", type=int, default=10, help="sensor ticks timed; best of them")
     return p
 
 

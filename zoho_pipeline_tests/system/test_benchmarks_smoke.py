@@ -22,8 +22,19 @@ def test_benchmarks_quick_mode_runs_every_section(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
-    for section in ("calls", "rate", "overhead", "findwork", "memory", "backfill", "lifecycle", "recurring"):
+    for section in (
+        "calls",
+        "rate",
+        "overhead",
+        "findwork",
+        "memory",
+        "backfill",
+        "lifecycle",
+        "recurring",
+        "fixedcost",
+    ):
         assert section in data and "error" not in data[section], (section, data.get(section))
     metrics = {row["metric"] for row in data["table"]}
     assert any("calls per new row" in m for m in metrics)
+    assert {"no-op `zoho-pipeline sync` wall", "sensor tick, nothing to do"} <= metrics
     assert "targets met" in proc.stdout
