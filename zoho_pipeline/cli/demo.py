@@ -3,10 +3,12 @@
     zoho-pipeline demo month [--seed N] [--sync] [--json]   play one month of business, move ZOHO's clock on
     zoho-pipeline demo figures [--json]                     the figures finance asks for (source + ZOHO)
 
-`month` plays the month after the source's newest billing run (new customers, upgrades, cancellations, closures,
-payments on time and late, refunds, bounces, the billing run on the 1st) and moves the emulator's clock to that
-billing day, so ZOHO renews its subscriptions and raises their invoices. Under `make dev` the source sensor then
-syncs the changes on its own; `--sync` runs the sync here at once and prints the figures. The emulator is the one
+`month` plays the month after the source's newest billing run in a provider's order: ZOHO's clock to the eve of
+the billing day; the month's account changes (new customers, upgrades, cancellations, closures) written and synced
+here (a sync run like `zoho-pipeline sync`'s), so they reach ZOHO before its renewal; the clock to the billing day
+(ZOHO renews its subscriptions and raises their invoices); then the payments (on time and late, refunds, bounces)
+and the billing run on the 1st. Under `make dev` the source sensor syncs those on its own; `--sync` runs that
+sync here at once and prints the figures. The emulator is the one
 at ZOHO_ACCOUNTS_URL (or --emulator-url). Exit 0 done, 1 the sync left rows failed, 2 a usage error or no emulator.
 """
 
@@ -51,6 +53,20 @@ def print_figures(engine, as_json: bool = False) -> None:
         print("\n".join(f"  {line}" for line in figures.lines()))
 
 
+def sync_account_changes(quiet: bool) -> None:
+    """Sync what is due now (the month's account changes) as `zoho-pipeline sync` does: a Dagster run in the
+    instance's history. A failed row (the demo's deliberately bad ones) does not stop the month."""
+    from zoho_pipeline.cli import sync as sync_cmd
+    from zoho_pipeline.sync.settings import ENTITY_ORDER
+
+    instance, _note = sync_cmd.instance_for_cli()
+    report, errors, _checks = sync_cmd.collect(sync_cmd.run_job(list(ENTITY_ORDER), instance=instance))
+    if errors:
+        raise RuntimeError(f"the sync of the month's account changes failed: {'; '.join(errors)}")
+    if not quiet:
+        print(f"Synced the month's account changes before ZOHO's renewal ({report.api_calls} ZOHO calls)")
+
+
 def _month(args, engine) -> int:
     from zoho_pipeline.source.demo_clock import CaughtUp, ClockError, play_demo_month
 
@@ -59,8 +75,10 @@ def _month(args, engine) -> int:
         print("zoho-pipeline demo month: no emulator: set ZOHO_ACCOUNTS_URL or pass --emulator-url", file=sys.stderr)
         return 2
     try:
-        played, zoho_now = play_demo_month(engine, url, seed=args.seed)
-    except (ClockError, CaughtUp) as exc:
+        played, zoho_now = play_demo_month(
+            engine, url, seed=args.seed, sync_changes=lambda: sync_account_changes(quiet=args.json)
+        )
+    except (ClockError, CaughtUp, RuntimeError) as exc:
         print(f"zoho-pipeline demo month: {exc}", file=sys.stderr)
         return 2
     if args.json:

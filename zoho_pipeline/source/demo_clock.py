@@ -6,21 +6,27 @@ ZOHO's side of time is the emulator's: `PUT /__emulator__/clock` moves its `now`
 due on the way, so ZOHO renews the subscriptions and raises their invoices as it would over a real month. That
 admin call belongs to the demo, not to the ZOHO client (`zoho/` speaks ZOHO's API; a real ZOHO has no clock to set).
 
-The clock moves first, then the month is written: a sensor tick between the two then finds rows dated no later than
-ZOHO's `now`. The month played follows the source (the month after its newest billing run), so after a failure
-half way playing again finishes that month; a clock already past the billing day is left where it is.
+A month is played in the order a provider lives it: ZOHO's clock moves to the eve of the billing day, the month's
+account changes (new customers, upgrades, cancellations, closures) are written and synced (`sync_changes`), so
+they reach ZOHO before its renewals; then the clock moves to the billing day (ZOHO renews and raises its
+invoices), and the billing run's recurring invoices and the month's payments are written, for the next sync.
+Without `sync_changes` the changes reach ZOHO only after its renewal (end-of-term plan changes, renewals of
+cancelled services: the ledger's reasons). The month played follows the source (the month after its newest
+billing run); a clock already past the billing day is left where it is.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import requests
 
-from zoho_pipeline.source.demo_month import MonthPlayed, next_billing_month, play_month
+from zoho_pipeline.source.demo_month import MonthPlayed, changes_end, next_billing_month, play_month
 
 CLOCK_PATH = "/__emulator__/clock"
 BILLING_HOUR = 6  # ZOHO's clock stops on the billing day at 06:00 UTC, after the provider's 02:00 billing run
+EVE_MINUTES = 30  # before the billing day, ZOHO's clock stands this long after the month's last account change
 TIMEOUT_S = 120  # a move runs a month of ZOHO's scheduled work for every account
 
 
@@ -63,10 +69,20 @@ class CaughtUp(ValueError):
     """The next billing day is after today: the demo's business has reached the real date."""
 
 
+def eve_moment(month: dt.date) -> dt.datetime:
+    """Where ZOHO's clock stands while the month's account changes are synced: after them, before its renewals."""
+    return changes_end(month) + dt.timedelta(minutes=EVE_MINUTES)
+
+
 def play_demo_month(
-    engine, emulator_url: str, seed: int = 42, today: dt.date | None = None
+    engine,
+    emulator_url: str,
+    seed: int = 42,
+    today: dt.date | None = None,
+    sync_changes: Callable[[], object] | None = None,
 ) -> tuple[MonthPlayed, dt.datetime]:
-    """Move ZOHO's clock to the next billing day, then play that month in the source. Returns what the month
+    """Play the next billing month: ZOHO's clock to its eve, the account changes written and `sync_changes()`
+    called, ZOHO's clock to the billing day, then the payments and the billing run written. Returns what the month
     changed and ZOHO's clock after the move. A billing day after `today` (default: the real one) is refused with
     CaughtUp: the pipeline judges dates (a cancellation ahead, a payment's day) against the real today, so the
     demo's business never runs ahead of it."""
@@ -77,5 +93,13 @@ def play_demo_month(
             f"the demo has caught up with today: its next billing day, {month}, is after {today}. "
             "`make demo` starts a new demo months back (--months-back)"
         )
-    zoho_now = move_clock(emulator_url, billing_moment(month))
-    return play_month(engine, seed=seed, month=month), zoho_now
+    move_clock(emulator_url, eve_moment(month))
+    moved: list[dt.datetime] = []
+
+    def between(_played: MonthPlayed) -> None:
+        if sync_changes is not None:
+            sync_changes()
+        moved.append(move_clock(emulator_url, billing_moment(month)))
+
+    played = play_month(engine, seed=seed, month=month, between=between)
+    return played, moved[0]

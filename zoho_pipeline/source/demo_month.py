@@ -12,8 +12,13 @@ What a month holds, from the day after the database's newest change up to the bi
   owed again;
 - the monthly billing run on the 1st: a `recurring` invoice per active or suspended service.
 
-Seeded by (seed, month): the same database and seed play the same month. Writes in one transaction. Which month:
-the one after the newest `recurring` invoice, so playing again plays the next month. ZOHO's side of time (its
+Played in the order a provider lives it, in two transactions: first the account changes (new customers with their
+installation and pro-rata invoices, upgrades, cancellations, closures), all dated before the eve of the billing
+day (`changes_end`); then `between` runs (the demo moves ZOHO's clock to the eve, syncs those changes, moves the
+clock to the billing day so ZOHO renews); then the month's payments, refunds, bounces and the billing run.
+Seeded by (seed, month): the same database and seed play the same month. Which month: the one after the newest
+`recurring` invoice, so playing again plays the next month (a failure in `between` leaves the changes written and
+the billing run not: playing again plays that month's business again, with new changes). ZOHO's side of time (its
 clock, renewals and own invoices) is moved by `demo_clock`, never here: this module knows the database only.
 """
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -94,6 +100,12 @@ def first_month(engine) -> dt.date | None:
     return min(days).replace(day=1) if days else None
 
 
+def changes_end(month: dt.date) -> dt.datetime:
+    """The month's account changes are dated before 23:00 UTC on the eve of billing day `month`: ZOHO's clock can
+    stand after them and before its renewals (which run on the billing day's date, from 00:00)."""
+    return dt.datetime.combine(month, dt.time(0, 0), tzinfo=UTC) - dt.timedelta(hours=1)
+
+
 def _aware(value) -> dt.datetime:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
@@ -116,6 +128,8 @@ class _Month:
         self.played = MonthPlayed(month=month, period_start=self.start)
         self.inserts: dict[str, list[dict]] = {t.name: [] for t in business.BUSINESS_TABLES}
         self.added: set[str] = set()  # services opened this month: no upgrade or cancellation yet
+        self.written: set[str] = set()  # ids of the rows the account changes wrote: not paid or refunded this month
+        self.changes_end = changes_end(month)
         self.gen = demo._Gen(0, seed, month)  # its row helpers (ids, names, e-mails, line items) on our rng
         self.gen.rng = self.rng
         self.gen.emails = set(conn.execute(sa.select(T.customers.c.email)).scalars())
@@ -248,21 +262,21 @@ class _Month:
             if not dearer:
                 continue
             new = min(dearer, key=lambda p: p["monthly_price"])
-            at = self.when()
+            at = self.when(end=self.changes_end)
             self.update(svc_table, s["id"], package_id=new["id"], monthly_price=new["monthly_price"], updated_at=at)
             difference = new["monthly_price"] - current["monthly_price"]
             self.pro_rata(s["customer_id"], s["id"], f"upgrade to {new['name']}", difference, at.date(), at)
             s.update(package_id=new["id"], monthly_price=new["monthly_price"])
             self.played.upgrades += 1
         for s in existing[n_up : n_up + n_cancel]:
-            at = self.when()
+            at = self.when(end=self.changes_end)
             self.update(svc_table, s["id"], status="cancelled", cancellation_date=at.date(), updated_at=at)
             s["status"] = "cancelled"
             self.played.cancellations += 1
         bad = min(3, len(self.customers))  # the demo's first customers carry its deliberately bad rows
         open_accounts = [c for c in self.customers[bad:] if c["status"] == "active"]
         for cust in r.sample(open_accounts, min(len(open_accounts), max(1, round(len(self.customers) * 0.01)))):
-            at = self.when()
+            at = self.when(end=self.changes_end)
             self.update(T.customers, cust["id"], status="closed", updated_at=at)
             for s in self.services:
                 if s["customer_id"] == cust["id"] and s["status"] != "cancelled":
@@ -282,6 +296,7 @@ class _Month:
         rows = self.conn.execute(
             sa.select(inv.id, inv.customer_id, inv.total_amount, inv.due_date, inv.created_at)
             .where(inv.status.in_(OPEN), inv.total_amount > 0, inv.invoice_date < self.month)
+            .where(inv.id.not_in(self.written) if self.written else sa.true())
             .order_by(inv.invoice_date, inv.id)
         ).mappings()
         for row in rows:
@@ -311,6 +326,7 @@ class _Month:
             for r in self.conn.execute(
                 sa.select(pay.id, pay.invoice_id, pay.payment_method, pay.zoho_payment_id)
                 .where(pay.status == "completed", pay.invoice_id.is_not(None), pay.amount > 0)
+                .where(pay.id.not_in(self.written) if self.written else sa.true())
                 .order_by(pay.zoho_payment_id.is_(None), pay.completed_at.desc(), pay.id)
                 .limit(200)
             ).mappings()
@@ -341,6 +357,8 @@ class _Month:
             rows = self.inserts[table.name]
             if rows:
                 self.conn.execute(T.TABLES_BY_NAME[table.name].insert(), rows)
+                self.written.update(row["id"] for row in rows)
+            self.inserts[table.name] = []
 
 
 def _previous(month: dt.date) -> tuple[int, int]:
@@ -354,8 +372,11 @@ def _max_suffix(conn, column) -> int:
     return max((int(v[-6:]) for v in values if v and v[-6:].isdigit()), default=0)
 
 
-def play_month(engine, seed: int = 42, month: dt.date | None = None) -> MonthPlayed:
-    """Play the business up to billing day `month` (default: the next billing run) in one transaction."""
+def play_month(
+    engine, seed: int = 42, month: dt.date | None = None, between: Callable[[MonthPlayed], None] | None = None
+) -> MonthPlayed:
+    """Play the business up to billing day `month` (default: the next billing run): the account changes in one
+    transaction, then `between(played so far)`, then the payments and the billing run in a second transaction."""
     month = month or next_billing_month(engine)
     if month.day != 1:
         raise ValueError(f"a billing day is the 1st of a month, not {month}")
@@ -364,6 +385,11 @@ def play_month(engine, seed: int = 42, month: dt.date | None = None) -> MonthPla
         m.load()
         m.new_customers()
         m.changes()
+        m.write()
+    if between is not None:
+        between(m.played)
+    with engine.begin() as conn:
+        m.conn = conn
         m.reversals()
         m.payments()
         m.billing_run()

@@ -60,7 +60,7 @@ def test_the_month_job_plays_a_month_and_moves_zoho_clock(sqlite_url, early_emul
 
     create_demo(sqlite_url, customers=20, seed=4, today=dt.date(2026, 5, 9))
     resources = make_resources(sqlite_url, emulator_config(early_emulator.url))
-    result = zoho_demo_month_job.execute_in_process(resources={k: resources[k] for k in ("source", "zoho")})
+    result = zoho_demo_month_job.execute_in_process(resources={k: resources[k] for k in ("source", "zoho", "engine")})
     assert result.success
     played = result.output_for_node("play_demo_month")
     assert played["month"] == "2026-06-01" and played["recurring_invoices"] > 0
