@@ -463,6 +463,45 @@ def test_source_database_unreachable_mid_run(world):
     )
 
 
+# --- 9. source down: tokens not burnt (issue 12 item 8) -------------------------------------------------------
+
+
+def test_health_calls_while_the_source_is_down_burn_no_tokens(world, tmp_path, monkeypatch, fresh_zoho_process_state):
+    """Nine `health`-like processes while the source (the shared token cache) refuses connections: ZOHO's 10 mints
+    per 10 minutes (the emulator's default) must survive them, so the sync that follows the outage gets a token."""
+    from zoho_pipeline.zoho import token_fallback
+    from zoho_pipeline.zoho.auth import MemoryTokenStore
+
+    monkeypatch.setattr(token_fallback, "default_directory", lambda: tmp_path / "tokens")  # this "host"'s keep
+    h = world.emulator(seed=909)
+    fk.allow_connections(world.admin_url, world.db_name, False)
+    try:
+        killed = fk.terminate_backends(world.admin_url, world.db_name)
+        with pytest.raises(sa.exc.OperationalError):  # the source is really down
+            world.engine.connect().close()
+        for _ in range(9):  # each its own process: own client, nothing in memory from the last one
+            client = fk.make_client(h.url, world.engine)
+            try:
+                client.check_connection()
+            finally:
+                client.close()
+            MemoryTokenStore.clear()
+    finally:
+        fk.allow_connections(world.admin_url, world.db_name, True)
+    minted_down = h.stats()["tokens_minted"]
+    assert minted_down == 1, f"{minted_down} tokens minted by nine health calls with the source down"
+    reports = world.settle(h, max_runs=6)
+    assert reports[0].stopped_reason is None, reports[0].stopped_detail
+    minted = h.stats()["tokens_minted"]
+    assert minted <= 2, f"{minted} tokens minted in all"
+    world.finish(
+        "9 source down: 9 health calls",
+        h.store,
+        reports,
+        notes=f"{killed} backends killed; {minted_down} token minted while down, {minted} in all (ZOHO allows 10/10 min)",
+    )
+
+
 # --- soak -----------------------------------------------------------------------------------------------------
 
 
