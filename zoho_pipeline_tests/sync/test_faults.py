@@ -502,6 +502,97 @@ def test_health_calls_while_the_source_is_down_burn_no_tokens(world, tmp_path, m
     )
 
 
+# --- 10. a CLI sync killed with SIGKILL blocks no queue (issue 12 item 1) -------------------------------------
+
+
+def _cli_env(world, emulator_url: str, dagster_home: Path) -> dict:
+    from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
+
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ZOHO_", "ALERT_"))},
+        "DAGSTER_HOME": str(dagster_home),
+        "SOURCE_DATABASE_URL": world.url,
+        "ZOHO_API_BASE_URL": f"{emulator_url}/billing/v1",
+        "ZOHO_ACCOUNTS_URL": emulator_url,
+        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
+        "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
+        "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
+        "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
+        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000",
+        "ZOHO_SYNC_HEARTBEAT_S": "1",
+    }
+
+
+def test_cli_sync_killed_with_sigkill_blocks_no_queue(world, tmp_path, make_pg_database):
+    """`zoho-pipeline sync` on Dagster's Postgres storage with the deployment's zoho_sync limit, killed mid-run: the
+    next sensor tick fails its STARTED run (nothing in progress holds the limit), and the next runs settle its rows."""
+    import dagster as dg
+
+    from zoho_pipeline.defs.resources import SourceDatabaseResource, SyncEngineResource
+    from zoho_pipeline.defs.sensors import zoho_source_changes_sensor
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: {make_pg_database()}\n"
+        "concurrency:\n  runs:\n    tag_concurrency_limits:\n      - key: zoho_sync\n        limit: 1\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    h = world.emulator(latency_ms=30, seed=1010)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "zoho-pipeline"), "sync"],
+        env=_cli_env(world, h.url, home),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    instance = dg.DagsterInstance.from_config(str(home))
+    in_progress = dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+        tags={"zoho_sync": "1"},
+    )
+    try:
+        assert fk.wait_for(
+            lambda: (
+                proc.poll() is not None
+                or (
+                    any(r.status == dg.DagsterRunStatus.STARTED for r in instance.get_runs(filters=in_progress))
+                    and h.stats()["by_route"].get("POST /customers", 0) >= 20
+                )
+            ),
+            90,
+            0.2,
+        ), "the CLI's run never got going"
+        assert proc.poll() is None, "the CLI sync ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        (dead,) = instance.get_runs(filters=in_progress)  # what blocked the queue on main
+        counts = fk.status_counts(world.engine)
+        left_syncing = sum(c.get("syncing", 0) for c in counts.values())
+        resources = {
+            "source": SourceDatabaseResource(url=world.url),
+            "engine": SyncEngineResource(run_stale_after_s=120.0),
+        }
+        zoho_source_changes_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_runs(filters=in_progress) == [], "a run still holds the zoho_sync limit"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        instance.dispose()
+    h.set_faults(latency_ms=0)
+    time.sleep(1.2)  # the dead run's engine heartbeat goes stale (run_stale_after_s=1 below)
+    reports = world.settle(h, fk.fast_settings(run_stale_after_s=1.0), max_runs=6)
+    assert fk.claimed_twice(world.engine) == 0
+    world.finish(
+        "10 CLI sync SIGKILL, queue",
+        h.store,
+        reports,
+        notes=f"dead Dagster run failed by the next sensor tick; {left_syncing} rows left syncing",
+    )
+
+
 # --- soak -----------------------------------------------------------------------------------------------------
 
 
