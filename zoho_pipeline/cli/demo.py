@@ -9,7 +9,7 @@ here (a sync run like `zoho-pipeline sync`'s), so they reach ZOHO before its ren
 (ZOHO renews its subscriptions and raises their invoices); then the payments (on time and late, refunds, bounces)
 and the billing run on the 1st. Under `make dev` the source sensor syncs those on its own; `--sync` runs that
 sync here at once and prints the figures. The emulator is the one
-at ZOHO_ACCOUNTS_URL (or --emulator-url). Exit 0 done, 1 the sync left rows failed, 2 a usage error or no emulator.
+at ZOHO_ACCOUNTS_URL (or --emulator-url). Exit 0 done, 1 the sync left rows failed (or the changes could not be synced before the renewal), 2 a usage error or no emulator.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def sync_account_changes(quiet: bool) -> None:
 
 
 def _month(args, engine) -> int:
-    from zoho_pipeline.source.demo_clock import CaughtUp, ClockError, play_demo_month
+    from zoho_pipeline.source.demo_clock import CaughtUp, ChangesNotSynced, ClockError, play_demo_month
 
     url = args.emulator_url or text("ZOHO_ACCOUNTS_URL")
     if not url:
@@ -78,7 +78,10 @@ def _month(args, engine) -> int:
         played, zoho_now = play_demo_month(
             engine, url, seed=args.seed, sync_changes=lambda: sync_account_changes(quiet=args.json)
         )
-    except (ClockError, CaughtUp, RuntimeError) as exc:
+    except ChangesNotSynced as exc:
+        print(f"zoho-pipeline demo month: {exc}", file=sys.stderr)
+        return 1
+    except (ClockError, CaughtUp) as exc:
         print(f"zoho-pipeline demo month: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from zoho_pipeline.monitor.ledger import ledger
 from zoho_pipeline.source.database import make_engine
-from zoho_pipeline.source.demo_clock import clock_now, eve_moment, play_demo_month
+from zoho_pipeline.source.demo_clock import ChangesNotSynced, clock_now, eve_moment, play_demo_month
+from zoho_pipeline.source.demo_month import next_billing_month
 from zoho_pipeline.source.migrate import create_demo
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline_tests.support.emulator import make_client, start_emulator
@@ -51,5 +54,25 @@ def test_played_months_add_no_difference_of_ordering(db_url):
         assert differing[1] <= differing[0] and differing[2] <= differing[1], differing
     finally:
         client.close()
+        emulator.stop()
+        engine.dispose()
+
+
+def test_a_failed_sync_of_the_changes_still_finishes_the_month(sqlite_url):
+    create_demo(sqlite_url, customers=20, seed=3, today=TODAY)
+    engine = make_engine(sqlite_url)
+    emulator = start_emulator(start_time=f"{TODAY.isoformat()}T12:00:00Z")
+
+    def sync_changes():
+        raise ConnectionError("ZOHO is down")
+
+    try:
+        with pytest.raises(ChangesNotSynced, match="April 2026 was played, .* not synced .* ZOHO is down"):
+            play_demo_month(engine, emulator.url, seed=1, today=dt.date(2026, 12, 31), sync_changes=sync_changes)
+        # the whole month is written (its billing run too) and ZOHO's clock is on the billing day: playing again
+        # plays the next month, never this month's changes twice
+        assert next_billing_month(engine) == dt.date(2026, 5, 1)
+        assert clock_now(emulator.url) == dt.datetime(2026, 4, 1, 6, tzinfo=dt.UTC)
+    finally:
         emulator.stop()
         engine.dispose()
