@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 test-soak: $(STAMP)
 	ZOHO_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m soak
