@@ -3,6 +3,7 @@ credentials, and the ZOHO client wired as production wires it (token cache and u
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -123,3 +124,22 @@ def make_client(engine, emulator_url: str, *, session=None, own_limiter: bool = 
     else:
         RateLimiter.reset_registry()
     return zoho_client(config, engine, limiter=limiter, session=session)
+
+
+@contextlib.contextmanager
+def clocked_world(db_url: str, start_time: str = "2025-01-10T08:00:00Z", **emulator_options):
+    """(engine, client, emulator): a source with the pipeline installed, an emulator whose clock starts at
+    `start_time`, and a client with its token and usage in the source — the tests that drive ZOHO's clock."""
+    from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
+    from zoho_pipeline.zoho.client import ZohoClient
+    from zoho_pipeline_tests.support import rows
+
+    handle = start_emulator(start_time=start_time, **emulator_options)
+    engine = rows.make_source(db_url)
+    client = ZohoClient(zoho_config(handle.url), token_store=DbTokenStore(engine), usage_store=DbUsageStore(engine))
+    try:
+        yield engine, client, handle
+    finally:
+        client.close()
+        engine.dispose()
+        handle.stop()

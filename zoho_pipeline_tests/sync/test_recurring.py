@@ -19,10 +19,8 @@ from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.entities import recurring
 from zoho_pipeline.sync.entities.subscriptions import starts_on
 from zoho_pipeline.sync.settings import SyncSettings
-from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
-from zoho_pipeline.zoho.client import ZohoClient
 from zoho_pipeline_tests.support import rows as R
-from zoho_pipeline_tests.support.emulator import start_emulator, zoho_config
+from zoho_pipeline_tests.support.emulator import clocked_world
 
 FAST = SyncSettings(
     max_workers=4, backoff_base_s=0.05, in_run_retry_window_s=1.0, run_stale_after_s=5.0, recurring_recheck_min=0
@@ -33,15 +31,8 @@ BILL = str((MONTHLY * Decimal("1.15")).quantize(Decimal("0.01")))  # 918.85
 
 @pytest.fixture
 def world(db_url):
-    handle = start_emulator(start_time="2025-01-10T08:00:00Z")
-    engine = R.make_source(db_url)
-    client = ZohoClient(zoho_config(handle.url), token_store=DbTokenStore(engine), usage_store=DbUsageStore(engine))
-    try:
-        yield engine, client, handle
-    finally:
-        client.close()
-        engine.dispose()
-        handle.stop()
+    with clocked_world(db_url) as made:
+        yield made
 
 
 def recurring_invoice(engine, customer, service, day: date, total=BILL, **kw) -> str:

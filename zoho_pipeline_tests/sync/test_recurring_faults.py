@@ -15,10 +15,8 @@ from zoho_pipeline.monitor import ledger
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.settings import SyncSettings
-from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
-from zoho_pipeline.zoho.client import ZohoClient
 from zoho_pipeline_tests.support import rows as R
-from zoho_pipeline_tests.support.emulator import start_emulator, zoho_config
+from zoho_pipeline_tests.support.emulator import clocked_world
 
 FAST = SyncSettings(
     max_workers=4,
@@ -37,15 +35,8 @@ def bill(price: str) -> str:
 
 @pytest.fixture
 def world(db_url):
-    handle = start_emulator(start_time="2025-01-10T08:00:00Z", seed=3)
-    engine = R.make_source(db_url)
-    client = ZohoClient(zoho_config(handle.url), token_store=DbTokenStore(engine), usage_store=DbUsageStore(engine))
-    try:
-        yield engine, client, handle
-    finally:
-        client.close()
-        engine.dispose()
-        handle.stop()
+    with clocked_world(db_url, seed=3) as made:
+        yield made
 
 
 def test_faults_while_linking_and_paying_never_pay_twice_nor_the_wrong_invoice(world):

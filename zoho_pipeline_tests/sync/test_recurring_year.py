@@ -18,10 +18,8 @@ from zoho_pipeline.monitor import ledger
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync.engine import run_sync
 from zoho_pipeline.sync.settings import SyncSettings
-from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
-from zoho_pipeline.zoho.client import ZohoClient
 from zoho_pipeline_tests.support import rows as R
-from zoho_pipeline_tests.support.emulator import start_emulator, zoho_config
+from zoho_pipeline_tests.support.emulator import clocked_world
 
 FAST = SyncSettings(
     max_workers=4, backoff_base_s=0.05, in_run_retry_window_s=1.0, recurring_recheck_min=0
@@ -42,15 +40,8 @@ def first_of_months(start: date, n: int) -> list[date]:
 
 @pytest.fixture
 def world(sqlite_url):
-    handle = start_emulator(start_time="2025-01-10T08:00:00Z")
-    engine = R.make_source(sqlite_url)
-    client = ZohoClient(zoho_config(handle.url), token_store=DbTokenStore(engine), usage_store=DbUsageStore(engine))
-    try:
-        yield engine, client, handle
-    finally:
-        client.close()
-        engine.dispose()
-        handle.stop()
+    with clocked_world(sqlite_url) as made:
+        yield made
 
 
 def set_price(engine, service_id, price: Decimal) -> None:
