@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from zoho_pipeline.source import business, demo
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.source.demo_data import INSTALLATION, METHOD_WEIGHTS, PAYMENT_METHODS
+from zoho_pipeline.source.money import invoice_totals, line_item, money
 
 UTC = dt.UTC
 OPEN = ("sent", "overdue", "partially_paid")
@@ -130,7 +131,7 @@ class _Month:
         self.added: set[str] = set()  # services opened this month: no upgrade or cancellation yet
         self.written: set[str] = set()  # ids of the rows the account changes wrote: not paid or refunded this month
         self.changes_end = changes_end(month)
-        self.gen = demo._Gen(0, seed, month)  # its row helpers (ids, names, e-mails, line items) on our rng
+        self.gen = demo._Gen(0, seed, month)  # its row draws (ids, names, e-mails, customers) on our rng
         self.gen.rng = self.rng
         self.gen.emails = set(conn.execute(sa.select(T.customers.c.email)).scalars())
         self.invoice_seq = _max_suffix(conn, T.customer_invoices.c.invoice_number)
@@ -144,7 +145,7 @@ class _Month:
         self.conn.execute(table.update().where(table.c.id == row_id).values(**values))
 
     def invoice(self, cust_id, service_id, kind, day: dt.date, items, status: str, at: dt.datetime) -> dict:
-        subtotal, vat, total = demo.invoice_totals(items)
+        subtotal, vat, total = invoice_totals(items)
         self.invoice_seq += 1
         row = dict(
             id=self.gen.uid(),
@@ -175,7 +176,7 @@ class _Month:
                 transaction_id=f"NC-{self.rng.randint(1000, 9999)}{self.txn_seq:08d}",
                 customer_id=cust_id,
                 invoice_id=invoice_id,
-                amount=demo.money(amount),
+                amount=money(amount),
                 currency="ZAR",
                 payment_method=method or self.rng.choices(PAYMENT_METHODS, METHOD_WEIGHTS)[0],
                 status="completed",
@@ -188,11 +189,11 @@ class _Month:
     def pro_rata(self, cust_id, service_id, label: str, monthly: Decimal, day: dt.date, at: dt.datetime) -> None:
         days_in = calendar.monthrange(day.year, day.month)[1]
         days = days_in - day.day + 1
-        amount = demo.money(monthly * days / days_in)
+        amount = money(monthly * days / days_in)
         if amount > 0:
             last = day.replace(day=days_in)
             text = f"Pro-rata {label} {day:%d %b}–{last:%d %b %Y} ({days} days)"
-            self.invoice(cust_id, service_id, "pro_rata", day, [self.gen.item(text, 1, amount)], "sent", at)
+            self.invoice(cust_id, service_id, "pro_rata", day, [line_item(text, 1, amount)], "sent", at)
 
     # -- the month
     def load(self) -> None:
@@ -243,7 +244,7 @@ class _Month:
             self.services.append(service)
             self.added.add(service["id"])
             family = pkg["name"].split(" ")[0]
-            items = [self.gen.item(d, 1, p) for d, p in INSTALLATION[family]]
+            items = [line_item(d, 1, p) for d, p in INSTALLATION[family]]
             inv = self.invoice(cust["id"], service["id"], "installation", activated.date(), items, "paid", activated)
             self.payment(cust["id"], inv["id"], inv["total_amount"], activated + dt.timedelta(hours=3))
             if activated.day != 1:
@@ -300,7 +301,7 @@ class _Month:
             .order_by(inv.invoice_date, inv.id)
         ).mappings()
         for row in rows:
-            owed = demo.money(Decimal(row["total_amount"]) - Decimal(paid.get(row["id"]) or 0))
+            owed = money(Decimal(row["total_amount"]) - Decimal(paid.get(row["id"]) or 0))
             due = dt.datetime.combine(row["due_date"], dt.time(18, 0), tzinfo=UTC)
             earliest = max(self.start, _aware(row["created_at"]) + dt.timedelta(hours=1))
             roll = self.rng.random()
@@ -348,7 +349,7 @@ class _Month:
             if s["status"] not in ("active", "suspended") or (s["activation_date"] or self.month) >= self.month:
                 continue
             pkg = self.package_of[s["package_id"]]
-            items = [self.gen.item(f"{pkg['name']} — {self.month:%B %Y}", 1, s["monthly_price"])]
+            items = [line_item(f"{pkg['name']} — {self.month:%B %Y}", 1, s["monthly_price"])]
             self.invoice(s["customer_id"], s["id"], "recurring", self.month, items, "sent", self.billing_at)
             self.played.recurring_invoices += 1
 

@@ -23,7 +23,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from zoho_pipeline.source import business, demo, migrate
+from zoho_pipeline.source import business, demo, migrate, money
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.source.database import make_engine
 from zoho_pipeline.source.tables import Garbled
@@ -94,7 +94,7 @@ _INV_SEQ = iter(range(1, 10_000))
 
 
 def invoice(customer_id, items, totals=None, **kw) -> dict:
-    subtotal, vat_amount, total = totals or demo.invoice_totals(items)
+    subtotal, vat_amount, total = totals or money.invoice_totals(items)
     base = dict(
         id=uid(),
         customer_id=customer_id,
@@ -133,7 +133,7 @@ def payment(customer_id, amount, invoice_id=None, **kw) -> dict:
 
 
 def item(description, quantity, unit_price) -> dict:
-    return demo._Gen.item(description, quantity, unit_price)
+    return money.line_item(description, quantity, unit_price)
 
 
 class Case:
@@ -283,7 +283,7 @@ def build_cases(demo_rows) -> dict[str, Case]:
         "total_amount",
     )
     good = [item("Wi-Fi 6 router", 1, "1299.00")]
-    s, v, total = demo.invoice_totals(good)
+    s, v, total = money.invoice_totals(good)
     add(
         "invoice_total_mismatch",
         T.customer_invoices,
@@ -337,7 +337,7 @@ def build_cases(demo_rows) -> dict[str, Case]:
     add(
         "invoice_no_line_items",
         T.customer_invoices,
-        invoice(sipho["id"], None, totals=demo.invoice_totals([dict(amount="350.00")]), invoice_type="pro_rata"),
+        invoice(sipho["id"], None, totals=money.invoice_totals([dict(amount="350.00")]), invoice_type="pro_rata"),
     )
     add(
         "invoice_unicode_lines",
