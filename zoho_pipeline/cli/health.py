@@ -16,7 +16,7 @@ import json
 import sys
 
 from zoho_pipeline.cli.common import command_parser, open_source
-from zoho_pipeline.monitor import alerts
+from zoho_pipeline.monitor import alerts, health_report
 from zoho_pipeline.monitor import health as H
 from zoho_pipeline.monitor.thresholds import thresholds_help
 
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     elif args.email:
         settings = alerts.AlertSettings.from_env()
-        event = H.health_event(report)
+        event = health_report.health_event(report)
         if args.send:
             result = alerts.send_alert(event, settings)
             print(
@@ -69,5 +69,5 @@ def main(argv: list[str]) -> int:
         else:
             print(alerts.build_email(event, settings).as_string())
     else:
-        print(H.render_text(report, detailed=args.detailed))
+        print(health_report.render_text(report, detailed=args.detailed))
     return report.exit_code

@@ -25,7 +25,7 @@ from zoho_pipeline.cli.common import command_parser, format_table, open_source
 from zoho_pipeline.env import ConfigError, number, text
 from zoho_pipeline.monitor import history
 from zoho_pipeline.monitor import queries as Q
-from zoho_pipeline.monitor.health import human_duration
+from zoho_pipeline.monitor.health_report import human_duration
 from zoho_pipeline.source.database import shown_url
 from zoho_pipeline.sync.entities import entity_name
 from zoho_pipeline.zoho.config import ENV_VARS as ZOHO_ENV_VARS

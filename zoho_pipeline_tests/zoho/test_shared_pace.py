@@ -120,6 +120,7 @@ def test_the_fast_path_costs_a_transaction_per_lease_not_per_call(source_url):
 
 def test_health_beside_a_lockout_says_so_instead_of_waiting_it_out(source_url, zoho_at_its_limit, monkeypatch):
     from zoho_pipeline.monitor import health
+    from zoho_pipeline.monitor.health_report import HealthReport
     from zoho_pipeline.monitor.thresholds import Thresholds
 
     engine = make_source(source_url)
@@ -128,7 +129,7 @@ def test_health_beside_a_lockout_says_so_instead_of_waiting_it_out(source_url, z
     # another process met a lockout a moment ago: the organization is paused for 60 s
     DbPaceStore(engine).pause(config.organization_id, 60)
     RateLimiter.reset_registry()
-    report = health.HealthReport()
+    report = HealthReport()
     started = time.monotonic()
     with zoho_client(config, engine) as client:
         health.check_api(report, engine, True, Thresholds(), client=client)
