@@ -299,6 +299,36 @@ def test_paging_page_context(api):
     assert emails == [f"c{i}@example.com" for i in range(5)]
 
 
+def test_invoice_list_sorts_by_the_documented_columns_and_refuses_others(api):
+    """invoices.yml's sort_column values and A/D: newest first by date pages the same rows in reverse."""
+    product, _ = make_catalog(api)
+    customer = make_customer(api)
+    days = ["2024-03-01", "2024-01-01", "2024-02-01", "2024-02-01", "2024-04-01"]
+    made = [make_invoice(api, customer, product, date=d, due_date=d)["invoice_id"] for d in days]
+
+    default = api.ok("GET", "/invoices")
+    assert [i["invoice_id"] for i in default["invoices"]] == made  # creation order, as before
+    assert (default["page_context"]["sort_column"], default["page_context"]["sort_order"]) == ("created_time", "A")
+
+    newest = [
+        row
+        for p in (1, 2, 3)
+        for row in api.ok("GET", "/invoices", sort_column="date", sort_order="D", per_page=2, page=p)["invoices"]
+    ]
+    assert [i["date"] for i in newest] == sorted(days, reverse=True)
+    assert [i["invoice_id"] for i in newest][2:4] == [made[2], made[3]]  # a tie keeps creation order
+    context = api.ok("GET", "/invoices", sort_column="date", sort_order="D")["page_context"]
+    assert (context["sort_column"], context["sort_order"]) == ("date", "D")
+    oldest = api.ok("GET", "/invoices", sort_column="date", sort_order="A")["invoices"]
+    assert [i["date"] for i in oldest] == sorted(days)
+
+    for params, name in (({"sort_column": "reference_number"}, "sort_column"), ({"sort_order": "desc"}, "sort_order")):
+        assert api.call("GET", "/invoices", **params) == (
+            400,
+            {"code": 4, "message": f"Invalid value passed for {name}"},
+        )
+
+
 def test_subscriptions_lifecycle(api):
     product, plan = make_catalog(api)
     c = make_customer(api)

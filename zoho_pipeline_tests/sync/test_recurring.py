@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from zoho_pipeline.monitor import ledger
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync.engine import run_sync
-from zoho_pipeline.sync.entities import recurring
+from zoho_pipeline.sync.entities import recurring, recurring_zoho
 from zoho_pipeline.sync.entities.subscriptions import starts_on
 from zoho_pipeline.sync.settings import SyncSettings
 from zoho_pipeline_tests.support import rows as R
@@ -451,3 +451,42 @@ def test_a_waiting_invoice_is_looked_for_again_only_after_the_recheck_interval(w
     later = recurring.link_recurring(engine, client, now=R.now() + timedelta(minutes=61))
     assert later.linked == 1 and later.api_calls == 2
     assert row(engine, T.customer_invoices, inv)["zoho_billing_invoice_id"]
+
+
+class IgnoresSorting:
+    """A ZOHO that does not sort on request (the parameters are not among GET /invoices' documented ones)."""
+
+    def __init__(self, inner):
+        self.inner, self.stats = inner, inner.stats
+
+    def get(self, path, params=None):
+        params = {k: v for k, v in (params or {}).items() if k not in recurring_zoho.NEWEST_FIRST}
+        return self.inner.get(path, params=params)
+
+
+def test_linking_reads_newest_first_and_stops_before_the_oldest_term_it_needs(world, monkeypatch):
+    engine, client, handle = world
+    monkeypatch.setattr(recurring_zoho, "PER_PAGE", 1)  # a page per invoice: where the pass stops shows
+    pkg = R.add_package(engine, price=str(MONTHLY))
+    cust = R.add_customer(engine)
+    services = [R.add_service(engine, cust, pkg, price=str(MONTHLY), activation_date=date(2025, 1, 5)) for _ in "ab"]
+    run_sync(engine, client, FAST)
+
+    def bill(day: date, zoho_client) -> recurring.LinkReport:
+        handle.move_clock(now=f"{day.isoformat()}T09:00:00Z")
+        invoices = {svc: recurring_invoice(engine, cust, svc, day) for svc in services}
+        report = recurring.link_recurring(engine, zoho_client)
+        assert report.linked == 2, report.rows
+        for svc, inv in invoices.items():
+            twin = zoho_invoice_of(handle.store, row(engine, T.customer_services, svc)["zoho_subscription_id"], day)
+            assert row(engine, T.customer_invoices, inv)["zoho_billing_invoice_id"] == twin["invoice_id"]
+        return report
+
+    for month in (2, 3):
+        bill(date(2025, month, 1), client)
+    april = bill(date(2025, 4, 1), client)
+    # April's two invoices (the oldest term needed runs over a page boundary), one of March: older ones unread
+    assert (april.list_pages - 2, april.invoices_from, april.order_unconfirmed) == (3, "2025-04-01", False)
+
+    may = bill(date(2025, 5, 1), IgnoresSorting(client))  # the order not shown: every page, the same links
+    assert (may.list_pages - 2, may.invoices_from, may.order_unconfirmed) == (8, None, True)

@@ -8,7 +8,8 @@ subscription, so a recurring invoice is never pushed: it is *linked*. The rule, 
 ZOHO dates a subscription invoice on the first day of the term it bills (docs/emulator.md, "Which term"), and the
 subscription mapping starts every subscription on the 1st after activation (subscriptions.starts_on), so ZOHO's
 terms are the provider's calendar months. Amounts do not decide a link (a re-priced month is still that term);
-they are compared and listed. ZOHO is read by list pages (200 invoices a call); a list row that does not say its
+they are compared and listed. ZOHO is read by list pages (200 invoices a call), newest first and only back to the
+oldest term the pass needs (recurring_zoho: how far that order is trusted); a list row that does not say its
 subscription, or two candidates for one term, make the candidates be read one by one; two that remain (after
 dropping prorated `upgrade` charges and void ones) fail the row naming them. Linking only reads ZOHO: a fault just
 leaves the rows for the next pass.
@@ -36,6 +37,7 @@ from zoho_pipeline.source.tables import customer_services as svc
 from zoho_pipeline.source.tables import payment_transactions as pay
 from zoho_pipeline.source.tables import zoho_recurring_links as links
 from zoho_pipeline.sync.entities.base import WaitingForLink, cents
+from zoho_pipeline.sync.entities.recurring_zoho import Zoho
 
 WAITING_CODE = "waiting"  # claims.WAITING_CODE (entities sit below the engine: the value, not the import)
 
@@ -44,7 +46,6 @@ HISTORY = "history"  # a term before its subscription reached ZOHO: no twin ever
 STATES = (LINKED, WAITING, UNMATCHED, AMBIGUOUS, HISTORY)
 DECIDED = (LINKED, HISTORY)  # final: never looked at again
 NOT_LINKED_STATUSES = ("draft",)  # a draft was never a bill; a cancelled one is linked so the ledger shows it
-PER_PAGE = 200
 
 
 @dataclass
@@ -78,6 +79,8 @@ class LinkReport:
     api_calls: int = 0
     list_pages: int = 0
     detail_reads: int = 0
+    invoices_from: str | None = None  # ZOHO's invoices were read back to this term (None: every page was read)
+    order_unconfirmed: bool = False  # ZOHO's answers did not show the newest-first order: every page was read
     error: str | None = None  # ZOHO could not be read: nothing was decided, the rows wait for the next pass
     rows: list[LinkRow] = field(default_factory=list)  # every row not linked, and linked ones whose amount differs
 
@@ -148,70 +151,6 @@ def months_to_link(engine) -> set[date]:
         return {date(d.year, d.month, 1) for d in conn.execute(query).scalars() if d is not None}
 
 
-# --- the ZOHO side ---------------------------------------------------------------------------------------------
-
-
-class _Zoho:
-    """ZOHO's subscription invoices by (subscription, term start), from list pages; details read only for
-    candidates the list cannot decide."""
-
-    def __init__(self, client, report: LinkReport):
-        self.client, self.report = client, report
-        self.by_term: dict[tuple[str, str], list[dict]] = {}
-        self.undecided: dict[tuple[str, str], list[dict]] = {}  # (customer, date) → rows naming no subscription
-        self.terms_of: dict[str, list[str]] = {}  # subscription → its invoices' dates
-        self.created_on: dict[str, str] = {}  # subscription → the day it was created in ZOHO
-        self.of_service: dict[str, set[str]] = {}  # reference_id (our service id) → its subscriptions, old ones too
-
-    def read(self) -> None:
-        for item in self._pages("/invoices", "invoices", "Status.All"):
-            self._add(item)
-        for item in self._pages("/subscriptions", "subscriptions", "SubscriptionStatus.All"):
-            sub = str(item.get("subscription_id"))
-            if item.get("created_time"):
-                self.created_on[sub] = str(item["created_time"])[:10]
-            if item.get("reference_id"):
-                self.of_service.setdefault(str(item["reference_id"]), set()).add(sub)
-
-    def _pages(self, path: str, key: str, status: str):
-        page = 1
-        while True:
-            body = self.client.get(path, params={"filter_by": status, "page": page, "per_page": PER_PAGE})
-            self.report.list_pages += 1
-            yield from body.get(key) or []
-            if not (body.get("page_context") or {}).get("has_more_page"):
-                return
-            page += 1
-
-    def _add(self, item: dict) -> None:
-        day = str(item.get("invoice_date") or item.get("date") or "")[:10]
-        if "subscription_id" not in item:  # ZOHO's list schema does not promise it: the detail decides
-            self.undecided.setdefault((str(item.get("customer_id")), day), []).append(item)
-            return
-        sub = str(item.get("subscription_id") or "")
-        if sub:
-            self.by_term.setdefault((sub, day), []).append(item)
-            self.terms_of.setdefault(sub, []).append(day)
-
-    def detail(self, invoice_id: str) -> dict:
-        self.report.detail_reads += 1
-        return self.client.get(f"/invoices/{invoice_id}").get("invoice") or {}
-
-    def candidates(self, subscription_id: str, customer_zoho_id: str | None, day: str) -> list[dict]:
-        found = list(self.by_term.get((subscription_id, day), []))
-        for item in self.undecided.get((str(customer_zoho_id), day), []) if customer_zoho_id else []:
-            full = self.detail(str(item["invoice_id"]))
-            subs = {str(full.get("subscription_id") or "")} | {
-                str(s.get("subscription_id")) for s in full.get("subscriptions") or []
-            }
-            if subscription_id in subs:
-                found.append({**item, **full})
-        if len(found) > 1:  # the list cannot tell a prorated charge from the term's bill: the details can
-            found = [{**c, **self.detail(str(c["invoice_id"]))} if "transaction_type" not in c else c for c in found]
-            found = [c for c in found if (c.get("transaction_type") or "") != "upgrade"]
-        return found
-
-
 def _subscription_of_row(row: dict) -> tuple[str | None, str]:
     """The row's ZOHO subscription, or why it has none (bad input: listed, never blocking)."""
     if row["service_id"] is None:
@@ -223,7 +162,7 @@ def _subscription_of_row(row: dict) -> tuple[str | None, str]:
     return str(row["zoho_subscription_id"]), ""
 
 
-def _decide(row: dict, zoho: _Zoho, customer_zoho_id: str | None) -> LinkRow:
+def _decide(row: dict, zoho: Zoho, customer_zoho_id: str | None) -> LinkRow:
     out = LinkRow(str(row["id"]), row["invoice_number"], UNMATCHED, source_total=cents(row["total_amount"]))
     subscription, why = _subscription_of_row(row)
     if subscription is None and row["service_found"] is not None and row["service_status"] == "cancelled":
@@ -267,7 +206,7 @@ def _decide(row: dict, zoho: _Zoho, customer_zoho_id: str | None) -> LinkRow:
         )
         return out
     terms = sorted({t for s in subscriptions for t in zoho.terms_of.get(s, [])})
-    if terms and day < terms[0]:
+    if terms and day < terms[0] and zoho.report.invoices_from is None:  # its first invoice is among those read
         out.reason = (
             f"the term from {day} is before the first ZOHO invoice of its subscription ({terms[0]}): "
             "ZOHO never bills the terms before a subscription reached it"
@@ -308,14 +247,17 @@ def link_recurring(
     now = now or utcnow()
     rows = _wanted(engine, months)
     report.considered = len(rows)
-    if not any(_fresh(r, now, recheck_after) for r in rows):
+    fresh = [r for r in rows if _fresh(r, now, recheck_after)]
+    if not fresh:
         return report
+    oldest = _oldest_term(fresh)
+    rows = [r for r in rows if _within(r, oldest)]  # older rows, looked at a moment ago, wait for their own recheck
     calls_before = _calls(client)
-    zoho = _Zoho(client, report)
+    zoho = Zoho(client, report)
     customers = _customer_zoho_ids(engine, {str(r["customer_id"]) for r in rows})
     try:
-        if any(_subscription_of_row(r)[0] for r in rows):
-            zoho.read()
+        if oldest != NO_TERM:
+            zoho.read(oldest)
         decided = [_decide(r, zoho, customers.get(str(r["customer_id"]))) for r in rows]
     except Exception as exc:  # ZOHO could not be read: decide nothing, the rows are looked at again next pass
         report.error = f"{type(exc).__name__}: {exc}"
@@ -333,6 +275,24 @@ def link_recurring(
             report.rows.append(d)
     report.api_calls = _calls(client) - calls_before
     return report
+
+
+NO_TERM = "no term"  # no fresh row needs ZOHO: only what the source decides alone is decided
+
+
+def _oldest_term(fresh: list[dict]) -> str | None:
+    """The oldest term a fresh row needs ZOHO's invoices for (ISO date); None: every page (a row with no date)."""
+    days = [r["invoice_date"] for r in fresh if _subscription_of_row(r)[0]]
+    if not days:
+        return NO_TERM
+    return None if None in days else min(days).isoformat()
+
+
+def _within(row: dict, oldest: str | None) -> bool:
+    """The row can be decided from the pages read back to `oldest`."""
+    if not _subscription_of_row(row)[0] or oldest is None:
+        return True
+    return oldest != NO_TERM and row["invoice_date"] is not None and row["invoice_date"].isoformat() >= oldest
 
 
 def _calls(client) -> int:
