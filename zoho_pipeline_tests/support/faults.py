@@ -1,4 +1,4 @@
-"""Helpers for the end-to-end fault suite (test_faults.py): demo databases on Postgres, emulators and clients,
+"""Helpers for the end-to-end fault suite (sync/fault_suite/): demo databases on Postgres, emulators and clients,
 sync-until-settled, and the verdict that compares the source with what ZOHO (the emulator) holds.
 
 The verdict, per source row (every entity):
