@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from zoho_pipeline.cli.common import command_parser, entity_arg, format_table, open_source
+from zoho_pipeline.cli.common import command_parser, entity_arg, format_table, open_source, row_id
 from zoho_pipeline.monitor import calls, history
-from zoho_pipeline.monitor.queries import resolve_ids
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,14 +49,10 @@ def main(argv: list[str]) -> int:
     if engine is None:
         return 2
     try:
-        row_id = None
-        if args.row:
-            found, _missing = resolve_ids(engine, args.entity, [args.row])
-            row_id = found.get(args.row.strip(), args.row.strip())
         found_calls = calls.recent_calls(
             engine,
             entity=args.entity,
-            entity_id=row_id,
+            entity_id=row_id(engine, args.entity, args.row),
             failed=args.failed,
             since=since,
             call_id=args.call_id,

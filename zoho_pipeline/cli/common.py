@@ -1,5 +1,5 @@
 """What every sub-command of `zoho-pipeline` shares: the --database-url argument, entity names as arguments, the
-source engine, the ZOHO client from the environment, and plain text tables."""
+source engine, the ZOHO client from the environment, the row a --row names, and plain text tables."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from zoho_pipeline.env import text
+from zoho_pipeline.monitor.queries import resolve_ids
 from zoho_pipeline.source.database import make_engine
 from zoho_pipeline.sync.entities import entity_name
 
@@ -55,6 +56,15 @@ def open_source(args) -> sa.Engine | None:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return None
+
+
+def row_id(engine: sa.Engine, entity: str, row: str | None) -> str | None:
+    """The source id of the row a --row names (its id, or email / invoice number / transaction id); what was typed
+    when it names no row, so the logs and calls of an id no longer in the source are still found. None: no --row."""
+    if not row:
+        return None
+    found, _missing = resolve_ids(engine, entity, [row])
+    return found.get(row.strip(), row.strip())
 
 
 def format_table(headers: list[str], rows: list[list[Any]], max_width: int = 70, numbers_right: bool = False) -> str:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from zoho_pipeline.cli.common import command_parser, entity_arg, format_table, open_source
+from zoho_pipeline.cli.common import command_parser, entity_arg, format_table, open_source, row_id
 from zoho_pipeline.monitor import history
-from zoho_pipeline.monitor.queries import resolve_ids
 
 OUTCOMES = ("synced", "unchanged", "failed", "retrying", "dead_lettered", "dry_run")
 
@@ -57,10 +56,6 @@ def main(argv: list[str]) -> int:
     if engine is None:
         return 2
     try:
-        row_id = None
-        if args.row:
-            found, missing = resolve_ids(engine, entity, [args.row])
-            row_id = found.get(args.row.strip(), args.row.strip())
         lines = history.recent_logs(
             engine,
             entity=entity,
@@ -68,7 +63,7 @@ def main(argv: list[str]) -> int:
             since=args.since,
             limit=args.limit + 1,
             offset=args.offset,
-            entity_id=row_id,
+            entity_id=row_id(engine, entity, args.row),
             run_id=args.run,
         )
         has_more = len(lines) > args.limit
