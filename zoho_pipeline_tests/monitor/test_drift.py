@@ -28,7 +28,7 @@ def synced(db_url, zoho_config, emulator):
     edited = R.add_customer(engine, "Thandi", "Nkosi", city="Cape Town", address_line1="12 Long St")
     other = R.add_customer(engine, "Sipho", "Dlamini", city="Durban")
     R.add_service(engine, edited, package)
-    R.add_invoice(engine, other)
+    invoice = R.add_invoice(engine, other)
     with zoho_client(zoho_config, engine) as client:
         report = run_sync(engine, client, FAST)
         assert report.exit_code == 0
@@ -37,7 +37,20 @@ def synced(db_url, zoho_config, emulator):
         held = client.get(f"/customers/{zoho_id}")["customer"]
         address = {**held["billing_address"], "city": "Stellenbosch"}
         client.put(f"/customers/{zoho_id}", json={"billing_address": address, "display_name": "T. Nkosi"})
-        yield engine, client, dict(edited=edited, other=other, zoho_id=zoho_id, url=db_url)
+        other_zoho_id = R.row(engine, T.customers, other)["zoho_billing_customer_id"]
+        yield (
+            engine,
+            client,
+            dict(
+                edited=edited,
+                other=other,
+                zoho_id=zoho_id,
+                url=db_url,
+                invoice=invoice,
+                package=package,
+                other_zoho_id=other_zoho_id,
+            ),
+        )
     engine.dispose()
 
 
@@ -61,6 +74,35 @@ def test_a_customer_edited_in_zoho_is_reported_field_by_field(synced):
     # a budget smaller than the rows: a sample, marked incomplete
     one = drift(engine, client, ["customers"], max_calls=1, seed=3).entities["customers"]
     assert (one.checked, one.api_calls, one.complete) == (1, 1, False)
+
+
+def test_fields_zoho_names_otherwise_are_compared_where_zoho_holds_them(synced):
+    """The entity modules declare where ZOHO's GET shows each field (sync.entities.*.DRIFT): an invoice's total we
+    sent as the private `_total` is ZOHO's `total` (money, to the cent), a closed account and a retired package
+    are ZOHO's `status`. Edited through the emulator's API, each is reported under ZOHO's name."""
+    engine, client, ids = synced
+    invoice = R.row(engine, T.customer_invoices, ids["invoice"])["zoho_billing_invoice_id"]
+    held = client.get(f"/invoices/{invoice}")["invoice"]
+    items = [{**held["invoice_items"][0], "price": 1100.0}]  # finance re-prices the line in ZOHO's UI
+    client.put(f"/invoices/{invoice}", json={"customer_id": held["customer_id"], "invoice_items": items})
+    client.post(f"/customers/{ids['other_zoho_id']}/markasinactive")
+    plan_code = R.row(engine, T.service_packages, ids["package"])["zoho_plan_code"]
+    client.post(f"/plans/{plan_code}/markasinactive")
+
+    found = {(d.entity, d.entity_id, d.field, d.sent, d.zoho) for d in drift(engine, client).drifts}
+    assert (ids["invoice"], "total", "1150.00", 1265.0) in {f[1:] for f in found if f[0] == "invoices"}
+    assert ("invoices", ids["invoice"], "invoice_items[1].price", 1000.0, 1100.0) in found
+    assert ("customers", ids["other"], "status", False, "inactive") in found
+    assert ("plans", ids["package"], "status", True, "inactive") in found
+    # money as money, a flag as its status: nothing else drifted (1150.00 sent as text is ZOHO's 1150.0)
+    assert {f[:3] for f in found} == {
+        ("invoices", ids["invoice"], "total"),
+        ("invoices", ids["invoice"], "invoice_items[1].price"),
+        ("customers", ids["other"], "status"),
+        ("plans", ids["package"], "status"),
+        ("customers", ids["edited"], "billing_address.city"),
+        ("customers", ids["edited"], "display_name"),
+    }
 
 
 def test_reconcile_drift_prints_the_table(synced, monkeypatch, capsys, zoho_config):

@@ -92,6 +92,39 @@ class Reconciliation:
     foreign: Callable[[Mapping], bool] = lambda item: False  # raised by ZOHO for another entity's action (a refund)
 
 
+NOT_SENT = object()  # DriftField.absent's default: a key the payload leaves out is not judged
+
+
+@dataclass(frozen=True)
+class DriftField:
+    """A field of our payload that ZOHO's GET of the entity shows, for the drift check (monitor.drift judges).
+
+    `ours` is its path in the payload, `[]` standing for every item of a list (`invoice_items[].price`); `zoho` its
+    path in ZOHO's answer where ZOHO names or nests it otherwise (default: the same path), list items matched by
+    position. Values agree when equal (texts stripped, numbers as numbers), to the cent with `money`, or as
+    `agrees(ours, ZOHO's)` says for a flag ZOHO shows as a status (our `_active: true` is ZOHO's "active")."""
+
+    ours: str
+    zoho: str | None = None
+    money: bool = False
+    agrees: Callable[[object, object], bool] | None = None
+    absent: object = NOT_SENT  # our value when the payload leaves the key out (a flag set only when true)
+
+    @property
+    def held_at(self) -> str:
+        return self.zoho or self.ours
+
+
+def drift_fields(*paths: str, money: tuple[str, ...] = ()) -> tuple[DriftField, ...]:
+    """Fields ZOHO shows under the names we send them (`money`: those of them that are amounts)."""
+    return tuple(DriftField(p, money=p in money) for p in (*paths, *money))
+
+
+def status_flag(ours: str, meaning: Callable[[str], bool], **kw) -> DriftField:
+    """A private flag of ours that ZOHO shows as the entity's `status`: `meaning(status)` is the flag's value."""
+    return DriftField(ours, "status", agrees=lambda flag, status: bool(flag) == meaning(str(status or "")), **kw)
+
+
 @dataclass(frozen=True)
 class EntitySpec:
     name: str
@@ -119,6 +152,8 @@ class EntitySpec:
     # work before the entity's rows: (engine, client, months, SyncSettings) → a report with as_dict()
     # (invoices: link the provider's recurring invoices to the ones ZOHO raised)
     before_sync: Callable[[object, object, object, object], object] | None = None
+    # the payload's fields ZOHO's GET shows, and where: what the drift check compares (nothing else is judged)
+    drift: tuple[DriftField, ...] = ()
 
     @property
     def zoho_id(self):

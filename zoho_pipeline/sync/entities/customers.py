@@ -14,9 +14,11 @@ from zoho_pipeline.sync.entities.base import (
     EntitySpec,
     InvalidRow,
     Reconciliation,
+    drift_fields,
     no_parents,
     public,
     sql_join,
+    status_flag,
     text_differs,
 )
 
@@ -140,6 +142,26 @@ RECONCILE = Reconciliation(
     matches_by=("email", "email"),  # a ZOHO customer without the custom field: ours if the email is
 )
 
+# what ZOHO's GET /customers/{id} shows of our payload (the drift check): a closed account (our private flag,
+# set only then) is ZOHO's status "inactive"; the custom fields come back in the order sent
+DRIFT = (
+    *drift_fields(
+        "display_name",
+        "first_name",
+        "last_name",
+        "email",
+        "currency_code",
+        "phone",
+        "company_name",
+        "vat_reg_no",
+        *(f"billing_address.{key}" for key in ("attention", "street", "street2", "city", "state", "zip", "country")),
+        "custom_fields[].label",
+        "custom_fields[].value",
+    ),
+    status_flag(lifecycle.INACTIVE, lambda status: status == "inactive", absent=False),
+)
+
+
 SPEC = EntitySpec(
     name="customers",
     table=t,
@@ -154,6 +176,7 @@ SPEC = EntitySpec(
     update=update,
     lookup=lookup,
     reconcile=RECONCILE,
+    drift=DRIFT,
     aliases=("customer",),
     natural_keys=("email",),
     lookup_key=lambda row: (row["email"] or "").strip(),  # the email build() sends

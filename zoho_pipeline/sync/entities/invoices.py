@@ -23,15 +23,18 @@ from zoho_pipeline.sync.entities import invoice_lifecycle as lifecycle
 from zoho_pipeline.sync.entities import recurring
 from zoho_pipeline.sync.entities.base import (
     Collection,
+    DriftField,
     EntitySpec,
     InvalidRow,
     Reconciliation,
     cents,
+    drift_fields,
     find_by_reference,
     money,
     money_differs,
     public,
     sql_text,
+    status_flag,
     vat,
 )
 
@@ -243,6 +246,24 @@ RECONCILE = Reconciliation(
     ),
 )
 
+# what ZOHO's GET /invoices/{id} (/creditnotes/{id}) shows of our payload (the drift check): the total we checked
+# ZOHO computes is its `total`, a void its status; line items in the order sent
+DRIFT = (
+    *drift_fields(
+        "customer_id",
+        "date",
+        "due_date",
+        "reference_number",
+        "adjustment_description",
+        *(f"invoice_items[].{key}" for key in ("product_id", "name", "description", "quantity", "tax_id")),
+        *(f"creditnote_items[].{key}" for key in ("code", "description", "quantity", "tax_id")),
+        money=("invoice_items[].price", "creditnote_items[].price", "adjustment"),
+    ),
+    DriftField("_total", "total", money=True),
+    status_flag("_void", lambda status: status == "void"),
+)
+
+
 SPEC = EntitySpec(
     name="invoices",
     table=t,
@@ -259,6 +280,7 @@ SPEC = EntitySpec(
     update=update,
     lookup=lookup,
     reconcile=RECONCILE,
+    drift=DRIFT,
     aliases=("invoice", "customer_invoices"),
     natural_keys=("invoice_number", "zoho_billing_invoice_id"),
     children=(("payments", "invoice_id"),),

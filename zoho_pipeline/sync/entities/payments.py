@@ -29,6 +29,7 @@ from zoho_pipeline.sync.entities.base import (
     InvalidRow,
     ParentNotReady,
     Reconciliation,
+    drift_fields,
     find_by_reference,
     money,
     money_differs,
@@ -249,6 +250,18 @@ RECONCILE = Reconciliation(
     zoho_label=lambda item: f"payment {item.get('amount')} (ref {item.get('reference_number') or '-'})",
 )
 
+# what ZOHO's GET /payments/{id} shows of our payload (the drift check)
+DRIFT = drift_fields(
+    "customer_id",
+    "payment_mode",
+    "date",
+    "reference_number",
+    "description",
+    "invoices[].invoice_id",
+    money=("amount", "invoices[].amount_applied"),
+)
+
+
 SPEC = EntitySpec(
     name="payments",
     table=t,
@@ -263,6 +276,7 @@ SPEC = EntitySpec(
     update=update,
     lookup=lookup,
     reconcile=RECONCILE,
+    drift=DRIFT,
     aliases=("payment", "payment_transactions", "transactions"),
     natural_keys=("transaction_id", "zoho_payment_id"),
     month_column="completed_at",

@@ -10,11 +10,13 @@ from zoho_pipeline.sync.entities.base import (
     EntitySpec,
     InvalidRow,
     Reconciliation,
+    drift_fields,
     money,
     money_differs,
     no_parents,
     public,
     sql_text,
+    status_flag,
     text_differs,
 )
 from zoho_pipeline.zoho.errors import PERMANENT, ZohoError
@@ -95,6 +97,23 @@ RECONCILE = Reconciliation(
     duplicates=False,  # the plan code is ZOHO's id: it cannot be held twice
 )
 
+# what ZOHO's GET /plans/{code} shows of our payload (the drift check): the activation flag is ZOHO's status
+DRIFT = (
+    *drift_fields(
+        "plan_code",
+        "name",
+        "description",
+        "interval",
+        "interval_unit",
+        "billing_cycles",
+        "product_id",
+        "tax_id",
+        money=("recurring_price",),
+    ),
+    status_flag("_active", lambda status: status == "active"),
+)
+
+
 SPEC = EntitySpec(
     name="plans",
     table=t,
@@ -111,6 +130,7 @@ SPEC = EntitySpec(
     lookup=lookup,
     calls=calls,
     reconcile=RECONCILE,
+    drift=DRIFT,
     aliases=("plan", "service_packages", "products"),
     natural_keys=("zoho_plan_code", "name"),
     children=(("subscriptions", "package_id"),),

@@ -19,10 +19,12 @@ from zoho_pipeline.sync.entities.base import (
     EntitySpec,
     InvalidRow,
     Reconciliation,
+    drift_fields,
     money,
     money_differs,
     public,
     sql_join,
+    status_flag,
 )
 
 LIVE_STATUSES = ("active", "suspended")  # ZOHO keeps a suspended service's subscription live
@@ -164,6 +166,23 @@ RECONCILE = Reconciliation(
     ),
 )
 
+# what ZOHO's GET /subscriptions/{id} shows of our payload (the drift check): an ended service is a subscription
+# ZOHO has cancelled or will not renew
+DRIFT = (
+    *drift_fields(
+        "customer_id",
+        "reference_id",
+        "starts_at",
+        "auto_collect",
+        "plan.plan_code",
+        "plan.quantity",
+        "plan.tax_id",
+        money=("plan.price",),
+    ),
+    status_flag("_cancelled", lambda status: status in ENDED_LIKE),
+)
+
+
 SPEC = EntitySpec(
     name="subscriptions",
     table=t,
@@ -178,6 +197,7 @@ SPEC = EntitySpec(
     update=update,
     lookup=lookup,
     reconcile=RECONCILE,
+    drift=DRIFT,
     aliases=("subscription", "customer_services", "services", "service"),
     natural_keys=("zoho_subscription_id",),
     calls=lifecycle.calls,
