@@ -248,6 +248,26 @@ def collect(result) -> tuple[RunReport, list[str], list[tuple[str, bool, str]]]:
 # --- printing ----------------------------------------------------------------------------------------------------
 
 
+def link_estimate_line(links: dict) -> str:
+    """A dry run's estimate of the recurring invoices' linking (sync/entities/recurring_estimate.py)."""
+    line = (
+        f"Recurring invoices (estimate, ZOHO not read): {links['would_link']} would be linked to ZOHO's invoices, "
+        f"{links['waiting']} would still wait for ZOHO to raise theirs"
+    )
+    if links.get("history"):
+        line += f", {links['history']} pushed as plain invoices (terms before ZOHO billed them)"
+    if links.get("awaiting_subscription"):
+        line += (
+            f", {links['awaiting_subscription']} of services whose subscription this run creates first "
+            "(then linked, or pushed as plain invoices for terms before it)"
+        )
+    if links.get("unmatched"):
+        line += f", {links['unmatched']} cannot be linked (no service, or a service never pushed)"
+    if links.get("not_looked_at"):
+        line += f"; {links['not_looked_at']} looked at recently, not looked at again yet"
+    return line + f"; {links['list_pages']} list pages."
+
+
 def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str:
     ents = list(report.entities.values())
     if report.dry_run:
@@ -265,6 +285,10 @@ def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str
                 numbers_right=True,
             ),
         ]
+        invoices = report.entities.get("invoices")
+        links = (invoices.before_sync if invoices else None) or {}
+        if links.get("estimate"):
+            out.append(link_estimate_line(links))
         if rate_per_minute:
             minutes = paced_seconds(calls, rate_per_minute) / 60
             out.append(

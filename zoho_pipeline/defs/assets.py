@@ -175,6 +175,9 @@ def summary_line(report: RunReport, entity: str) -> str:
         text = (
             f"DRY RUN {entity}: would create {rep.would_create}, would update {rep.would_update}, {rep.invalid} invalid"
         )
+        links = rep.before_sync or {}
+        if links.get("estimate"):  # sync/entities/recurring_estimate.py
+            text += f"; recurring invoices: {links['would_link']} would be linked, {links['waiting']} would wait"
     if report.stopped_reason:
         text += f" (stopped: {report.stopped_reason}{': ' + report.stopped_detail if report.stopped_detail else ''})"
     return text

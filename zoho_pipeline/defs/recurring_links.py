@@ -21,6 +21,8 @@ def link_metadata(links: dict | None) -> dict:
     """`zoho_invoices`' metadata of one linking pass: the same keys every time (zero when it did not run)."""
     links = links or {}
     meta = {f"recurring_{key}": int(links.get(key) or 0) for key in LINK_COUNTS}
+    if links.get("estimate"):  # a dry run's (sync/entities/recurring_estimate.py): nothing was read or written
+        meta["recurring_would_link"] = int(links.get("would_link") or 0)
     meta["recurring_link_error"] = dg.MetadataValue.text(links.get("error") or "")
     meta["recurring_not_linked"] = dg.MetadataValue.table(
         records=[

@@ -115,6 +115,8 @@ def run_sync(
                 break
             if SPECS[name].before_sync and not dry_run:
                 run.before_sync(SPECS[name])
+            elif SPECS[name].before_sync_estimate and dry_run:
+                run.estimate_before_sync(SPECS[name])
             run.sync_entity(SPECS[name])
         status = "stopped" if report.stopped_reason else ("partial" if report.exit_code else "succeeded")
         if dry_run:
@@ -208,6 +210,16 @@ class _Run:
         rep.before_sync = done
         rep.api_calls += done.get("api_calls", 0)
         log.info("before sync entity=%s %s", spec.name, {k: v for k, v in done.items() if not isinstance(v, list)})
+
+    def estimate_before_sync(self, spec: EntitySpec) -> None:
+        """Dry run: what that work would do and cost, from the source alone (no call, no write)."""
+        rep = self.report.entity(spec.name)
+        # per entity this run has dry-run so far, the rows it would create (Dagster runs an asset's entity alone:
+        # then the others are not known)
+        created = {e: {i for name, i in self.estimated if name == e} for e in self.report.entities}
+        done = spec.before_sync_estimate(self.engine, self.months, self.settings, created)
+        rep.before_sync = done.as_dict()
+        rep.estimated_calls += rep.before_sync.get("estimated_calls", 0)
 
     # -- one entity ----------------------------------------------------------------------------------------
     def sync_entity(self, spec: EntitySpec) -> None:

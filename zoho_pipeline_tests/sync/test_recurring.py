@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from zoho_pipeline.monitor import ledger
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync.engine import run_sync
-from zoho_pipeline.sync.entities import recurring, recurring_zoho
+from zoho_pipeline.sync.entities import recurring, recurring_estimate, recurring_zoho
 from zoho_pipeline.sync.entities.subscriptions import starts_on
 from zoho_pipeline.sync.settings import SyncSettings
 from zoho_pipeline_tests.support import rows as R
@@ -490,3 +490,36 @@ def test_linking_reads_newest_first_and_stops_before_the_oldest_term_it_needs(wo
 
     may = bill(date(2025, 5, 1), IgnoresSorting(client))  # the order not shown: every page, the same links
     assert (may.list_pages - 2, may.invoices_from, may.order_unconfirmed) == (8, None, True)
+
+
+def test_a_dry_run_estimates_the_links_from_the_source_and_reads_nothing(world):
+    """`sync --dry-run` makes no call: what linking would do comes from the source and the links table, and the
+    real pass then does that."""
+    engine, client, handle = world
+    pkg = R.add_package(engine, price=str(MONTHLY))
+    cust = R.add_customer(engine)
+    svc_a, svc_b = (
+        R.add_service(engine, cust, pkg, price=str(MONTHLY), activation_date=date(2025, 1, 5)) for _ in "ab"
+    )
+    run_sync(engine, client, FAST)
+    handle.move_clock(now="2025-02-01T09:00:00Z")
+    for svc in (svc_a, svc_b):
+        recurring_invoice(engine, cust, svc, date(2025, 2, 1))
+    recurring_invoice(engine, cust, svc_a, date(2025, 3, 1))  # ZOHO raises it on 1 March
+    R.add_invoice(engine, cust, invoice_type="recurring", invoice_date=date(2025, 2, 1), total=BILL)  # no service
+
+    calls = client.stats.api_calls
+    dry = run_sync(engine, client, FAST, entities=["invoices"], dry_run=True)
+    assert client.stats.api_calls == calls
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(T.zoho_recurring_links)).scalar() == 0
+    shown = dry.entities["invoices"].before_sync
+    assert (shown["estimate"], shown["considered"], shown["unmatched"], shown["api_calls"]) == (True, 4, 1, 0)
+    assert shown["would_link"] + shown["waiting"] == 3  # today, every term has begun
+
+    on_zohos_day = R.now().replace(year=2025, month=2, day=1, hour=9)
+    estimate = recurring_estimate.estimate_links(engine, now=on_zohos_day)
+    real = recurring.link_recurring(engine, client, now=on_zohos_day)
+    assert (estimate.would_link, estimate.waiting, estimate.unmatched, estimate.history) == (2, 1, 1, 0)
+    assert (real.linked, real.waiting, real.unmatched, real.history) == (2, 1, 1, 0)
+    assert estimate.list_pages == real.list_pages and estimate.estimated_calls == real.api_calls

@@ -152,6 +152,10 @@ class EntitySpec:
     # work before the entity's rows: (engine, client, months, SyncSettings) → a report with as_dict()
     # (invoices: link the provider's recurring invoices to the ones ZOHO raised)
     before_sync: Callable[[object, object, object, object], object] | None = None
+    # a dry run's estimate of that work, from the source alone: (engine, months, SyncSettings, {entity: ids it
+    # would create} for the entities the run has dry-run before) → a report with as_dict() holding
+    # `estimated_calls` (invoices: how many recurring invoices would be linked, and would wait)
+    before_sync_estimate: Callable[[object, object, object, dict], object] | None = None
     # the payload's fields ZOHO's GET shows, and where: what the drift check compares (nothing else is judged)
     drift: tuple[DriftField, ...] = ()
 

@@ -20,7 +20,7 @@ from zoho_pipeline.source.tables import Garbled
 from zoho_pipeline.source.tables import customer_invoices as t
 from zoho_pipeline.source.tables import zoho_recurring_links as links
 from zoho_pipeline.sync.entities import invoice_lifecycle as lifecycle
-from zoho_pipeline.sync.entities import recurring
+from zoho_pipeline.sync.entities import recurring, recurring_estimate
 from zoho_pipeline.sync.entities.base import (
     Collection,
     DriftField,
@@ -287,5 +287,11 @@ SPEC = EntitySpec(
     month_column="invoice_date",
     before_sync=lambda engine, client, months, settings: recurring.link_recurring(
         engine, client, months=months, recheck_after=timedelta(minutes=settings.recurring_recheck_min)
+    ),
+    before_sync_estimate=lambda engine, months, settings, created: recurring_estimate.estimate_links(
+        engine,
+        months=months,
+        recheck_after=timedelta(minutes=settings.recurring_recheck_min),
+        created_first=created.get("subscriptions"),
     ),
 )

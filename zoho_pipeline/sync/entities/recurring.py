@@ -93,7 +93,7 @@ class LinkReport:
 # --- the source side -------------------------------------------------------------------------------------------
 
 
-def _wanted(engine, months: tuple[date, date] | None) -> list[dict]:
+def wanted(engine, months: tuple[date, date] | None) -> list[dict]:
     """Recurring invoices not linked yet (never looked at, or waiting, unmatched, ambiguous), in `months`."""
     query = (
         sa.select(
@@ -162,16 +162,25 @@ def _subscription_of_row(row: dict) -> tuple[str | None, str]:
     return str(row["zoho_subscription_id"]), ""
 
 
+def decided_by_source(row: dict) -> tuple[str, str] | None:
+    """(state, reason) of a row the source decides alone (its service has no ZOHO subscription); None when ZOHO's
+    invoices decide it."""
+    subscription, why = _subscription_of_row(row)
+    if subscription is not None:
+        return None
+    if row["service_found"] is not None and row["service_status"] == "cancelled":
+        # a cancelled service is never created in ZOHO: nothing else would bill its months
+        return HISTORY, f"service {row['service_id']} was cancelled before it reached ZOHO: pushed as a plain invoice"
+    return UNMATCHED, why
+
+
 def _decide(row: dict, zoho: Zoho, customer_zoho_id: str | None) -> LinkRow:
     out = LinkRow(str(row["id"]), row["invoice_number"], UNMATCHED, source_total=cents(row["total_amount"]))
-    subscription, why = _subscription_of_row(row)
-    if subscription is None and row["service_found"] is not None and row["service_status"] == "cancelled":
-        out.state = HISTORY  # a cancelled service is never created in ZOHO: nothing else would bill its months
-        out.reason = f"service {row['service_id']} was cancelled before it reached ZOHO: pushed as a plain invoice"
+    by_source = decided_by_source(row)
+    if by_source is not None:
+        out.state, out.reason = by_source
         return out
-    if subscription is None:
-        out.reason = why
-        return out
+    subscription = str(row["zoho_subscription_id"])
     out.zoho_subscription_id = subscription
     day = row["invoice_date"].isoformat()
     # a service cancelled and started again has had several subscriptions: a term may be any one's
@@ -245,13 +254,11 @@ def link_recurring(
     invoices once a day): a row waiting for ZOHO does not cost list pages on every run."""
     report = LinkReport()
     now = now or utcnow()
-    rows = _wanted(engine, months)
+    rows = wanted(engine, months)
     report.considered = len(rows)
-    fresh = [r for r in rows if _fresh(r, now, recheck_after)]
-    if not fresh:
+    rows, oldest = of_the_pass(rows, now, recheck_after)
+    if not rows:
         return report
-    oldest = _oldest_term(fresh)
-    rows = [r for r in rows if _within(r, oldest)]  # older rows, looked at a moment ago, wait for their own recheck
     calls_before = _calls(client)
     zoho = Zoho(client, report)
     customers = _customer_zoho_ids(engine, {str(r["customer_id"]) for r in rows})
@@ -278,6 +285,17 @@ def link_recurring(
 
 
 NO_TERM = "no term"  # no fresh row needs ZOHO: only what the source decides alone is decided
+
+
+def of_the_pass(rows: list[dict], now, recheck_after: timedelta) -> tuple[list[dict], str | None]:
+    """(the rows a pass decides, the oldest term it reads ZOHO's invoices back to: None every page, NO_TERM none).
+    Nothing when no row is fresh; rows older than the oldest fresh one, looked at a moment ago, wait for their
+    own recheck."""
+    fresh = [r for r in rows if _fresh(r, now, recheck_after)]
+    if not fresh:
+        return [], NO_TERM
+    oldest = _oldest_term(fresh)
+    return [r for r in rows if _within(r, oldest)], oldest
 
 
 def _oldest_term(fresh: list[dict]) -> str | None:
