@@ -1,6 +1,7 @@
 """The alerting sensors against a local SMTP server, a local webhook receiver, the emulator and a real Dagster
-instance (SQLite and Dagster's Postgres storage): a failing ERROR check alerts once and once on recovery, a failed run
-alerts once, ALERT_DRY_RUN sends nothing and prints what would be sent, and no secret value ever leaves."""
+instance (SQLite and Dagster's Postgres storage): a failing ERROR check alerts once and once on recovery (an entity
+check, and the ledger check of issue 15), a failed run alerts once, ALERT_DRY_RUN sends nothing and prints what
+would be sent, and no secret value ever leaves."""
 
 from __future__ import annotations
 
@@ -155,6 +156,74 @@ def test_failing_error_check_alerts_once_and_once_on_recovery(
         _tick(instance, resources)
         assert len(webhook_server.received) == baseline + 2
         assert alerts.alert_state(resources["source"].engine(), state_key(MISSING_ID)) == "ok"
+
+
+LEDGER = dg.AssetCheckKey(dg.AssetKey("zoho_payments"), "zoho_ledger_matches_source")
+
+
+def _ledger_check(instance, resources) -> dg.AssetCheckEvaluation:
+    from zoho_pipeline.defs.ledger import zoho_ledger_matches_source
+
+    result = materialize(
+        [],
+        resources,
+        instance=instance,
+        checks=[zoho_ledger_matches_source],
+        selection=dg.AssetSelection.checks(zoho_ledger_matches_source),
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_ledger_difference_alerts_once_and_once_when_it_clears(
+    request, backend, alert_env, smtp_server, webhook_server, emulator, zoho_config
+):
+    """zoho_ledger_matches_source (issue 15) through the check alert sensor: a bill the source holds and ZOHO does
+    not (a recurring invoice of no service, never linked) is one email and one webhook, naming the customer; the
+    provider cancels it, the check passes, one recovery."""
+    from zoho_pipeline_tests.support import rows as R
+
+    url = source_url(backend, request)
+    engine = R.make_source(url)
+    customer = R.add_customer(engine)
+    bill = R.add_invoice(engine, customer, invoice_type="recurring", total="918.85")
+    resources = make_resources(url, zoho_config)
+    with dagster_instance(backend, request) as instance:
+        assert materialize([ALL_ASSETS[1]], resources, instance=instance).success  # the customer reaches ZOHO
+        assert _ledger_check(instance, resources).passed is False
+        _tick(instance, resources)
+        new = _bodies(webhook_server)
+        assert [b["event"]["kind"] for b in new] == ["check_failed"], new
+        assert LEDGER.name in new[0]["event"]["title"] and new[0]["event"]["severity"] == "error"
+        labels = {(r["label"], r["reason"]) for r in new[0]["event"]["rows"]}  # the customer and the bill named
+        assert labels == {
+            (R.row(engine, T.customers, customer)["email"], "receivable"),
+            (R.row(engine, T.customer_invoices, bill)["invoice_number"], "recurring_not_linked"),
+        }
+        assert len(smtp_server.messages) == 1 and LEDGER.name in str(_parse(smtp_server.messages[0])["Subject"])
+        _secrets_absent(_everything_sent(smtp_server, webhook_server))
+
+        # still differing: another evaluation and more ticks stay quiet
+        _tick(instance, resources)
+        assert _ledger_check(instance, resources).passed is False
+        _tick(instance, resources)
+        assert (len(webhook_server.received), len(smtp_server.messages)) == (1, 1)
+
+        with engine.begin() as conn:  # the provider cancels the bill it raised by mistake: the ledgers agree
+            conn.execute(
+                T.customer_invoices.update().where(T.customer_invoices.c.id == bill).values(status="cancelled")
+            )
+        assert _ledger_check(instance, resources).passed
+        _tick(instance, resources)
+        _tick(instance, resources)
+        recovered = _bodies(webhook_server)[1:]
+        assert [(b["event"]["kind"], LEDGER.name in b["event"]["title"]) for b in recovered] == [
+            ("check_recovered", True)
+        ]
+        assert len(smtp_server.messages) == 2
+        assert alerts.alert_state(resources["source"].engine(), state_key(LEDGER)) == "ok"
+    engine.dispose()
 
 
 def test_check_alert_dry_run_prints_once_per_change_and_sends_nothing(
