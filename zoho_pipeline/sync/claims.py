@@ -19,6 +19,7 @@ from sqlalchemy import and_, bindparam, case, false, func, null, or_, select, tr
 from zoho_pipeline.source.database import aware, db_before, db_now, utcnow
 from zoho_pipeline.source.tables import dirty_predicate, zoho_sync_logs, zoho_sync_runs
 from zoho_pipeline.sync import payloads
+from zoho_pipeline.sync.chunk_sql import execute_joined
 from zoho_pipeline.sync.entities.base import EntitySpec
 
 SYNCING, SYNCED, FAILED, RETRYING, PENDING = "syncing", "synced", "failed", "retrying", "pending"
@@ -185,12 +186,12 @@ def _claim_statement(spec: EntitySpec):
     c = spec.table.c
     values = dict(
         zoho_sync_status=SYNCING,
-        zoho_claimed_by=bindparam("b_run_id"),
+        zoho_claimed_by=bindparam("b_run_id", type_=c.zoho_claimed_by.type),
         zoho_claimed_at=bindparam("b_now", type_=c.zoho_claimed_at.type),
-        zoho_create_in_doubt=bindparam("b_in_doubt"),
+        zoho_create_in_doubt=bindparam("b_in_doubt", type_=c.zoho_create_in_doubt.type),
     )
     if spec.lookup_key:
-        values["zoho_lookup_key"] = bindparam("b_lookup_key")
+        values["zoho_lookup_key"] = bindparam("b_lookup_key", type_=c.zoho_lookup_key.type)
     return (
         spec.table.update()
         .where(
@@ -228,6 +229,9 @@ def claim_rows(engine, spec: EntitySpec, rows: list[dict], run_id: str, now: dat
         params.append(param)
     c = spec.table.c
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # one statement, its RETURNING names the rows claimed
+            mine = set(execute_joined(conn, _statement(spec, _claim_statement), params, returning=c.id).scalars())
+            return [row for row in rows if row["id"] in mine]
         result = conn.execute(_statement(spec, _claim_statement), params)
         if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(rows):
             return rows  # every compare-and-set matched: the usual case, no need to ask which
@@ -361,21 +365,25 @@ def _source_version(spec: EntitySpec):
 
 def _owned(spec: EntitySpec):
     c = spec.table.c
-    return and_(c.id == bindparam("b_id", type_=c.id.type), c.zoho_claimed_by == bindparam("b_run_id"))
+    return and_(
+        c.id == bindparam("b_id", type_=c.id.type),
+        c.zoho_claimed_by == bindparam("b_run_id", type_=c.zoho_claimed_by.type),
+    )
 
 
 def _success_statement(spec: EntitySpec):
+    c = spec.table.c
     return (
         spec.table.update()
         .where(_owned(spec))
         .values(
             **{
-                spec.zoho_id_column: bindparam("b_zoho_id"),
+                spec.zoho_id_column: bindparam("b_zoho_id", type_=c[spec.zoho_id_column].type),
                 "zoho_sync_status": SYNCED,
                 "zoho_last_synced_at": bindparam("b_now", type_=spec.table.c.zoho_last_synced_at.type),
                 "zoho_last_sync_error": None,
                 "zoho_error_code": None,
-                "zoho_payload_hash": bindparam("b_hash"),
+                "zoho_payload_hash": bindparam("b_hash", type_=c.zoho_payload_hash.type),
                 "zoho_source_version": _source_version(spec),
                 "zoho_attempts": 0,
                 "zoho_next_attempt_at": None,
@@ -480,7 +488,9 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str, in
             (failures, _failure_statement),
             (releases, _release_statement),
         ):
-            if params:
+            if params and build is _success_statement and conn.dialect.name == "postgresql":
+                execute_joined(conn, _statement(spec, build), params)  # the usual outcome: one statement
+            elif params:
                 conn.execute(_statement(spec, build), params)
         if logs:
             conn.execute(zoho_sync_logs.insert(), logs)

@@ -337,9 +337,29 @@ def test_make_engine_postgres_pool(pg_url):
     engine = database.make_engine(pg_url)
     try:
         assert engine.pool.size() == 12
-        assert engine.pool._pre_ping
         with engine.connect() as conn:
             assert conn.exec_driver_sql("select 1").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_a_pooled_connection_is_pinged_only_after_sitting_idle_and_replaced_when_dead(pg_url, monkeypatch):
+    engine = database.make_engine(pg_url, pool_size=1, max_overflow=0)
+    pings = []
+    real_ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(1) or real_ping(c))
+    try:
+        with engine.connect() as conn:
+            first = conn.exec_driver_sql("select pg_backend_pid()").scalar()
+        with engine.connect() as conn:  # back a moment ago: no ping, no round trip
+            assert conn.exec_driver_sql("select pg_backend_pid()").scalar() == first
+        assert pings == []
+        with sa.create_engine(pg_url).connect() as admin:  # the server drops it while it sits in the pool
+            admin.exec_driver_sql(f"select pg_terminate_backend({first})")
+        monkeypatch.setattr(database, "PING_IDLE_S", 0.0)  # as if it had sat idle
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("select pg_backend_pid()").scalar() != first
+        assert pings == [1]
     finally:
         engine.dispose()
 
