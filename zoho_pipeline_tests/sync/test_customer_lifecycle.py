@@ -63,7 +63,7 @@ def test_closing_cancels_the_live_subscriptions_then_marks_inactive_and_reopenin
     report, calls = world.sync()
     assert report.exit_code == 0, report.failures
     assert zoho(world, customer)["status"] == "active"
-    assert writes(calls) == {ACTIVE: 1} and calls[LIST_SUBS] == 0
+    assert writes(calls) == {ACTIVE: 1, "POST /subscriptions": 2} and calls[LIST_SUBS] == 0  # the services back
     assert status_differences(world, "customers") == []
     _, calls = world.sync()
     assert writes(calls) == {}
@@ -149,20 +149,94 @@ def test_a_run_killed_mid_closure_finishes_it_without_repeating_a_call(world, di
     assert writes(calls) == expected[died_after]
 
 
-def test_a_reopened_accounts_service_gets_a_new_subscription_when_resent(world):
-    """The runbook's procedure: reconcile shows the service live and its subscription cancelled by the closure;
-    a forced re-send (what `retry subscriptions ID --force` runs) replaces it with a live one."""
-    customer, subs = account(world)
-    world.change(CUSTOMERS, customer, status="closed")
-    world.sync()
-    world.change(CUSTOMERS, customer, status="active")
-    world.sync()
-    assert any(d.field == "status" for d in reconcile_entity(world.engine, world.client, "subscriptions").differences)
-    old = world.row(T.customer_services, subs[0])["zoho_subscription_id"]
+SERVICES = T.customer_services
+CREATE_SUB = "POST /subscriptions"
+GET_SUB = "GET /subscriptions/{subscription_id}"
 
-    report, calls = world.sync(mode="all", ids={"subscriptions": [subs[0]]}, entities=["subscriptions"])
+
+def live_subscriptions(world, service) -> list[dict]:
+    return [
+        s
+        for s in world.store.subscriptions.values()
+        if s["reference_id"] == str(service) and s["status"] not in ("cancelled", "expired")
+    ]
+
+
+def closed_then_reopened(world, services=1):
+    """An account with live services, closed (its subscriptions cancelled in ZOHO), then reopened in the source."""
+    customer, subs = account(world, services=services)
+    world.change(CUSTOMERS, customer, status="closed")
+    report, _ = world.sync()
+    assert report.exit_code == 0, report.failures
+    old = {svc: world.row(SERVICES, svc)["zoho_subscription_id"] for svc in subs}
+    assert all(world.store.subscriptions[o]["status"] == "cancelled" for o in old.values())
+    world.change(CUSTOMERS, customer, status="active")
+    return customer, subs, old
+
+
+def test_reopening_gives_the_live_services_their_subscriptions_back_in_the_same_sync(world):
+    """Issue 14: the closure cancelled the subscriptions; the reopening's own run marks the customer active and,
+    by the reactivation policy (a cancelled subscription cannot be reactivated), gives each service the source
+    shows live a new one — the runbook's `retry subscriptions ID --force` is no longer needed."""
+    customer, subs, old = closed_then_reopened(world, services=2)
+    report, calls = world.sync()
 
     assert report.exit_code == 0, report.failures
-    new = world.row(T.customer_services, subs[0])["zoho_subscription_id"]
-    assert new != old and world.store.subscriptions[new]["status"] == "live"
+    assert zoho(world, customer)["status"] == "active"
+    assert writes(calls) == {ACTIVE: 1, CREATE_SUB: 2}
+    assert calls[GET_SUB] == 2, "one read each: ZOHO's status decides reactivate or replace"
+    for svc in subs:
+        new = world.row(SERVICES, svc)["zoho_subscription_id"]
+        assert new != old[svc] and world.store.subscriptions[old[svc]]["status"] == "cancelled"
+        assert [s["subscription_id"] for s in live_subscriptions(world, svc)] == [new]
+    assert status_differences(world, "subscriptions") == [] and status_differences(world, "customers") == []
+    _, calls = world.sync()
+    assert writes(calls) == {}
+
+
+def test_reopening_leaves_a_service_cancelled_meanwhile_alone(world):
+    customer, (kept, gone), old = closed_then_reopened(world, services=2)
+    world.change(SERVICES, gone, status="cancelled")  # while the account was closed
+    report, calls = world.sync()
+    assert report.exit_code == 0, report.failures
+    assert writes(calls) == {ACTIVE: 1, CREATE_SUB: 1}
+    assert live_subscriptions(world, gone) == [] and len(live_subscriptions(world, kept)) == 1
     assert status_differences(world, "subscriptions") == []
+
+
+def test_a_reopening_whose_answers_are_lost_makes_one_subscription_per_service(world):
+    """Every write of the reopening's run acts and loses its answer; the next runs read ZOHO before acting again."""
+    customer, subs, _ = closed_then_reopened(world, services=2)
+    world.emulator.set_faults(drop_rate=1.0)
+    try:
+        world.sync(NO_RETRY)
+    finally:
+        world.emulator.set_faults(drop_rate=0.0)
+    for _ in range(3):  # the customer first (its reopening known only now), then the services it woke
+        for table, row_id in [(CUSTOMERS, customer), *((SERVICES, s) for s in subs)]:
+            if world.row(table, row_id)["zoho_sync_status"] == "retrying":
+                world.change(table, row_id)  # due now, not after the backoff
+        report, _ = world.sync()
+    assert report.exit_code == 0, report.failures
+    assert zoho(world, customer)["status"] == "active"
+    for svc in subs:
+        (live,) = live_subscriptions(world, svc)
+        assert world.row(SERVICES, svc)["zoho_subscription_id"] == live["subscription_id"]
+    assert status_differences(world, "subscriptions") == []
+
+
+def test_a_run_killed_after_creating_the_new_subscription_does_not_create_another(world):
+    customer, (svc,), old = closed_then_reopened(world)
+    world.sync(entities=["customers"])  # the reopening recorded: the service is due
+    zoho_customer = world.row(CUSTOMERS, customer)["zoho_billing_customer_id"]
+    world.die_mid_attempt(SERVICES, svc)  # the killed run's create reached ZOHO, its answer never recorded
+    plan = world.store.subscriptions[old[svc]]["plan"]
+    body = {"customer_id": zoho_customer, "plan": {"plan_code": plan["plan_code"]}, "reference_id": str(svc)}
+    made = world.client.post("/subscriptions", json=body)["subscription"]["subscription_id"]
+
+    report, calls = world.sync()
+
+    assert report.exit_code == 0, report.failures
+    assert CREATE_SUB not in writes(calls), "looked up, found, not created again"
+    assert world.row(SERVICES, svc)["zoho_subscription_id"] == made
+    assert [s["subscription_id"] for s in live_subscriptions(world, svc)] == [made]

@@ -1,6 +1,7 @@
 """A customer's later life in ZOHO: an account `closed` in the source → its subscriptions that have not ended are
 cancelled (ZOHO marks a customer inactive only without active subscriptions), then `markasinactive`; reopened →
-`markasactive`. `suspended` keeps the ZOHO customer active: ZOHO's customer is only active or inactive, and a
+`markasactive`, and its live services are sent again in the same run (their subscriptions come back by the
+reactivation policy). `suspended` keeps the ZOHO customer active: ZOHO's customer is only active or inactive, and a
 suspended service keeps its subscription live (docs/runbook.md). Edits of mapped fields and of the email update
 the same ZOHO customer: the anchor is its id (found again by the provider-id custom field, never the email).
 
@@ -14,11 +15,16 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
+
+from zoho_pipeline.source.tables import customer_services as services
+from zoho_pipeline.sync import payloads
 from zoho_pipeline.sync.entities.base import known_previous, public
 
 log = logging.getLogger("zoho_pipeline.sync.lifecycle")
 
 CLOSED = "closed"
+LIVE_SERVICES = ("active", "suspended")  # subscriptions.LIVE_STATUSES: the services that keep a live subscription
 INACTIVE = "_inactive"  # private payload key: the customer must be inactive in ZOHO
 # ZOHO statuses of a subscription that has ended; every other one blocks `markasinactive` (conservative reading,
 # ../shared/reference/zoho-billing-lifecycle.md §3.1: which statuses count as "active" is uncertain)
@@ -59,6 +65,46 @@ def update(client, zoho_id: str, payload: dict, row, ctx) -> None:
     elif not payload.get(INACTIVE) and status == "inactive":
         client.post(f"/customers/{zoho_id}/markasactive")
         log.info("reopened entity=customers id=%s zoho_id=%s: marked active", row["id"], zoho_id)
+
+
+def resend_reopened_services(conn, before: dict, now: dict) -> None:
+    """A reopened account (ZOHO last accepted it closed, now open): its services the source shows live are sent
+    again in full in this run, in the transaction that records the reopening. The closure cancelled their
+    subscriptions in ZOHO, and a service's own payload does not change with its account, so nothing else would make
+    them due. Sent again like `retry subscriptions ID --force` (hash and accepted payload forgotten), the
+    subscription's update reads ZOHO's status and follows the reactivation policy (subscription_lifecycle: a
+    cancelled one is replaced by a new subscription, a non_renewing one reactivated, a running one left as it is),
+    looking its replacement up after any doubt, so a retry never makes a second one."""
+    reopened = [row_id for row_id, payload in now.items() if not payload.get(INACTIVE) and _was_closed(before, row_id)]
+    if not reopened:
+        return
+    c = services.c
+    live = sa.and_(
+        c.customer_id.in_(reopened),
+        c.status.in_(LIVE_SERVICES),
+        c.zoho_subscription_id.is_not(None),
+        sa.or_(c.zoho_sync_status.is_(None), c.zoho_sync_status != "syncing"),  # a live run owns those
+    )
+    ids = list(conn.execute(sa.select(c.id).where(live)).scalars())
+    if not ids:
+        return
+    payloads.forget(conn, "subscriptions", ids)
+    conn.execute(
+        services.update()
+        .where(c.id.in_(ids))
+        .values(
+            zoho_sync_status="pending",
+            zoho_payload_hash=None,
+            zoho_attempts=0,
+            zoho_next_attempt_at=None,
+            zoho_dead_lettered=False,
+        )
+    )
+    log.info("reopened entity=customers ids=%s: %d live service(s) sent again", reopened, len(ids))
+
+
+def _was_closed(before: dict, row_id) -> bool:
+    return bool((before.get(str(row_id)) or {}).get(INACTIVE))
 
 
 def _end_subscriptions(client, customer_id: str) -> int:

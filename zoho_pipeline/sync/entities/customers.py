@@ -182,4 +182,5 @@ SPEC = EntitySpec(
     lookup_key=lambda row: (row["email"] or "").strip(),  # the email build() sends
     calls=lifecycle.calls,
     children=(("subscriptions", "customer_id"), ("invoices", "customer_id"), ("payments", "customer_id")),
+    after_record=lifecycle.resend_reopened_services,
 )
