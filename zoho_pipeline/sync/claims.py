@@ -494,9 +494,10 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str, in
                 conn.execute(_statement(spec, build), params)
         if logs:
             conn.execute(zoho_sync_logs.insert(), logs)
-        if spec.after_record and accepted:  # before the write: what ZOHO held until now is still in the store
-            before = payloads.load(conn, spec.name, [row_id for row_id, _ in accepted])
-            spec.after_record(conn, before, {row_id: json.loads(text) for row_id, text in accepted})
+        updated = [(o.row["id"], o.payload) for o in outcomes if o.synced and o.payload and o.action == "update"]
+        if spec.after_record and updated:  # before the write: what ZOHO held until now is still in the store
+            before = payloads.load(conn, spec.name, [row_id for row_id, _ in updated])
+            spec.after_record(conn, before, {row_id: json.loads(text) for row_id, text in updated})
         payloads.write(conn, spec.name, accepted, now)
         if inspector is not None:
             inspector.write(conn, [call for o in outcomes for call in o.calls or ()])

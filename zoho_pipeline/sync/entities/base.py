@@ -156,8 +156,9 @@ class EntitySpec:
     # would create} for the entities the run has dry-run before) → a report with as_dict() holding
     # `estimated_calls` (invoices: how many recurring invoices would be linked, and would wait)
     before_sync_estimate: Callable[[object, object, object, dict], object] | None = None
-    # in the transaction that records a chunk of synced rows: (conn, {id: payload ZOHO accepted before}, {id: payload
-    # it accepted now}) → None (customers: a reopened account's live services are sent again, in the same run)
+    # in the transaction that records a chunk's updates ZOHO accepted: (conn, {id: payload ZOHO accepted before},
+    # {id: payload it accepted now}) → None (customers: a reopened account's live services are sent again, in the
+    # same run). Creates have no "before": they are left out, so a first sync pays no read for it
     after_record: Callable[[object, dict, dict], None] | None = None
     # the payload's fields ZOHO's GET shows, and where: what the drift check compares (nothing else is judged)
     drift: tuple[DriftField, ...] = ()
