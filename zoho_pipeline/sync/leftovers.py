@@ -13,7 +13,8 @@ from sqlalchemy import and_, func, select
 
 from zoho_pipeline.source.database import aware, db_before, utcnow
 from zoho_pipeline.source.tables import zoho_sync_runs
-from zoho_pipeline.sync.claims import RETRYING, SYNCING, live_runs, scope_filter
+from zoho_pipeline.sync import transient
+from zoho_pipeline.sync.claims import RETRYING, SYNCING, count_due, live_runs, scope_filter
 from zoho_pipeline.sync.entities.base import EntitySpec
 
 
@@ -40,6 +41,23 @@ def in_doubt(
         select(func.count()).select_from(spec.table).where(and_(*clauses), scope_filter(spec, months=months, ids=ids))
     )
     return int(conn.execute(query).scalar() or 0)
+
+
+def left_in_scope(engine, spec: EntitySpec, rep, *, run_id: str, silent_after_s: float, months, ids) -> None:
+    """What is left in scope after an entity's sweeps, into its report `rep`: due rows (incl. those under a run
+    that stopped beating: in doubt), rows still retrying later and the earliest next attempt. They decide the
+    exit code, so it is never quieter than the truth."""
+    silent, now = silent_after_s, utcnow()
+
+    def count(conn):
+        backlog = count_due(conn, spec, run_id=None, stale_after_s=silent, months=months, ids=ids)
+        doubt = in_doubt(conn, spec, now=now, silent_after_s=silent, run_id=run_id, months=months, ids=ids)
+        return backlog, doubt, retrying_later(conn, spec, now=now, months=months, ids=ids)
+
+    rep.backlog, rep.in_doubt, (rep.still_retrying, first) = transient.read(
+        engine, count, f"counting what is left of {spec.name}"
+    )
+    rep.next_attempt_at = first.isoformat(timespec="seconds") if first else None
 
 
 def close_dead_runs(engine, stale_after_s: float, now: datetime | None = None) -> int:

@@ -1,5 +1,6 @@
 """What the engine hands a row's mapping (`RowContext`: the catalog, its parents' ZOHO ids, the policies, whether
-an earlier attempt may have acted), and how the sweep's thread collects finished rows (`Finished`)."""
+an earlier attempt may have acted; `parent_infos` reads the parents), and how the sweep's thread collects finished
+rows (`Finished`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import timedelta
 
 from zoho_pipeline.source.database import utcnow
 from zoho_pipeline.sync import claims
-from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, ParentNotReady
+from zoho_pipeline.sync.entities.base import EntitySpec, InvalidRow, ParentInfo, ParentNotReady
 from zoho_pipeline.sync.settings import SyncSettings
 
 
@@ -76,3 +77,26 @@ class RowContext:
     def remember_zoho_id(self, zoho_id: str) -> None:
         """Called by a mapping right after a create, so a check that then fails the row keeps the id."""
         self.new_zoho_id = zoho_id
+
+
+def parent_infos(engine, spec: EntitySpec, ids) -> dict[str, ParentInfo]:
+    """The parents `ids` of entity `spec` as a row's mapping sees them (RowContext.parents): each one's ZOHO id,
+    status, last error and next attempt; a parent missing from the source says so."""
+    ids = list(ids)
+    c = spec.table.c
+    found = {pid: ParentInfo(spec.name, pid, pid, None, None, "does not exist") for pid in ids}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            query = spec.select().where(c.id.in_(ids[start : start + 500]))
+            for row in conn.execute(query).mappings():
+                row = dict(row)
+                found[str(row["id"])] = ParentInfo(
+                    spec.name,
+                    str(row["id"]),
+                    spec.label(row),
+                    row[spec.zoho_id_column],
+                    row["zoho_sync_status"],
+                    row["zoho_last_sync_error"],
+                    row["zoho_next_attempt_at"],
+                )
+    return found

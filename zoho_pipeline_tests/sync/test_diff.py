@@ -179,11 +179,11 @@ def test_the_payload_and_the_outcome_commit_together(source, client, emulator, m
 
 
 def test_a_dry_run_keeps_a_bounded_number_of_diffs_and_counts_the_rest(source, client, emulator, monkeypatch):
-    from zoho_pipeline.sync import engine as engine_module
+    from zoho_pipeline.sync import estimate
 
     for n in range(5):
         R.add_customer(source, "New", f"Row{n}")
-    monkeypatch.setattr(engine_module, "MAX_DIFF_ROWS", 2)
+    monkeypatch.setattr(estimate, "MAX_DIFF_ROWS", 2)
     report = run_sync(source, client, FAST, dry_run=True, diff=True)
     assert len(report.diffs) == 2 and report.diffs_omitted == 3
     assert report.entities["customers"].would_create == 5  # the counts stay exact

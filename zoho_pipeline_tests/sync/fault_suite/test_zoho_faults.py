@@ -153,7 +153,7 @@ def test_zoho_down_then_back(world, tmp_path):
 
 
 def test_a_failing_parent_is_attempted_once_per_round_not_once_per_child_batch(world):
-    """engine._prepare_parents: a parent this run already tried waits for its own retry round."""
+    """engine.prepare_parents: a parent this run already tried waits for its own retry round."""
     h = world.emulator()
     fk.run_once(world.engine, world.clients(h), fk.fast_settings(), entities=("plans", "customers"))
     h.set_faults(fail_rate=1.0)  # every call now answers 500: invoices fail retryably, again and again
