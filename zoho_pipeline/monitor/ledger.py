@@ -29,7 +29,7 @@ from zoho_pipeline.source.tables import customers as cust
 from zoho_pipeline.source.tables import payment_transactions as pay
 from zoho_pipeline.source.tables import zoho_recurring_links as links
 from zoho_pipeline.sync.entities.invoices import MANUAL_TYPES, NOT_PUSHED_STATUSES
-from zoho_pipeline.sync.entities.recurring import DECIDED, LINKED
+from zoho_pipeline.sync.entities.recurring_match import DECIDED, LINKED
 
 if TYPE_CHECKING:
     import pandas as pd

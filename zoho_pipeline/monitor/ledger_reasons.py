@@ -20,7 +20,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from zoho_pipeline.source.tables import customer_services as svc
-from zoho_pipeline.sync.entities.recurring import HISTORY, LINKED
+from zoho_pipeline.sync.entities.recurring_match import HISTORY, LINKED
 
 ZERO = Decimal("0.00")
 RECEIVABLE, CREDIT = "receivable", "unused_credits"

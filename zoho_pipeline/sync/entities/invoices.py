@@ -37,6 +37,7 @@ from zoho_pipeline.sync.entities.base import (
     status_flag,
     vat,
 )
+from zoho_pipeline.sync.entities.recurring_match import HISTORY
 
 MANUAL_TYPES = ("installation", "pro_rata", "equipment", "adjustment")
 NOT_PUSHED_STATUSES = ("draft", "cancelled")
@@ -46,11 +47,11 @@ CREDIT_ADDON = "isp-account-credit"
 
 def is_history(row) -> bool:
     """A recurring invoice ZOHO will never bill (its term began before the subscription reached ZOHO)."""
-    return row.get("invoice_type") == "recurring" and row.get("link_state") == recurring.HISTORY
+    return row.get("invoice_type") == "recurring" and row.get("link_state") == HISTORY
 
 
 def _eligible(table):
-    history = sa.select(links.c.invoice_id).where(links.c.state == recurring.HISTORY)
+    history = sa.select(links.c.invoice_id).where(links.c.state == HISTORY)
     return and_(
         or_(table.c.invoice_type.in_(MANUAL_TYPES), and_(table.c.invoice_type == "recurring", table.c.id.in_(history))),
         or_(table.c.status.not_in(NOT_PUSHED_STATUSES), table.c.zoho_billing_invoice_id.is_not(None)),

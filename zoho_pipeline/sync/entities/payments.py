@@ -37,6 +37,7 @@ from zoho_pipeline.sync.entities.base import (
     sql_text,
 )
 from zoho_pipeline.sync.entities.invoices import MANUAL_TYPES
+from zoho_pipeline.sync.entities.recurring_match import HISTORY
 
 # provider method → ZOHO payment_mode (docs/architecture.md keeps the same table)
 PAYMENT_MODES = {
@@ -110,7 +111,7 @@ def label(row) -> str:
 def _applies_to_invoice(row) -> bool:
     """A pushed manual invoice of the payer (or a recurring one pushed as such: `history`); not a credit
     adjustment (a credit note), nor a recurring one ZOHO raises itself (applied to its linked twin)."""
-    history = _is_recurring(row) and row.get("link_state") == recurring.HISTORY
+    history = _is_recurring(row) and row.get("link_state") == HISTORY
     pushed = row.get("invoice_type") in MANUAL_TYPES or history
     return row["invoice_id"] is not None and pushed and (row.get("invoice_total") or 0) > 0 and _own_invoice(row)
 
@@ -121,7 +122,7 @@ def _is_recurring(row) -> bool:
 
 def _on_zohos_own_invoice(row) -> bool:
     """On a recurring invoice of the payer's that ZOHO raises itself (not one pushed as `history`)."""
-    return _is_recurring(row) and row.get("link_state") != recurring.HISTORY and _own_invoice(row)
+    return _is_recurring(row) and row.get("link_state") != HISTORY and _own_invoice(row)
 
 
 def _own_invoice(row) -> bool:

@@ -29,7 +29,8 @@ from zoho_pipeline.source.database import utcnow
 from zoho_pipeline.source.tables import customer_invoices as inv
 from zoho_pipeline.source.tables import customer_services as svc
 from zoho_pipeline.sync.entities import recurring_zoho
-from zoho_pipeline.sync.entities.recurring import HISTORY, UNMATCHED, decided_by_source, of_the_pass, wanted
+from zoho_pipeline.sync.entities.recurring import of_the_pass, wanted
+from zoho_pipeline.sync.entities.recurring_match import HISTORY, UNMATCHED, decided_by_source
 
 LIVE_STATUSES = ("active", "suspended")  # subscriptions.LIVE_STATUSES: services that have or get a subscription
 
