@@ -20,7 +20,7 @@ from bench_common import metric, pg_available, pg_database
 from zoho_pipeline.source import business
 from zoho_pipeline.source.database import make_engine
 from zoho_pipeline.source.migrate import upgrade
-from zoho_pipeline.sync import claims
+from zoho_pipeline.sync import claims, due_rows
 from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.settings import ENTITY_ORDER
 
@@ -175,10 +175,10 @@ def measure(url: str, batch: int, repeats: int, timeout_s: float, entities=ENTIT
             kw = dict(mode="due", now=now, run_id="bench", stale_after_s=120.0)
 
             def find():
-                return claims.find_due(conn, spec, limit=batch, **kw)  # noqa: B023 - called at once, in this loop
+                return due_rows.find_due(conn, spec, limit=batch, **kw)  # noqa: B023 - called at once, in this loop
 
             def count():
-                return claims.count_due(conn, spec, now=now)  # noqa: B023 - called at once, in this loop
+                return due_rows.count_due(conn, spec, now=now)  # noqa: B023 - called at once, in this loop
 
             first, median, found = _time(find, repeats, conn)
             c_first, c_median, due = _time(count, repeats, conn)
@@ -186,7 +186,7 @@ def measure(url: str, batch: int, repeats: int, timeout_s: float, entities=ENTIT
             found = None if found is None else len(found)
             query = (
                 spec.select()
-                .where(claims.due_filter(spec, **kw), claims.scope_filter(spec))
+                .where(due_rows.due_filter(spec, **kw), due_rows.scope_filter(spec))
                 .order_by(spec.table.c.id)
                 .limit(batch)
             )
@@ -194,8 +194,8 @@ def measure(url: str, batch: int, repeats: int, timeout_s: float, entities=ENTIT
                 sa.select(sa.func.count())
                 .select_from(spec.table)
                 .where(
-                    claims.due_filter(spec, mode="due", now=now, run_id=None, stale_after_s=120.0),
-                    claims.scope_filter(spec),
+                    due_rows.due_filter(spec, mode="due", now=now, run_id=None, stale_after_s=120.0),
+                    due_rows.scope_filter(spec),
                 )
             )
             plan = _explain(conn, query, engine.dialect, analyze=median is not None)

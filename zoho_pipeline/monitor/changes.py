@@ -1,5 +1,5 @@
 """What changed in the source, for the sensor and the schedule: change watermarks per entity and the months holding
-due invoices and payments. Built on the engine's EntitySpecs and its due rule (sync.claims.due_filter, through
+due invoices and payments. Built on the engine's EntitySpecs and its due rule (sync.due_rows.due_filter, through
 monitor.queries), so there is one definition of each entity and of "due"."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Vocabulary
   only those.
 - status: `zoho_sync_status`; NULL counts as `pending`. `dead_lettered` rows (failed, no automatic retry) are
   counted apart from `failed`, so the statuses of one entity add up to its `total`.
-- due: rows the engine would pick up now; the engine's own rule, sync.claims.due_filter (never synced, changed
+- due: rows the engine would pick up now; the engine's own rule, sync.due_rows.due_filter (never synced, changed
   since the last sync, failed/retrying with the next attempt due, claimed by a dead run).
 - label: the row as a person knows it (each entity module's `label_sql`): customers "First Last <email>",
   subscriptions "<package> for <email>", invoices their invoice number, payments their transaction id, plans the
@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.source.database import aware, db_time, id_params, iso, utcnow
-from zoho_pipeline.sync import claims
+from zoho_pipeline.sync import due_rows
 from zoho_pipeline.sync.entities import entities, entity_aliases, spec
 from zoho_pipeline.sync.entities.base import EntitySpec
 from zoho_pipeline.sync.settings import SyncSettings
@@ -87,21 +87,21 @@ def _stale_after_s(stale_after_s: float | None) -> float:
 def due_where(info: EntitySpec, now: datetime, stale_after_s: float | None = None):
     """The engine's own due rule (sync.claims) over the eligible rows: one definition of "due"."""
     return sa.and_(
-        claims.due_filter(info, mode="due", now=aware(now), run_id=None, stale_after_s=_stale_after_s(stale_after_s)),
-        claims.scope_filter(info),
+        due_rows.due_filter(info, mode="due", now=aware(now), run_id=None, stale_after_s=_stale_after_s(stale_after_s)),
+        due_rows.scope_filter(info),
     )
 
 
 def due_count(
     engine: sa.Engine, entity: str, now: datetime | None = None, *, stale_after_s: float | None = None
 ) -> int:
-    """Rows the engine would pick up now (sync.claims.due_filter): never synced, changed since their last sync,
+    """Rows the engine would pick up now (sync.due_rows.due_filter): never synced, changed since their last sync,
     failed or retrying with their next attempt due, or claimed by a run that died. A permanently failed or
     dead-lettered row waits until its data changes or an operator requeues it (`zoho-pipeline retry`).
     `stale_after_s`: a run's heartbeat age past which its claims count as due (default SyncSettings.silent_after_s:
     in doubt, though the engine takes them over only at run_stale_after_s)."""
     with engine.connect() as conn:
-        return claims.count_due(
+        return due_rows.count_due(
             conn, spec(entity), now=aware(now or utcnow()), stale_after_s=_stale_after_s(stale_after_s)
         )
 

@@ -1,4 +1,5 @@
-"""The row state machine in SQL: find due rows, claim a chunk, record outcomes or release. Portable SQLite/Postgres.
+"""The row state machine in SQL: claim a chunk, record its outcomes or release it. Portable SQLite/Postgres.
+Which rows are due is due_rows.py's; the runs whose heartbeat keeps a claim alive, runs.py's.
 
 A claim is an optimistic compare-and-set on (`zoho_claimed_by`, `zoho_claimed_at`): the UPDATE only matches
 when nobody claimed the row since we read it, so two runs never work the same row, on either database. A
@@ -9,15 +10,13 @@ the next attempt look the entity up in ZOHO before any second create.
 from __future__ import annotations
 
 import json
-import os
-import socket
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 
-from sqlalchemy import and_, bindparam, case, false, func, null, or_, select, true
+from sqlalchemy import and_, bindparam, case, func, null, select
 
-from zoho_pipeline.source.database import aware, db_before, db_now, utcnow
-from zoho_pipeline.source.tables import dirty_predicate, zoho_sync_logs, zoho_sync_runs
+from zoho_pipeline.source.database import utcnow
+from zoho_pipeline.source.tables import zoho_sync_logs
 from zoho_pipeline.sync import payloads
 from zoho_pipeline.sync.chunk_sql import execute_joined
 from zoho_pipeline.sync.entities.base import EntitySpec
@@ -25,144 +24,6 @@ from zoho_pipeline.sync.entities.base import EntitySpec
 SYNCING, SYNCED, FAILED, RETRYING, PENDING = "syncing", "synced", "failed", "retrying", "pending"
 UNCHANGED, DEAD_LETTERED, RELEASED = "unchanged", "dead_lettered", "released"  # outcomes besides the statuses
 WAITING_CODE = "waiting"  # the error code of a row that waits (a future-dated change, a recurring invoice's link)
-
-
-# --- runs -----------------------------------------------------------------------------------------------------
-
-
-def start_run(engine, run_id: str) -> None:
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(
-            zoho_sync_runs.insert().values(
-                run_id=run_id,
-                started_at=now,
-                heartbeat_at=db_now(now),  # beats are the database's time (Postgres): hosts' clocks may differ
-                host=socket.gethostname()[:255],
-                pid=os.getpid(),
-                status="running",
-            )
-        )
-
-
-def heartbeat(engine, run_id: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(zoho_sync_runs.update().where(zoho_sync_runs.c.run_id == run_id).values(heartbeat_at=db_now()))
-
-
-def finish_run(engine, run_id: str, status: str, summary: dict) -> None:
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(
-            zoho_sync_runs.update()
-            .where(zoho_sync_runs.c.run_id == run_id)
-            .values(heartbeat_at=db_now(now), finished_at=now, status=status, summary=json.dumps(summary, default=str))
-        )
-
-
-def live_runs(now: datetime, stale_after_s: float):
-    runs = zoho_sync_runs.c
-    return select(runs.run_id).where(runs.finished_at.is_(None), runs.heartbeat_at > db_before(stale_after_s, now))
-
-
-# --- finding work ---------------------------------------------------------------------------------------------
-
-
-def _month_filter(spec: EntitySpec, months: tuple[date, date] | None):
-    if not months or not spec.month_column:
-        return true()
-    column = spec.month_date
-    start, end = months
-    if spec.month_column == "completed_at":  # a timestamp: compare with midnight UTC
-        start = datetime.combine(start, time.min, tzinfo=UTC)
-        end = datetime.combine(end, time.min, tzinfo=UTC)
-    return and_(column >= start, column < end)
-
-
-def due_filter(spec: EntitySpec, *, mode: str, now: datetime, run_id: str | None, stale_after_s: float):
-    """Rows that need an attempt now. `mode`: due (the incremental rule), failed (every failed or retrying row),
-    all (every row: re-check against ZOHO)."""
-    c = spec.table.c
-    if mode == "all":
-        return true()
-    if mode == "failed":
-        return c.zoho_sync_status.in_((FAILED, RETRYING))
-    stale_claim = and_(c.zoho_sync_status == SYNCING, c.zoho_claimed_by.not_in(live_runs(now, stale_after_s)))
-    if run_id:
-        stale_claim = and_(stale_claim, c.zoho_claimed_by != run_id)
-    return and_(
-        dirty_predicate(spec.table),  # the partial index's predicate: only the dirty part of the table is read
-        or_(
-            c.zoho_sync_status.is_(None),
-            c.zoho_sync_status == PENDING,
-            and_(
-                c.zoho_sync_status != SYNCING,
-                or_(c.zoho_source_version.is_(None), c.updated_at > c.zoho_source_version),
-            ),
-            and_(c.zoho_sync_status.in_((FAILED, RETRYING)), c.zoho_next_attempt_at <= now),
-            stale_claim,
-        ),
-    )
-
-
-def scope_filter(spec: EntitySpec, *, months=None, ids=None, eligible_only: bool = True):
-    c = spec.table.c
-    clauses = [_month_filter(spec, months)]
-    if eligible_only:
-        clauses.append(spec.eligible(spec.table))
-    if ids is not None:
-        clauses.append(c.id.in_(list(ids)) if ids else false())
-    return and_(*clauses)
-
-
-def find_due(
-    conn,
-    spec: EntitySpec,
-    *,
-    mode: str,
-    now: datetime,
-    run_id: str,
-    stale_after_s: float,
-    months=None,
-    ids=None,
-    eligible_only=True,
-    after_id=None,
-    limit: int = 200,
-) -> list[dict]:
-    c = spec.table.c
-    query = spec.select().where(
-        due_filter(spec, mode=mode, now=now, run_id=run_id, stale_after_s=stale_after_s),
-        scope_filter(spec, months=months, ids=ids, eligible_only=eligible_only),
-    )
-    if after_id is not None:
-        query = query.where(c.id > after_id)
-    query = query.order_by(c.id).limit(limit)
-    return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def count_due(
-    conn, spec: EntitySpec, *, mode="due", now=None, run_id=None, stale_after_s=120.0, months=None, ids=None
-) -> int:
-    now = now or utcnow()
-    query = (
-        select(func.count())
-        .select_from(spec.table)
-        .where(
-            due_filter(spec, mode=mode, now=now, run_id=run_id, stale_after_s=stale_after_s),
-            scope_filter(spec, months=months, ids=ids),
-        )
-    )
-    return int(conn.execute(query).scalar() or 0)
-
-
-def next_retry_at(conn, spec: EntitySpec, *, months=None, ids=None) -> datetime | None:
-    c = spec.table.c
-    query = select(func.min(c.zoho_next_attempt_at)).where(
-        c.zoho_sync_status.in_((FAILED, RETRYING)),
-        c.zoho_next_attempt_at.is_not(None),
-        scope_filter(spec, months=months, ids=ids),
-    )
-    return aware(conn.execute(query).scalar())  # SQLite hands timestamps back naive: they are UTC
 
 
 # --- a chunk of rows' life ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ missing parents are synced first (by their own rules), then its rows go to a bou
 of which claims a row, maps it, skips it at zero calls when its payload is unchanged, looks it up when an
 earlier create may have reached ZOHO, creates or updates, and records the outcome with one log row.
 One row's attempt is attempt.py's; a dry run's counting, estimate.py's; what is left in scope after an
-entity, leftovers.py's.
+entity, leftovers.py's; the run's row in zoho_sync_runs and its heartbeat, runs.py's.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import date
 from functools import partial
 
 from zoho_pipeline.source.database import utcnow
-from zoho_pipeline.sync import claims, estimate, leftovers, transient
+from zoho_pipeline.sync import claims, due_rows, estimate, leftovers, runs, transient
 from zoho_pipeline.sync.attempt import attempt
 from zoho_pipeline.sync.catalog import Catalog
 from zoho_pipeline.sync.entities import SPECS
@@ -77,13 +77,13 @@ def run_sync(
     started = time.monotonic()
     calls_before = getattr(getattr(client, "stats", None), "api_calls", 0)
     if not dry_run:
-        transient.retrying(lambda: claims.start_run(source_engine, run_id), "start of the run")
+        transient.retrying(lambda: runs.start_run(source_engine, run_id), "start of the run")
         closed = transient.retrying(
             lambda: leftovers.close_dead_runs(source_engine, settings.run_stale_after_s), "closing dead runs"
         )
         if closed:
             log.warning("closed %d run(s) as failed: no heartbeat for over %.0f s", closed, settings.run_stale_after_s)
-    beat = _Heartbeat(source_engine, run_id, settings.heartbeat_interval_s) if not dry_run else None
+    beat = runs.Heartbeat(source_engine, run_id, settings.heartbeat_interval_s) if not dry_run else None
     status = "failed"
     try:
         for name in sorted(entities, key=ENTITY_ORDER.index):
@@ -108,7 +108,7 @@ def run_sync(
         report.api_calls = getattr(getattr(client, "stats", None), "api_calls", 0) - calls_before
         if not dry_run:
             try:
-                claims.finish_run(source_engine, run_id, status, report.as_dict())
+                runs.finish_run(source_engine, run_id, status, report.as_dict())
             except Exception:  # the source may be the thing that failed; the run's own error is what matters
                 log.exception("could not record the end of run_id=%s", run_id)
     log.info(
@@ -120,28 +120,6 @@ def run_sync(
         report.stopped_reason,
     )
     return report
-
-
-class _Heartbeat:
-    """Tells other runs that this run's `syncing` claims are alive."""
-
-    def __init__(self, engine, run_id: str, interval_s: float):
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, args=(engine, run_id, interval_s), daemon=True, name=f"heartbeat-{run_id[:8]}"
-        )
-        self._thread.start()
-
-    def _beat(self, engine, run_id, interval_s):
-        while not self._stop.wait(interval_s):
-            try:
-                claims.heartbeat(engine, run_id)
-            except Exception:  # a missed beat only makes our claims look stale sooner
-                log.exception("heartbeat failed run_id=%s", run_id)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 class _Run:
@@ -197,7 +175,7 @@ class _Run:
             return
         rep.due += transient.read(
             self.engine,
-            lambda conn: claims.count_due(
+            lambda conn: due_rows.count_due(
                 conn,
                 spec,
                 mode=self.mode,
@@ -233,7 +211,7 @@ class _Run:
         while not self.stopped:
             rows = transient.read(
                 self.engine,
-                lambda conn, after=after: claims.find_due(
+                lambda conn, after=after: due_rows.find_due(
                     conn,
                     spec,
                     mode=mode,
@@ -344,7 +322,7 @@ class _Run:
         """Sleep until the earliest retry of this entity when it falls inside the in-run retry window."""
         at = transient.read(
             self.engine,
-            lambda conn: claims.next_retry_at(conn, spec, months=self.months, ids=ids),
+            lambda conn: due_rows.next_retry_at(conn, spec, months=self.months, ids=ids),
             f"the next {spec.name} retry",
         )
         if at is None:

@@ -14,8 +14,10 @@ from sqlalchemy import and_, func, select
 from zoho_pipeline.source.database import aware, db_before, utcnow
 from zoho_pipeline.source.tables import zoho_sync_runs
 from zoho_pipeline.sync import transient
-from zoho_pipeline.sync.claims import RETRYING, SYNCING, count_due, live_runs, scope_filter
+from zoho_pipeline.sync.claims import RETRYING, SYNCING
+from zoho_pipeline.sync.due_rows import count_due, scope_filter
 from zoho_pipeline.sync.entities.base import EntitySpec
+from zoho_pipeline.sync.runs import live_runs
 
 
 def retrying_later(conn, spec: EntitySpec, *, now: datetime, months=None, ids=None) -> tuple[int, datetime | None]:

@@ -39,7 +39,7 @@ def test_status_counts_only_eligible_and_null_is_pending(world):
 
 def test_due_count_and_backlog_age(world):
     engine, ids = world
-    # the engine's rule (sync.claims.due_filter): due are sipho (never synced) and aisha (syncing, her run died);
+    # the engine's rule (sync.due_rows.due_filter): due are sipho (never synced) and aisha (syncing, her run died);
     # lerato failed permanently and waits until her data changes or she is requeued; naledi waits for her next
     # attempt; pieter is dead-lettered; synced rows are clean
     assert Q.due_count(engine, "customers") == 2
@@ -56,11 +56,11 @@ def test_due_count_and_backlog_age(world):
         conn.execute(T.customers.update().where(T.customers.c.id == ids["lerato"]).values(updated_at=ts(engine, now())))
     assert Q.due_count(engine, "customers") == 4
     # the same count the engine's own find-work query gives
-    from zoho_pipeline.sync import claims
+    from zoho_pipeline.sync import due_rows
     from zoho_pipeline.sync.entities import SPECS
 
     with engine.connect() as conn:
-        assert claims.count_due(conn, SPECS["customers"]) == 4
+        assert due_rows.count_due(conn, SPECS["customers"]) == 4
 
 
 def test_stuck_rows_claim_timeout_and_dead_heartbeat(world):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from zoho_pipeline.source.database import make_engine, utcnow
-from zoho_pipeline.sync import claims
+from zoho_pipeline.sync import claims, due_rows
 from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline_tests.support.rows import customers_database
 
@@ -16,7 +16,7 @@ SPEC = SPECS["customers"]
 
 def _due(engine, run_id: str) -> list[dict]:
     with engine.connect() as conn:
-        return claims.find_due(conn, SPEC, mode="due", now=utcnow(), run_id=run_id, stale_after_s=120, limit=50)
+        return due_rows.find_due(conn, SPEC, mode="due", now=utcnow(), run_id=run_id, stale_after_s=120, limit=50)
 
 
 def _statuses(engine) -> dict:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from zoho_pipeline.source import database
 from zoho_pipeline.source import tables as T
-from zoho_pipeline.sync import claims
+from zoho_pipeline.sync import claims, due_rows, runs
 from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline_tests.support import rows
 
@@ -20,8 +20,8 @@ def test_a_run_on_a_host_300_s_behind_keeps_its_claims(pg_url, monkeypatch):
     customer = rows.add_customer(engine, "Thandi", "Nkosi")
     real_now = database.utcnow
     monkeypatch.setattr(claims, "utcnow", lambda: real_now() - timedelta(seconds=300))  # the slow host
-    claims.start_run(engine, "slow-host-run")
-    claims.heartbeat(engine, "slow-host-run")
+    runs.start_run(engine, "slow-host-run")
+    runs.heartbeat(engine, "slow-host-run")
     spec = SPECS["customers"]
     with engine.connect() as conn:
         row = dict(conn.execute(spec.select().where(T.customers.c.id == customer)).mappings().one())
@@ -29,7 +29,9 @@ def test_a_run_on_a_host_300_s_behind_keeps_its_claims(pg_url, monkeypatch):
     monkeypatch.setattr(claims, "utcnow", real_now)  # another host, its clock right
 
     with engine.connect() as conn:
-        due = claims.find_due(conn, spec, mode="due", now=real_now(), run_id="other-run", stale_after_s=120.0, limit=10)
+        due = due_rows.find_due(
+            conn, spec, mode="due", now=real_now(), run_id="other-run", stale_after_s=120.0, limit=10
+        )
         beat = conn.execute(
             sa.select(T.zoho_sync_runs.c.heartbeat_at).where(T.zoho_sync_runs.c.run_id == "slow-host-run")
         ).scalar_one()
