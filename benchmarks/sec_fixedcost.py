@@ -22,7 +22,7 @@ from pathlib import Path
 from bench_common import EmulatorProc, metric, sqlite_database
 
 from zoho_pipeline.source.migrate import create_demo
-from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
+from zoho_pipeline_tests.support.emulator import pipeline_env
 
 SECTION = "9 fixed cost"
 NOOP_SYNC_TARGET_S = 5.0
@@ -35,15 +35,7 @@ CLI = Path(sys.executable).parent / "zoho-pipeline"
 def _cli_env(home: str, source_url: str, emulator_url: str) -> dict:
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ZOHO_", "ALERT_"))},
-        "DAGSTER_HOME": home,
-        "SOURCE_DATABASE_URL": source_url,
-        "ZOHO_API_BASE_URL": f"{emulator_url}/billing/v1",
-        "ZOHO_ACCOUNTS_URL": emulator_url,
-        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
-        "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
-        "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
-        "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
-        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000",
+        **pipeline_env(source_url, emulator_url, DAGSTER_HOME=home),
     }
 
 

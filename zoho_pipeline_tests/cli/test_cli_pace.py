@@ -14,7 +14,7 @@ from zoho_pipeline.cli import main as cli
 from zoho_pipeline.source.migrate import create_demo
 from zoho_pipeline.sync.stores import DbPaceStore
 from zoho_pipeline.zoho.limiter import RateLimiter
-from zoho_pipeline_tests.support.emulator import TEST_CREDENTIALS, start_emulator
+from zoho_pipeline_tests.support.emulator import TEST_CREDENTIALS, pipeline_env, start_emulator
 
 POOL = "zoho_api"
 # `{synced}`: the email of a customer the first sync created (a forced retry resends it)
@@ -51,19 +51,13 @@ def world(db_url, tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    for key, value in {
-        "DAGSTER_HOME": str(home),
-        "SOURCE_DATABASE_URL": db_url,
-        "ZOHO_API_BASE_URL": f"{emulator.url}/billing/v1",
-        "ZOHO_ACCOUNTS_URL": emulator.url,
-        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
-        "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
-        "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
-        "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
-        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000",
-        "ZOHO_DAILY_BUDGET": "10000000",
-        "ZOHO_SYNC_BACKOFF_BASE_S": "0.01",
-    }.items():
+    for key, value in pipeline_env(
+        db_url,
+        emulator.url,
+        DAGSTER_HOME=str(home),
+        ZOHO_DAILY_BUDGET="10000000",
+        ZOHO_SYNC_BACKOFF_BASE_S="0.01",
+    ).items():
         monkeypatch.setenv(key, value)
     leases = []
     lease = DbPaceStore.lease

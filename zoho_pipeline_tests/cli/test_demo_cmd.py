@@ -10,7 +10,7 @@ import pytest
 
 from zoho_pipeline.cli import demo as demo_cmd
 from zoho_pipeline.source.migrate import create_demo
-from zoho_pipeline_tests.support.emulator import TEST_CREDENTIALS, free_port
+from zoho_pipeline_tests.support.emulator import free_port, pipeline_env
 
 
 @pytest.fixture
@@ -25,17 +25,7 @@ def early_emulator():
 
 def _env(monkeypatch, url: str, emulator_url: str) -> None:
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    for key, value in {
-        "SOURCE_DATABASE_URL": url,
-        "ZOHO_API_BASE_URL": f"{emulator_url}/billing/v1",
-        "ZOHO_ACCOUNTS_URL": emulator_url,
-        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
-        "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
-        "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
-        "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
-        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000",
-        "ZOHO_DAILY_BUDGET": "10000000",
-    }.items():
+    for key, value in pipeline_env(url, emulator_url, ZOHO_DAILY_BUDGET="10000000").items():
         monkeypatch.setenv(key, value)
 
 

@@ -22,9 +22,8 @@ from zoho_pipeline.defs import cli_runs
 from zoho_pipeline.defs.resources import SourceDatabaseResource, SyncEngineResource
 from zoho_pipeline.defs.sensors import zoho_source_changes_sensor
 from zoho_pipeline.source.migrate import create_demo
-from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
 from zoho_pipeline_tests.support.dagster import BACKENDS, dagster_instance
-from zoho_pipeline_tests.support.emulator import start_emulator
+from zoho_pipeline_tests.support.emulator import pipeline_env, start_emulator
 
 BIN = Path(sys.executable).parent
 IN_PROGRESS = (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
@@ -98,16 +97,7 @@ def test_a_cli_sync_killed_with_sigkill_is_failed_by_the_next_sensor_tick(tmp_pa
     emulator = start_emulator(latency_ms=150)  # slow enough that the kill lands mid-run
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ZOHO_", "ALERT_"))},
-        "DAGSTER_HOME": str(home),
-        "SOURCE_DATABASE_URL": source_url,
-        "ZOHO_API_BASE_URL": f"{emulator.url}/billing/v1",
-        "ZOHO_ACCOUNTS_URL": emulator.url,
-        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
-        "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
-        "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
-        "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
-        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000",
-        "ZOHO_SYNC_HEARTBEAT_S": "1",
+        **pipeline_env(source_url, emulator.url, DAGSTER_HOME=str(home), ZOHO_SYNC_HEARTBEAT_S="1"),
     }
     proc = subprocess.Popen(
         [str(BIN / "zoho-pipeline"), "sync"],

@@ -109,6 +109,22 @@ def zoho_config(emulator_url: str, **overrides):
     return ZohoConfig(**options)
 
 
+def pipeline_env(source_url: str, emulator_url: str, **more: str) -> dict[str, str]:
+    """The environment a zoho-pipeline process needs to sync `source_url` to the emulator, unpaced; `more` adds or
+    overrides variables (DAGSTER_HOME, ZOHO_DAILY_BUDGET, ...)."""
+    return {
+        "SOURCE_DATABASE_URL": source_url,
+        "ZOHO_API_BASE_URL": f"{emulator_url}/billing/v1",
+        "ZOHO_ACCOUNTS_URL": emulator_url,
+        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
+        "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
+        "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
+        "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
+        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000",
+        **more,
+    }
+
+
 def make_client(engine, emulator_url: str, *, session=None, own_limiter: bool = False, **overrides):
     """The production wiring (token cache and usage in the source database). `own_limiter`: a limiter of this
     client's own, as a separate process would have; else the process-wide one, reset first."""

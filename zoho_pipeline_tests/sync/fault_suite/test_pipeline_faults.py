@@ -225,20 +225,11 @@ def test_health_calls_while_the_source_is_down_burn_no_tokens(world, tmp_path, m
 
 
 def _cli_env(world, emulator_url: str, dagster_home: Path) -> dict:
-    from zoho_pipeline_tests.conftest import TEST_CREDENTIALS
+    from zoho_pipeline_tests.support.emulator import pipeline_env
 
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ZOHO_", "ALERT_"))},
-        "DAGSTER_HOME": str(dagster_home),
-        "SOURCE_DATABASE_URL": world.url,
-        "ZOHO_API_BASE_URL": f"{emulator_url}/billing/v1",
-        "ZOHO_ACCOUNTS_URL": emulator_url,
-        "ZOHO_CLIENT_ID": TEST_CREDENTIALS["client_id"],
-        "ZOHO_CLIENT_SECRET": TEST_CREDENTIALS["client_secret"],
-        "ZOHO_REFRESH_TOKEN": TEST_CREDENTIALS["refresh_token"],
-        "ZOHO_ORGANIZATION_ID": TEST_CREDENTIALS["organization_id"],
-        "ZOHO_RATE_LIMIT_PER_MINUTE": "100000",
-        "ZOHO_SYNC_HEARTBEAT_S": "1",
+        **pipeline_env(world.url, emulator_url, DAGSTER_HOME=str(dagster_home), ZOHO_SYNC_HEARTBEAT_S="1"),
     }
 
 
