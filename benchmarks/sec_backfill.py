@@ -1,7 +1,7 @@
 """6. Backfill estimate: what the CLI predicts before a full backfill, checked against a real run.
 
 A seeded demo database; the emulator at L requests/minute with latency. First the dry run the CLI's
-`zoho-pipeline sync --dry-run` performs (`run_sync(dry_run=True)`) and its estimate, as `sync_cmd.format_summary`
+`zoho-pipeline sync --dry-run` performs (`run_sync(dry_run=True)`) and its estimate, as `sync_summary.format_summary`
 prints it: calls = would_create + would_update, time = calls ÷ L. Also `status`'s estimate
 (`status_cmd.estimate`: due rows × 1 call ÷ L). Then the real run: calls and wall time. `estimate_backfill` below
 is the fuller estimate this benchmark proposes for the CLI (set-up calls, inactive plans, the rate window's
@@ -16,7 +16,7 @@ import time
 from bench_common import EmulatorProc, api_requests, make_client, metric, sqlite_database
 
 from zoho_pipeline.cli.status import estimate as status_estimate
-from zoho_pipeline.cli.sync import format_summary
+from zoho_pipeline.cli.sync_summary import format_summary
 from zoho_pipeline.source.database import make_engine
 from zoho_pipeline.source.migrate import create_demo
 from zoho_pipeline.sync.catalog import PRODUCTS

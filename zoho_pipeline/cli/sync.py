@@ -16,14 +16,12 @@ import uuid
 from dataclasses import fields
 from pathlib import Path
 
-from zoho_pipeline.cli.common import format_table
+from zoho_pipeline.cli.sync_summary import format_summary
 from zoho_pipeline.env import choice, text
 from zoho_pipeline.sync import diff
 from zoho_pipeline.sync.report import EntityReport, Failure, RunReport
 from zoho_pipeline.sync.settings import ENTITY_ORDER, MODES
-from zoho_pipeline.zoho.limiter import paced_seconds
 
-FAILURES_LISTED = 50
 DIFF_ROWS_LISTED = 200  # rows printed by --diff; the full diff is in the files the run wrote
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # ZOHO_SYNC_LOG_LEVEL
@@ -243,124 +241,6 @@ def collect(result) -> tuple[RunReport, list[str], list[tuple[str, bool, str]]]:
         for ev in result.get_asset_check_evaluations()
     ]
     return merge_reports(reports, result.run_id), errors, checks
-
-
-# --- printing ----------------------------------------------------------------------------------------------------
-
-
-def link_estimate_line(links: dict) -> str:
-    """A dry run's estimate of the recurring invoices' linking (sync/entities/recurring_estimate.py)."""
-    line = (
-        f"Recurring invoices (estimate, ZOHO not read): {links['would_link']} would be linked to ZOHO's invoices, "
-        f"{links['waiting']} would still wait for ZOHO to raise theirs"
-    )
-    if links.get("history"):
-        line += f", {links['history']} pushed as plain invoices (terms before ZOHO billed them)"
-    if links.get("awaiting_subscription"):
-        line += (
-            f", {links['awaiting_subscription']} of services whose subscription this run creates first "
-            "(then linked, or pushed as plain invoices for terms before it)"
-        )
-    if links.get("unmatched"):
-        line += f", {links['unmatched']} cannot be linked (no service, or a service never pushed)"
-    if links.get("not_looked_at"):
-        line += f"; {links['not_looked_at']} looked at recently, not looked at again yet"
-    return line + f"; {links['list_pages']} list pages."
-
-
-def format_summary(report: RunReport, rate_per_minute: int | None = None) -> str:
-    ents = list(report.entities.values())
-    if report.dry_run:
-        rows = [
-            [e.entity, e.due, e.would_create, e.would_update, e.unchanged, e.invalid, e.would_create + e.would_update]
-            for e in ents
-        ]
-        calls = report.estimated_calls  # rows, look-ups of rows in doubt, and one-off catalog calls
-        rows.append(["total", *[sum(r[i] for r in rows) for i in range(1, 7)]])
-        out = [
-            "DRY RUN: nothing was sent to ZOHO.",
-            format_table(
-                ["entity", "due", "would_create", "would_update", "unchanged", "invalid", "est_api_calls"],
-                rows,
-                numbers_right=True,
-            ),
-        ]
-        invoices = report.entities.get("invoices")
-        links = (invoices.before_sync if invoices else None) or {}
-        if links.get("estimate"):
-            out.append(link_estimate_line(links))
-        if rate_per_minute:
-            minutes = paced_seconds(calls, rate_per_minute) / 60
-            out.append(
-                f"Estimated {calls} API calls (incl. {report.setup_calls} one-off set-up): about "
-                f"{minutes:.1f} min at {rate_per_minute}/min (retries of failing calls come on top)."
-            )
-        return "\n".join(out)
-    rows = [
-        [e.entity, e.due, e.created, e.updated, e.unchanged, e.adopted, e.failed, e.retried, e.backlog, e.api_calls]
-        for e in ents
-    ]
-    total = ["total", *[sum(r[i] for r in rows) for i in range(1, 10)]]
-    total[-1] = report.api_calls or total[-1]
-    rows.append(total)
-    out = [
-        format_table(
-            [
-                "entity",
-                "due",
-                "created",
-                "updated",
-                "unchanged",
-                "adopted",
-                "failed",
-                "retried",
-                "backlog",
-                "api_calls",
-            ],
-            rows,
-            numbers_right=True,
-        )
-    ]
-    out.append(f"{report.api_calls} API calls in {report.duration_s:.1f}s")
-    retrying = [e for e in ents if e.still_retrying]
-    if retrying:
-        firsts = [e.next_attempt_at for e in retrying if e.next_attempt_at]
-        first = min(firsts) if firsts else "(not scheduled)"
-        out.append(
-            f"{sum(e.still_retrying for e in retrying)} row(s) still retrying ("
-            + ", ".join(f"{e.still_retrying} {e.entity}" for e in retrying)
-            + f"); next attempt at {first}"
-        )
-    doubt = sum(e.in_doubt for e in ents)
-    if doubt:
-        out.append(
-            f"{doubt} row(s) in doubt, claimed by a run that stopped beating: they are looked up in ZOHO once that "
-            "run is stale, then synced"
-        )
-    limited = sum(e.rate_limited for e in ents)
-    if limited:  # the pace is shared by every process: a 429 means something outside it spent the window
-        out.append(
-            f"ZOHO answered 429 (rate limited) {limited} time(s); the run paused and went on. Another client of the "
-            "organization (outside this pipeline's shared pace) or a pace above the plan's limit "
-            "(ZOHO_RATE_LIMIT_PER_MINUTE, docs/runbook.md) spends the same window."
-        )
-    if report.stopped_reason:
-        out.append(
-            f"Run stopped early: {report.stopped_reason}"
-            + (f" ({report.stopped_detail})" if report.stopped_detail else "")
-        )
-    failures = report.failures
-    if failures:
-        out.append("")
-        out.append(
-            f"Failed rows ({len(failures)}{' shown: first ' + str(FAILURES_LISTED) if len(failures) > FAILURES_LISTED else ''}):"
-        )
-        for f in failures[:FAILURES_LISTED]:
-            kind = "dead-lettered" if f.dead_lettered else (f.error_code or "error")
-            call = f"  (zoho-pipeline calls --id {f.call_id})" if f.call_id else ""
-            out.append(f"  {f.entity:<13} {f.label}  [{kind}] {f.error}{call}")
-        out.append("See `zoho-pipeline status` and `zoho-pipeline logs`; `zoho-pipeline retry` requeues them.")
-    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from zoho_pipeline.cli.sync import format_summary
+from zoho_pipeline.cli.sync_summary import format_summary
 from zoho_pipeline.monitor import queries as Q
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync.engine import run_sync

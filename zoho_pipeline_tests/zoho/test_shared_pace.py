@@ -143,7 +143,7 @@ def test_health_beside_a_lockout_says_so_instead_of_waiting_it_out(source_url, z
 
 
 def test_a_sync_summary_reports_the_429s_it_met():
-    from zoho_pipeline.cli.sync import format_summary
+    from zoho_pipeline.cli.sync_summary import format_summary
     from zoho_pipeline.sync.report import RunReport
 
     report = RunReport(run_id="r1")
