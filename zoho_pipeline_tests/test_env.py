@@ -11,7 +11,7 @@ import pytest
 from zoho_pipeline import env
 from zoho_pipeline.cli import main as cli
 from zoho_pipeline.env import ConfigError
-from zoho_pipeline.monitor.alerts import AlertSettings
+from zoho_pipeline.monitor.alert_types import AlertSettings
 from zoho_pipeline.monitor.thresholds import Thresholds
 from zoho_pipeline.sync.settings import SyncSettings
 from zoho_pipeline.zoho.config import ZohoConfig

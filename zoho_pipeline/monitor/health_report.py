@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from zoho_pipeline.monitor.alerts import AlertEvent
+from zoho_pipeline.monitor.alert_types import AlertEvent
 from zoho_pipeline.monitor.verdicts import FAIL, OK, SKIP, WARN
 from zoho_pipeline.source.database import utcnow
 

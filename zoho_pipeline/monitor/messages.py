@@ -8,12 +8,10 @@ import json
 import re
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from zoho_pipeline.monitor.alert_types import AlertEvent, AlertSettings
 from zoho_pipeline.zoho.redact import MASK
-
-if TYPE_CHECKING:
-    from zoho_pipeline.monitor.alerts import AlertEvent, AlertSettings
 
 _COLOURS = {"info": 0x2E7D32, "warning": 0xF9A825, "error": 0xC62828, "critical": 0x6A1B9A}
 _EMOJI = {"info": ":white_check_mark:", "warning": ":warning:", "error": ":rotating_light:", "critical": ":fire:"}

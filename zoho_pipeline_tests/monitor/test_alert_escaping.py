@@ -7,7 +7,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
-from zoho_pipeline.monitor.alerts import AlertEvent, AlertSettings
+from zoho_pipeline.monitor.alert_types import AlertEvent, AlertSettings
 from zoho_pipeline.monitor.messages import webhook_payload
 from zoho_pipeline.source.database import make_engine
 from zoho_pipeline.sync.stores import DbTokenStore

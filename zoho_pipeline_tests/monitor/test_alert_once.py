@@ -7,7 +7,7 @@ import threading
 import time
 
 from zoho_pipeline.monitor import alerts
-from zoho_pipeline.monitor.alerts import AlertEvent, AlertSettings
+from zoho_pipeline.monitor.alert_types import AlertEvent, AlertSettings
 from zoho_pipeline_tests.support.rows import make_source
 
 
