@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storm-seconds", type=float, default=d.storm_seconds)
     p.add_argument("--early-token-expiry-s", type=float, default=d.early_token_expiry_s)
     p.add_argument(
+        "--token-max-uses", type=int, default=d.token_max_uses, help="each access token dies after this many calls"
+    )
+    p.add_argument(
         "--start-time",
         default=d.start_time,
         type=_iso_time,

@@ -24,6 +24,7 @@ SETTABLE = (
     "storm_rate_limit_per_minute",
     "storm_seconds",
     "early_token_expiry_s",
+    "token_max_uses",
     "duplicate_email",
     "token_mint_limit",
     "token_mint_window_s",

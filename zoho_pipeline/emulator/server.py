@@ -60,6 +60,10 @@ class EmulatorConfig:
     storm_rate_limit_per_minute: int | None = None  # while a storm lasts, the per-minute limit is cut to this
     storm_seconds: float = 0
     early_token_expiry_s: float | None = None  # tokens really die after this, though expires_in says lifetime
+    # each access token is accepted this many times, then dies (401, code 14) whatever the time: a death mid-run
+    # at a point set by the calls made, not by how fast the machine is (read at each check: lowering it applies
+    # to the tokens already issued)
+    token_max_uses: int | None = None
     start_time: str | None = None  # ZOHO's clock at start (ISO-8601); default the wall clock; a state file's wins
     prorate: bool = False  # the organization's Prorated Billing setting (immediate plan changes raise documents)
 
@@ -264,7 +268,7 @@ class Handler(BaseHTTPRequestHandler):
     def _api_call(self, method, path, query, raw, template, handler, params):
         emu = self.emulator
         try:
-            tokens.check(emu.store, self.headers.get("Authorization"))
+            tokens.check(emu.store, emu.config, self.headers.get("Authorization"))
             org = self.headers.get(ORG_HEADER)
             if template not in NO_ORG_HEADER:
                 if not org:

@@ -41,15 +41,20 @@ def mint(store, config, params: dict, api_domain: str) -> tuple[int, dict, bool]
     return 200, {"access_token": token, "expires_in": lifetime, "api_domain": api_domain, "token_type": "Bearer"}, True
 
 
-def check(store, header: str | None) -> None:
-    """Raise the 401 ZOHO gives for a missing, unknown or expired access token."""
+def check(store, config, header: str | None) -> None:
+    """Raise the 401 ZOHO gives for a missing, unknown or expired access token (expired by time, or by use when
+    `config.token_max_uses` is set; a use is an accepted call)."""
     unauthorized = ApiError(401, 57, "You are not authorized to perform this operation")
     if not header or not header.startswith("Zoho-oauthtoken "):
         raise unauthorized
     token = header[len("Zoho-oauthtoken ") :].strip()
+    max_uses = config.token_max_uses
     with store.lock:
         entry = store.tokens.get(token)
-    if entry is None:
-        raise unauthorized
-    if entry["expires_at"] <= time.time():
-        raise ApiError(401, 14, "Invalid OAuth token.")
+        if entry is None:
+            raise unauthorized
+        used_up = max_uses is not None and entry.get("uses", 0) >= max_uses
+        if not used_up and entry["expires_at"] > time.time():
+            entry["uses"] = entry.get("uses", 0) + 1  # not saved on its own: a count, not a document
+            return
+    raise ApiError(401, 14, "Invalid OAuth token.")

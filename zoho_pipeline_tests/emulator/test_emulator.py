@@ -180,6 +180,21 @@ def test_expired_token_is_401():
         assert status == 401 and body["code"] in (14, 57)
 
 
+def test_a_token_dies_after_its_uses():
+    """token_max_uses: a token's death set by the calls it served, not by the time (the fault suite's token test)."""
+    with emu(token_max_uses=2) as h:
+        api = Api(h)
+        assert [api.call("GET", "/customers")[0] for _ in range(2)] == [200, 200]
+        status, body = api.call("GET", "/customers")
+        assert status == 401 and body["code"] == 14
+        fresh = Api(h)  # a new token has its own uses
+        assert fresh.call("GET", "/customers")[0] == 200
+        h.set_faults(token_max_uses=1)  # read at each check: a token already used once is spent now
+        assert fresh.call("GET", "/customers")[0] == 401
+        h.set_faults(token_max_uses=None)
+        assert api.call("GET", "/customers")[0] == 200
+
+
 def test_unknown_route_and_bad_json(emulator, api):
     assert api.call("GET", "/nothing/here") == (404, {"code": 5, "message": "Invalid URL Passed"})
     r = api.s.post(
