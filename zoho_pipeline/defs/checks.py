@@ -1,10 +1,12 @@
-"""Asset checks. Per entity (database reads only, cheap, run after every sync): no stuck claims, failures under a
-threshold, every synced row has its ZOHO id, backlog age: each the verdict of monitor.verdicts under
+"""Asset checks. Per entity (database reads only, cheap, run after every sync; one op per entity): no stuck claims,
+failures under a threshold, every synced row has its ZOHO id, backlog age: each the verdict of monitor.verdicts under
 monitor.thresholds, which `health` and `alert` present too. Across entities (call ZOHO or read migrations; run by
 the daily reconciliation job): the API is reachable with these credentials, migrations are at head, and ZOHO
 matches the source within an API budget (monitor.reconcile).
 
 Every failing check carries a table of the rows concerned (ids and labels) in its metadata."""
+
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -53,14 +55,16 @@ def rows_table(rows: list[dict]) -> dg.MetadataValue:
     )
 
 
-def check_result(verdicts: list[V.Verdict], status_of_rows: str | None = None) -> dg.AssetCheckResult:
-    """The verdicts of one entity as a check: passes when all are ok; ERROR when one fails, else WARN."""
+def check_result(verdicts: list[V.Verdict], status_of_rows: str | None = None, **key) -> dg.AssetCheckResult:
+    """The verdicts of one entity as a check: passes when all are ok; ERROR when one fails, else WARN. `key`:
+    asset_key and check_name, for an op running several checks."""
     status = V.worst(v.status for v in verdicts)
     figures = {
         k: (dg.MetadataValue.float(x) if isinstance(x, float) else x) for v in verdicts for k, x in v.figures.items()
     }
     rows = [{**r, "status": status_of_rows or r.get("status")} for v in verdicts for r in v.rows]
     return dg.AssetCheckResult(
+        **key,
         passed=status == V.OK,
         severity=dg.AssetCheckSeverity.ERROR if status == V.FAIL else dg.AssetCheckSeverity.WARN,
         description="; ".join(v.message for v in verdicts if v.status != V.OK) or None,
@@ -69,52 +73,71 @@ def check_result(verdicts: list[V.Verdict], status_of_rows: str | None = None) -
 
 
 # --- per-entity checks -----------------------------------------------------------------------------------------
+# One op per entity runs its four checks: one step instead of four in every sync run, as each step costs Dagster
+# its start, output and success events, each a write to the event log (issue 12's fixed cost). A check's key,
+# description and result are what they were as an op of its own.
 
 
-def _entity_checks(asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
-    entity = ENTITY_OF_ASSET[asset.key.to_user_string()]
-    th = THRESHOLDS
+def _entity_judges(entity: str, th: Thresholds) -> dict[str, tuple[str, Callable]]:
+    """{check name: (description, judge)}: judge(engine) -> (its verdicts, the status shown on its rows or None)."""
 
-    @dg.asset_check(
-        asset=asset,
-        name="no_stuck_syncing",
-        description=f"No {entity} row left in `syncing` longer than {th.stuck_after_s:.0f}s or claimed "
-        "by a run that died (ZOHO_STUCK_AFTER_S).",
-    )
-    def no_stuck_syncing(source: SourceDatabaseResource) -> dg.AssetCheckResult:
-        return check_result([V.stuck_rows(source.engine(), entity, th)], status_of_rows="syncing")
-
-    @dg.asset_check(
-        asset=asset,
-        name="failures_under_threshold",
-        description=f"Failed and dead-lettered {entity} rows: WARN from the first, ERROR above "
-        f"{th.max_failed} failed (ZOHO_MAX_FAILED_ROWS) or {th.max_dead_lettered} "
-        "dead-lettered (ZOHO_MAX_DEAD_LETTERED).",
-    )
-    def failures_under_threshold(source: SourceDatabaseResource) -> dg.AssetCheckResult:
-        engine = source.engine()
+    def failures(engine):
         counts = queries.status_counts(engine, entity)[entity]
-        return check_result([V.failed_rows(engine, entity, th, counts), V.dead_lettered(engine, entity, th, counts)])
+        return [V.failed_rows(engine, entity, th, counts), V.dead_lettered(engine, entity, th, counts)], None
 
-    @dg.asset_check(
-        asset=asset, name="synced_rows_have_zoho_id", description=f"Every {entity} row marked synced has its ZOHO id."
+    return {
+        "no_stuck_syncing": (
+            f"No {entity} row left in `syncing` longer than {th.stuck_after_s:.0f}s or claimed "
+            "by a run that died (ZOHO_STUCK_AFTER_S).",
+            lambda engine: ([V.stuck_rows(engine, entity, th)], "syncing"),
+        ),
+        "failures_under_threshold": (
+            f"Failed and dead-lettered {entity} rows: WARN from the first, ERROR above "
+            f"{th.max_failed} failed (ZOHO_MAX_FAILED_ROWS) or {th.max_dead_lettered} "
+            "dead-lettered (ZOHO_MAX_DEAD_LETTERED).",
+            failures,
+        ),
+        "synced_rows_have_zoho_id": (
+            f"Every {entity} row marked synced has its ZOHO id.",
+            lambda engine: ([V.synced_without_id(engine, entity)], "synced"),
+        ),
+        "backlog_fresh": (
+            f"The oldest due {entity} row changed less than {th.max_backlog_age_s:.0f}s ago (ZOHO_MAX_BACKLOG_AGE_S).",
+            lambda engine: ([V.backlog_age(engine, entity, th)], None),
+        ),
+    }
+
+
+def _entity_checks(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    entity = ENTITY_OF_ASSET[asset.key.to_user_string()]
+    judges = _entity_judges(entity, THRESHOLDS)
+
+    @dg.multi_asset_check(
+        name=f"{asset.key.to_python_identifier()}_db_checks",
+        specs=[dg.AssetCheckSpec(name, asset=asset.key, description=text) for name, (text, _) in judges.items()],
+        can_subset=True,
+        description=f"The database checks of {entity} (no ZOHO call): {', '.join(judges)}.",
     )
-    def synced_rows_have_zoho_id(source: SourceDatabaseResource) -> dg.AssetCheckResult:
-        return check_result([V.synced_without_id(source.engine(), entity)], status_of_rows="synced")
+    def db_checks(context: dg.AssetCheckExecutionContext, source: SourceDatabaseResource):
+        engine, error = source.engine(), None
+        selected = {key.name for key in context.selected_asset_check_keys}
+        for name, (_, judge) in judges.items():
+            if name not in selected:
+                continue
+            try:
+                verdicts, status_of_rows = judge(engine)
+            except Exception as exc:  # noqa: BLE001 - the others still run, as separate ops did; raised below
+                context.log.error(f"check {name} on {entity} raised {type(exc).__name__}: {exc}")
+                error = error or exc
+                continue
+            yield check_result(verdicts, status_of_rows, asset_key=asset.key, check_name=name)
+        if error is not None:
+            raise error  # the step fails, as the failing check's own step did
 
-    @dg.asset_check(
-        asset=asset,
-        name="backlog_fresh",
-        description=f"The oldest due {entity} row changed less than {th.max_backlog_age_s:.0f}s ago "
-        "(ZOHO_MAX_BACKLOG_AGE_S).",
-    )
-    def backlog_fresh(source: SourceDatabaseResource) -> dg.AssetCheckResult:
-        return check_result([V.backlog_age(source.engine(), entity, th)])
-
-    return [no_stuck_syncing, failures_under_threshold, synced_rows_have_zoho_id, backlog_fresh]
+    return db_checks
 
 
-ENTITY_CHECKS = [check for asset in ALL_ASSETS for check in _entity_checks(asset)]
+ENTITY_CHECKS = [_entity_checks(asset) for asset in ALL_ASSETS]
 
 
 # --- the deployment: credentials and migrations, once each on the external assets ------------------------------
