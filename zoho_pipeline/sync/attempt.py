@@ -81,7 +81,7 @@ def attempt(run, spec: EntitySpec, row: dict, parents) -> claims.Outcome:
         payload = spec.build(row, ctx)
         canonical = canonical_json(payload)  # hashed, and stored as the accepted payload once sent
         digest = text_hash(canonical)
-        if zoho_id and digest == row["zoho_payload_hash"] and run.mode != "all":
+        if spec.holds(row, digest, run.mode):
             return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action="skip")
         if zoho_id:
             # an update may replace the entity (a cancelled subscription comes back as a new one): its new id

@@ -59,7 +59,7 @@ def classify(run, spec, row, parents, rep, accepted) -> None:
         rep.would_create += 1
         rep.estimated_calls += spec.calls(payload, True) + lookup
         run.estimated.add((spec.name, str(row["id"])))
-    elif digest != row["zoho_payload_hash"] or run.mode == "all":
+    elif not spec.holds(row, digest, run.mode):
         rep.would_update += 1
         rep.estimated_calls += spec.calls(payload, False)
     else:

@@ -126,6 +126,35 @@ def test_a_dropped_answer_on_closure_is_retried_to_one_inactive_customer(world):
     assert writes(calls) == {PUT: 1, INACTIVE: 1}
 
 
+def test_a_reopening_after_a_closure_whose_answer_was_lost_marks_the_customer_active_again(world):
+    """The closure's markasinactive acted and its answer was lost: the row is in doubt, its hash still the open
+    account's, ZOHO's customer inactive. Reopened in the source, the payload's hash is that one again: the row in
+    doubt is sent anyway and ZOHO's state read from the PUT's answer (no `retry --force`)."""
+    customer, _ = account(world, services=0)
+    world.change(CUSTOMERS, customer, status="closed")
+    world.emulator.set_faults(drop_rate=1.0)
+    try:
+        world.sync(NO_RETRY)
+    finally:
+        world.emulator.set_faults(drop_rate=0.0)
+    row = world.row(CUSTOMERS, customer)
+    assert row["zoho_sync_status"] == "retrying" and row["zoho_create_in_doubt"]
+    assert zoho(world, customer)["status"] == "inactive", "ZOHO acted; the pipeline never learned it"
+    world.change(CUSTOMERS, customer, status="active")
+    dry, calls = world.sync(dry_run=True)
+    assert dry.entities["customers"].would_update == 1 and not calls, "the dry run counts it the same way"
+
+    report, calls = world.sync()
+
+    assert report.exit_code == 0, report.failures
+    assert zoho(world, customer)["status"] == "active"
+    assert writes(calls) == {PUT: 1, ACTIVE: 1}
+    assert world.row(CUSTOMERS, customer)["zoho_sync_status"] == "synced"
+    assert status_differences(world, "customers") == []
+    _, calls = world.sync()
+    assert writes(calls) == {}
+
+
 @pytest.mark.parametrize("died_after", ["put", "cancel", "markasinactive"])
 def test_a_run_killed_mid_closure_finishes_it_without_repeating_a_call(world, died_after):
     """What the killed run had sent is read back (the PUT's answer, the subscription list): only the rest is sent."""

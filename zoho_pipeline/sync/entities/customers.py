@@ -183,4 +183,5 @@ SPEC = EntitySpec(
     calls=lifecycle.calls,
     children=(("subscriptions", "customer_id"), ("invoices", "customer_id"), ("payments", "customer_id")),
     after_record=lifecycle.resend_reopened_services,
+    update_in_doubt=True,  # a lost markas* may have moved ZOHO's customer: read it back (customer_lifecycle.update)
 )
