@@ -126,10 +126,9 @@ def stored_bytes(engine, table: str) -> float:
 
 
 def inspector_cpu_us(url: str, all_bodies: bool, n: int = 3200) -> float:
-    """CPU µs per call of the inspector alone (the observer, the entry, its share of a chunk's insert), for a
-    customer create's bodies: steadier than the difference of two engine runs on a shared machine."""
-    from datetime import UTC, datetime
-
+    """CPU µs per call of the inspector alone (the client's exchange with its secrets, filing it under its row,
+    building the entry, its share of a chunk's insert), for a customer create's bodies: steadier than the
+    difference of two engine runs on a shared machine."""
     from zoho_pipeline.sync.inspector import CallRecorder
     from zoho_pipeline.zoho.exchange import Exchange
 
@@ -137,16 +136,20 @@ def inspector_cpu_us(url: str, all_bodies: bool, n: int = 3200) -> float:
     engine = make_engine(url)
     body = json.dumps(next(_payloads(1, 90_000_000))).encode()
     answer = b'{"code": 0, "message": "The customer has been added.", "customer": ' + body + b"}"
-    recorder = CallRecorder("bench", 10_000, dialect=engine.dialect.name, all_bodies=all_bodies)
+    secrets = (b"S3CR3T-client-9f8e7d", b"1000.R3FR3SH-abc123", b"1000.0f3e6a1c9b7d4e2f8a5c3b1d")  # as the client's
+    recorder = CallRecorder("bench", 10_000, all_bodies=all_bodies)
     try:
         with engine.begin() as conn:  # the chunk transaction is the engine's anyway: only the insert is timed
             cpu = time.process_time()
             for chunk in range(n // 32):
                 calls = []
                 for k in range(32):
-                    with recorder.row("customers", f"{chunk}-{k}") as mine:
-                        recorder.observe(Exchange(datetime.now(UTC), "POST", "/customers", None, body, 201, answer, 3))
-                    calls += mine
+                    mine = recorder.start("customers", f"{chunk}-{k}")
+                    recorder.observe(
+                        Exchange(time.time(), "POST", "/customers", None, body, 201, answer, 3, None, secrets)
+                    )
+                    recorder.stop()
+                    calls.append(mine)
                 recorder.write(conn, calls)
             return (time.process_time() - cpu) / n * 1e6
     finally:

@@ -123,7 +123,7 @@ class Outcome:
     api_calls: int = 0
     duration_ms: int = 0
     payload: str | None = None  # canonical JSON ZOHO accepted (sent by this attempt); None when nothing was sent
-    calls: list | None = None  # the attempt's API calls as inspector rows (sync.inspector.entry)
+    calls: list | None = None  # the attempt's API calls (sync.inspector.RowCalls of the client's exchanges)
 
     @property
     def synced(self) -> bool:
@@ -361,7 +361,7 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str, in
             spec.after_record(conn, before, {row_id: json.loads(text) for row_id, text in updated})
         payloads.write(conn, spec.name, accepted, now)
         if inspector is not None:
-            inspector.write(conn, [call for o in outcomes for call in o.calls or ()])
+            inspector.write(conn, [o.calls for o in outcomes if o.calls])
         recovered = [o.row["id"] for o in outcomes if o.synced and o.row["zoho_sync_status"] in (FAILED, RETRYING)]
         if recovered:
             _wake_children(conn, spec, recovered)

@@ -69,7 +69,6 @@ def run_sync(
         recorder = CallRecorder(
             run_id,
             settings.inspector_calls,
-            dialect=source_engine.dialect.name,
             all_bodies=settings.inspector_bodies == "all",
         )
         run.recorder, previous_observer = recorder, client.observer
@@ -313,7 +312,7 @@ class _Run:
                         o.error_code,
                         o.error,
                         dead_lettered=o.outcome == claims.DEAD_LETTERED,
-                        call_id=o.calls[-1][0] if o.calls else None,  # the id of its last call
+                        call_id=o.calls.last_id if o.calls else None,  # the id of its last call
                     )
                 )
             progress.tick(rep)
@@ -365,10 +364,14 @@ class _Run:
 
     # -- one row (in a worker: build, call; the sweep's thread records) ------------------------------------
     def _process(self, spec: EntitySpec, row: dict, parents) -> claims.Outcome:
-        if self.recorder is None:
+        recorder = self.recorder
+        if recorder is None:
             return attempt(self, spec, row, parents)
-        with self.recorder.row(spec.name, row["id"]) as calls:
+        calls = recorder.start(spec.name, row["id"])  # not a context manager: this runs once per row
+        try:
             outcome = attempt(self, spec, row, parents)
+        finally:
+            recorder.stop()
         outcome.calls = calls
         return outcome
 

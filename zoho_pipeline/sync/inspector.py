@@ -1,6 +1,11 @@
 """The API call inspector's write side: the engine listens to the client's exchanges, files each under the row
-whose work made it, and writes them with that chunk's outcomes (one more executemany in the same transaction),
+whose work made it, and writes them with that chunk's outcomes (one more statement in the same transaction),
 redacted, into `zoho_api_calls`, a ring of the last N calls.
+
+Its cost is the engine's (target: engine CPU per row within 2 % with it on), so a worker only files the
+exchange (a list append); the table's rows are built a chunk at a time when they are written, and a body is
+masked and redacted only when it is kept (failed calls' by default). An inspector row that cannot be written
+is lost alone: the chunk's outcomes, in the same transaction, are kept.
 
 Redaction (the runbook names the fields): every key in SECRET_KEYS and PERSONAL_KEYS, at any depth, in the
 query, the request body and the response body, becomes "***". The client has already masked its own
@@ -36,14 +41,12 @@ REDACTED_KEYS = SECRET_KEYS | PERSONAL_KEYS
 MAX_BODY_CHARS = 16_000  # a list page of 200 customers is cut here; single entities fit
 ID_SHIFT = 22  # id = milliseconds << 22 | a per-process counter: time-ordered, made without asking the database
 
-_counter = itertools.count(random.getrandbits(ID_SHIFT))
-_counter_lock = threading.Lock()
+ID_LOW = (1 << ID_SHIFT) - 1
+_counter = itertools.count(random.getrandbits(ID_SHIFT))  # next() on it is atomic under the GIL: no lock
 
 
 def call_id(at_ms: int | None = None) -> int:
-    with _counter_lock:
-        n = next(_counter)
-    return ((at_ms if at_ms is not None else int(time.time() * 1000)) << ID_SHIFT) | (n & ((1 << ID_SHIFT) - 1))
+    return ((at_ms if at_ms is not None else int(time.time() * 1000)) << ID_SHIFT) | (next(_counter) & ID_LOW)
 
 
 def first_id_at(moment) -> int:
@@ -66,7 +69,6 @@ def redacted(value):
 _KEYS = b"|".join(re.escape(k.encode()) for k in sorted(REDACTED_KEYS))
 _REDACT = re.compile(rb'("(?:' + _KEYS + rb')"\s*:\s*)(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^,}\]\s]+)')
 _ANY_KEY = re.compile(rb'(?<=")(?:' + _KEYS + rb')(?="\s*:)')  # a quick look first: most bodies have none
-_CODE = re.compile(rb'^\s*\{\s*"code"\s*:\s*(-?\d+)')
 
 
 def masked(data: bytes | None) -> str | None:
@@ -77,20 +79,6 @@ def masked(data: bytes | None) -> str | None:
         data = _REDACT.sub(rb'\1"***"', data)
     text = data.decode("utf-8", "replace")
     return text if len(text) <= MAX_BODY_CHARS else text[: MAX_BODY_CHARS - 1] + "…"
-
-
-def zoho_code(content: bytes | None) -> int | None:
-    """ZOHO's envelope code: read from the first key (where ZOHO and the emulator put it), else parsed."""
-    if not content:
-        return None
-    found = _CODE.match(content)
-    if found:
-        return int(found.group(1))
-    try:
-        code = json.loads(content).get("code")
-    except (ValueError, AttributeError):
-        return None
-    return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
 COLUMNS = (
@@ -110,90 +98,163 @@ COLUMNS = (
     "response_body",
     "error",
 )
-SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime on SQLite (naive UTC)
+HEAD = COLUMNS[:11]  # the columns every call has; a call without query, bodies or error is written with these
 
 
-def entry(exchange: Exchange, run_id, entity, entity_id, *, all_bodies: bool = True, sqlite_time: bool = False):
-    """The table row of one exchange, a tuple in COLUMNS order (written by the DB-API directly: this runs once
-    per call, and SQLAlchemy's per-parameter processing was a third of its cost). The bodies only of failed
-    calls unless `all_bodies`."""
-    status, at = exchange.status, exchange.at
-    bodies = all_bodies or status is None or status >= 400
-    return (
-        call_id(int(at.timestamp() * 1000)),
-        at.replace(tzinfo=None).strftime(SQLITE_TIME) if sqlite_time else at,
-        run_id,
-        entity,
-        None if entity_id is None else str(entity_id),
-        exchange.method,
-        path_template(exchange.path)[:255],
-        exchange.path[:255],
-        status,
-        zoho_code(exchange.response),
-        exchange.duration_ms,
-        json.dumps(redacted(exchange.params), default=str) if exchange.params else None,
-        masked(exchange.request) if bodies else None,
-        masked(exchange.response) if bodies else None,
-        (exchange.error or None) and exchange.error[:64],
-    )
+class RowCalls(list):
+    """One row's exchanges, in the order made; `last_id` is the inspector id of the last, once written."""
+
+    __slots__ = ("entity", "entity_id", "last_id")  # set by CallRecorder.start (no __init__: made once a row)
+
+
+class _Current(threading.local):
+    calls: RowCalls | None = None  # the row a worker thread is working on
 
 
 class CallRecorder:
-    """The client's observer for one run. Calls made inside `row()` are that row's; others (none today) wait
-    for the next write. `all_bodies`: keep the bodies of successful calls too (ZOHO_INSPECTOR_BODIES=all)."""
+    """The client's observer for one run. Calls made between `start()` and `stop()` in a worker are that row's;
+    others (none today) go with the next write. `all_bodies`: keep the bodies of successful calls too
+    (ZOHO_INSPECTOR_BODIES=all)."""
 
-    def __init__(self, run_id: str, keep: int, *, dialect: str, all_bodies: bool = False):
+    def __init__(self, run_id: str, keep: int, *, all_bodies: bool = False):
         self.run_id, self.keep, self.all_bodies = run_id, keep, all_bodies
-        self._sqlite = dialect == "sqlite"
-        self._local = threading.local()
+        self._current = _Current()
         self._lock = threading.Lock()
-        self._loose: list[tuple] = []
+        self._loose: list[Exchange] = []
         self._since_prune = 0
 
-    def _entry(self, exchange, entity, entity_id) -> tuple:
-        return entry(exchange, self.run_id, entity, entity_id, all_bodies=self.all_bodies, sqlite_time=self._sqlite)
-
     def observe(self, exchange: Exchange) -> None:
-        current = getattr(self._local, "row", None)
-        if current is None:
+        calls = self._current.calls
+        if calls is None:
             with self._lock:
-                self._loose.append(self._entry(exchange, None, None))
-            return
-        entity, entity_id, calls = current
-        calls.append(self._entry(exchange, entity, entity_id))
+                self._loose.append(exchange)
+        else:
+            calls.append(exchange)
+
+    def start(self, entity: str, entity_id) -> RowCalls:
+        """A worker begins one row's work: the calls it makes until `stop()` are filed in the list returned."""
+        calls = self._current.calls = RowCalls()
+        calls.entity, calls.entity_id, calls.last_id = entity, entity_id, None
+        return calls
+
+    def stop(self) -> None:
+        self._current.calls = None
 
     @contextmanager
     def row(self, entity: str, entity_id):
-        """Around one row's work in a worker: yields the list its calls are filed in."""
-        calls: list[tuple] = []
-        self._local.row = (entity, entity_id, calls)
+        """`start` … `stop` around a block."""
         try:
-            yield calls
+            yield self.start(entity, entity_id)
         finally:
-            self._local.row = None
+            self.stop()
 
-    def write(self, conn, calls: list[tuple]) -> None:
-        """Insert `calls` (and any loose ones) in `conn`'s transaction; prune the ring now and then."""
+    def write(self, conn, batches: list[RowCalls]) -> None:
+        """Insert the calls of `batches` (and any loose ones) in `conn`'s transaction; prune the ring now and
+        then. A failure here is logged and loses these calls only, never the transaction's other writes."""
         with self._lock:
-            calls, self._loose = [*self._loose, *calls], []
-        if not calls:
+            loose, self._loose = self._loose, []
+        if loose:
+            batches = [*batches, RowCalls(loose)]
+            batches[-1].entity = batches[-1].entity_id = None
+        rows = self._rows(batches)
+        if not rows:
             return
-        if conn.dialect.paramstyle == "qmark":  # SQLite: executemany runs in process, no round trips
-            conn.exec_driver_sql(_insert_sql("?", 1), calls)
-        else:  # Postgres: one statement of many rows (psycopg2's executemany is a round trip per row)
-            conn.exec_driver_sql(_insert_sql("%s", len(calls)), tuple(v for call in calls for v in call))
-        self._since_prune += len(calls)
+        try:
+            insert(conn, rows)
+        except Exception:
+            log.exception("the API call inspector could not keep %d call(s); the outcomes are kept", len(rows))
+            return
+        self._since_prune += len(rows)
         if self._since_prune >= max(1, self.keep // 10):  # the ring overshoots by at most a tenth
             prune(conn, self.keep)
             self._since_prune = 0
 
+    def _rows(self, batches: list[RowCalls]) -> list[tuple]:
+        """The table's rows (tuples in COLUMNS order, HEAD only for a call with nothing more to keep), built in
+        one loop for the chunk: the DB-API gets them directly (SQLAlchemy's per-parameter processing was a
+        third of the cost). Bodies are masked only when kept: always with `all_bodies`, else a failed call's."""
+        rows, run_id, all_bodies = [], self.run_id, self.all_bodies
+        for calls in batches:
+            entity, entity_id = calls.entity, calls.entity_id
+            entity_id = None if entity_id is None else str(entity_id)
+            for x in calls:
+                at, status = x.at, x.status
+                ident = (int(at * 1000) << ID_SHIFT) | (next(_counter) & ID_LOW)
+                head = (
+                    ident,
+                    at,  # seconds since the epoch: the database makes the timestamp
+                    run_id,
+                    entity,
+                    entity_id,
+                    x.method,
+                    path_template(x.path)[:255],
+                    x.path[:255],
+                    status,
+                    x.zoho_code,
+                    x.duration_ms,
+                )
+                kept = all_bodies or status is None or status >= 400
+                if kept or x.params or x.error:
+                    rows.append(
+                        head
+                        + (
+                            json.dumps(redacted(x.params), default=str) if x.params else None,
+                            masked(x.request) if kept else None,
+                            masked(x.response) if kept else None,
+                            (x.error or None) and x.error[:64],
+                        )
+                    )
+                else:
+                    rows.append(head)
+                calls.last_id = ident
+        return rows
 
-@functools.lru_cache(maxsize=64)
-def _insert_sql(marker: str, rows: int) -> str:
-    """INSERT … ON CONFLICT DO NOTHING (SQLite ≥ 3.24, Postgres) of `rows` rows: two processes making the same
-    id (same millisecond and counter) lose one inspector entry, never the chunk's outcomes."""
-    group = f"({', '.join([marker] * len(COLUMNS))})"
-    return f"INSERT INTO {t.name} ({', '.join(COLUMNS)}) VALUES {', '.join([group] * rows)} ON CONFLICT (id) DO NOTHING"
+
+def insert(conn, rows: list[tuple]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING (SQLite ≥ 3.24, Postgres): two processes making the same id (same
+    millisecond and counter) lose one inspector entry, never the chunk's outcomes.
+
+    The time is bound as seconds since the epoch and made a timestamp by the database (SQLite: the text
+    SQLAlchemy reads back, to the millisecond, as the id; Python's formatting cost more than the rest of the
+    row). SQLite (in process, no round trips): one executemany per shape, HEAD rows and full rows, because the
+    sqlite3 module adapts every None it binds through its adapter registry (a failed lookup each; the four
+    empty detail columns cost more than the rest of the row). Postgres: the chunk as one JSON text parameter
+    (json.dumps in C; psycopg2 quotes each of hundreds of parameters in Python otherwise), in a savepoint sent
+    in the same round trip, so a refused row (a text Postgres cannot hold) rolls back the inspector's insert
+    alone and the transaction goes on."""
+    if conn.dialect.paramstyle == "qmark":
+        for columns in (HEAD, COLUMNS):
+            same = [r for r in rows if len(r) == len(columns)]
+            if same:
+                conn.exec_driver_sql(_sqlite_insert(columns), same)
+        return
+    try:
+        conn.exec_driver_sql(_PG_INSERT, (json.dumps(rows),))
+    except Exception:
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT zoho_api_calls")
+        raise
+
+
+@functools.lru_cache(maxsize=4)
+def _sqlite_insert(columns: tuple[str, ...]) -> str:
+    marks = ", ".join("strftime('%Y-%m-%d %H:%M:%f', ?, 'unixepoch')" if c == "at" else "?" for c in columns)
+    return f"INSERT INTO {t.name} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+
+
+def _pg_insert() -> str:
+    types = dict(id="bigint", status="integer", zoho_code="integer", duration_ms="integer")
+    values = [
+        "to_timestamp((r->>1)::float8)" if c == "at" else f"(r->>{k})" + (f"::{types[c]}" if c in types else "")
+        for k, c in enumerate(COLUMNS)
+    ]
+    # a HEAD row's missing detail is NULL (->> past the end of the array)
+    return (
+        f"SAVEPOINT zoho_api_calls; INSERT INTO {t.name} ({', '.join(COLUMNS)}) SELECT {', '.join(values)} "
+        "FROM json_array_elements(%s::json) AS r ON CONFLICT (id) DO NOTHING; RELEASE SAVEPOINT zoho_api_calls"
+    )
+
+
+_PG_INSERT = _pg_insert()
 
 
 def prune(conn, keep: int) -> None:

@@ -9,7 +9,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -65,13 +64,6 @@ class ClientStats:
         return f"ClientStats({self.snapshot()})"
 
 
-def _masked(data: bytes | None, secrets: list[bytes]) -> bytes | None:
-    for secret in secrets:
-        if data and secret in data:
-            data = data.replace(secret, b"***")
-    return data
-
-
 def _retry_after(resp: requests.Response) -> float | None:
     value = resp.headers.get("Retry-After")
     if not value:
@@ -117,6 +109,7 @@ class ZohoClient:
         self.tokens = TokenProvider(config, token_store, session, on_refresh=lambda: self.stats._add(token_refreshes=1))
         self._timeout = (config.connect_timeout_s, config.read_timeout_s)
         self.observer: Observer | None = None  # told of every exchange with the API (the engine's inspector)
+        self._secrets_cache: tuple = (None, ())
 
     def __repr__(self):
         return f"ZohoClient(organization_id={self.config.organization_id!r}, base_url={self.config.base_url!r})"
@@ -211,7 +204,7 @@ class ZohoClient:
                 "Accept": "application/json",
             }
             self.stats._call(method)
-            sent_at, started, prepared = datetime.now(UTC), time.monotonic(), None
+            sent_at, started, prepared = time.time(), time.monotonic(), None
             try:
                 # prepared here, with the session's headers and hooks: Session.request's general merging (cookies,
                 # environment settings, none of which ZOHO uses) cost a quarter of a call's CPU; send() still
@@ -298,21 +291,19 @@ class ZohoClient:
         observer = self.observer
         if observer is None:
             return
-        secrets = self._encoded_secrets()
-        if isinstance(body, str):
-            body = body.encode()
-        body, content = (_masked(b, secrets) for b in (body, content))
         duration_ms = int((time.monotonic() - started) * 1000)
+        secrets = self._encoded_secrets()  # the exchange masks them when its bodies are read
         try:
-            observer(Exchange(sent_at, method, path, params, body, status, content, duration_ms, error))
+            observer(Exchange(sent_at, method, path, params, body, status, content, duration_ms, error, secrets))
         except Exception:  # watching must never break a call
             log.exception("the exchange observer failed for %s %s", method, path)
 
-    def _encoded_secrets(self) -> list[bytes]:
+    def _encoded_secrets(self) -> tuple[bytes, ...]:
         plain = self._secrets()
-        if getattr(self, "_secrets_cache", (None,))[0] != plain:  # the access token changes about hourly
-            self._secrets_cache = (plain, [s.encode() for s in plain if s and len(s) >= 4])
-        return self._secrets_cache[1]
+        cached = self._secrets_cache
+        if cached[0] != plain:  # the access token changes about hourly
+            self._secrets_cache = cached = (plain, tuple(s.encode() for s in plain if s and len(s) >= 4))
+        return cached[1]
 
     def _retry(self, method, path, why, attempt):
         delay = self._backoff(attempt - 1)

@@ -521,6 +521,40 @@ def test_secrets_never_in_logs_reprs_or_errors(stub, caplog):
     assert "429" in caplog.text and "refresh" in caplog.text
 
 
+def test_an_exchange_never_shows_the_clients_secrets_even_when_zoho_echoes_them(stub, tmp_path):
+    """The observer (the API call inspector) gets the bytes on the wire with the client's secrets masked: what it
+    reads of a body, and what the inspector stores of it, holds no secret (the masking is done when a body is
+    read, so the secrets are the ones of the call, captured with it)."""
+    from zoho_pipeline.source.database import make_engine
+    from zoho_pipeline.source.tables import zoho_api_calls
+    from zoho_pipeline.sync.inspector import CallRecorder
+
+    echo = {"code": 1038, "message": f"bad {SECRET} {REFRESH} 1000.access-1-secretish", "refresh_token": "x"}
+    stub.on("POST", "/customers", ("json", 400, echo))
+    client = ZohoClient(config_for(stub.url))
+    seen, recorder = [], CallRecorder("run", 100, all_bodies=True)
+    client.observer = lambda x: (seen.append(x), recorder.observe(x))
+    with pytest.raises(ZohoError):
+        client.post("/customers", json={"display_name": f"A {SECRET}"})
+    [exchange] = seen
+    assert exchange.zoho_code == 1038 and exchange.status == 400
+    shown = exchange.request + exchange.response + repr(exchange).encode()
+    for secret in (SECRET, REFRESH, "1000.access-1-secretish"):
+        assert secret.encode() not in shown
+    assert exchange.response.count(b"***") == 3
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'calls.db'}")
+    metadata.create_all(engine, tables=[zoho_api_calls])
+    with engine.begin() as conn:
+        recorder.write(conn, [])  # the call was made outside a row: it goes with the next write
+    with engine.connect() as conn:
+        text = repr(conn.execute(sa.select(zoho_api_calls)).all())
+    assert "bad ***" in text and '"refresh_token": "***"' in text
+    for secret in (SECRET, REFRESH, "1000.access-1-secretish"):
+        assert secret not in text
+    engine.dispose()
+
+
 def test_broken_token_store_degrades_to_local_refresh(stub):
     class Broken:
         def load(self, key):
