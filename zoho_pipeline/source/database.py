@@ -156,6 +156,12 @@ def iso(value) -> str | None:
 # --- the provider's tables --------------------------------------------------------------------------------------
 
 
+def storable(text: str | None) -> str | None:
+    """`text` as a text column on either database holds it: Postgres refuses a NUL (0x00) in text, and ZOHO's
+    bodies and messages are text from the other side, so a NUL becomes U+FFFD (what a decoder shows for it)."""
+    return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
+
+
 def missing_provider_tables(engine: sa.engine.Engine) -> list[str]:
     existing = set(sa.inspect(engine).get_table_names())
     return [name for name in business.BUSINESS_TABLE_NAMES if name not in existing]

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, bindparam, case, func, null, select
 
-from zoho_pipeline.source.database import utcnow
+from zoho_pipeline.source.database import storable, utcnow
 from zoho_pipeline.source.tables import zoho_sync_logs
 from zoho_pipeline.sync import payloads
 from zoho_pipeline.sync.chunk_sql import execute_joined
@@ -182,8 +182,8 @@ def failed(
         action,
         zoho_id,
         None,
-        error_code[:32],
-        error[:4000],
+        storable(error_code[:32]),
+        storable(error[:4000]),  # ZOHO's message: a NUL in it would make the chunk's write fail on Postgres
         retry_at,
         attempts,
         in_doubt,

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import select
 
+from zoho_pipeline.source.database import storable
 from zoho_pipeline.source.tables import zoho_api_calls as t
 from zoho_pipeline.zoho.exchange import Exchange, path_template
 
@@ -72,12 +73,12 @@ _ANY_KEY = re.compile(rb'(?<=")(?:' + _KEYS + rb')(?="\s*:)')  # a quick look fi
 
 
 def masked(data: bytes | None) -> str | None:
-    """JSON text with the redacted keys' values masked, cut at MAX_BODY_CHARS."""
+    """JSON text with the redacted keys' values masked, cut at MAX_BODY_CHARS, storable (a NUL replaced)."""
     if not data:
         return None
     if _ANY_KEY.search(data):
         data = _REDACT.sub(rb'\1"***"', data)
-    text = data.decode("utf-8", "replace")
+    text = storable(data.decode("utf-8", "replace"))
     return text if len(text) <= MAX_BODY_CHARS else text[: MAX_BODY_CHARS - 1] + "…"
 
 
@@ -176,7 +177,7 @@ class CallRecorder:
         rows, run_id, all_bodies = [], self.run_id, self.all_bodies
         for calls in batches:
             entity, entity_id = calls.entity, calls.entity_id
-            entity_id = None if entity_id is None else str(entity_id)
+            entity_id = None if entity_id is None else storable(str(entity_id))
             for x in calls:
                 at, status = x.at, x.status
                 ident = (int(at * 1000) << ID_SHIFT) | (next(_counter) & ID_LOW)
@@ -187,8 +188,8 @@ class CallRecorder:
                     entity,
                     entity_id,
                     x.method,
-                    path_template(x.path)[:255],
-                    x.path[:255],
+                    storable(path_template(x.path)[:255]),  # the text from elsewhere is made storable (no NUL)
+                    storable(x.path[:255]),
                     status,
                     x.zoho_code,
                     x.duration_ms,
@@ -201,7 +202,7 @@ class CallRecorder:
                             json.dumps(redacted(x.params), default=str) if x.params else None,
                             masked(x.request) if kept else None,
                             masked(x.response) if kept else None,
-                            (x.error or None) and x.error[:64],
+                            (x.error or None) and storable(x.error[:64]),
                         )
                     )
                 else:

@@ -157,3 +157,101 @@ def test_the_materialization_failures_table_names_the_inspector_entry(sqlite_url
     [call] = recent_calls(engine, call_id=call_id)
     assert (call["entity_id"], call["status"], call["zoho_code"]) == (package, 400, 2006)
     engine.dispose()
+
+
+# --- the inspector never costs a chunk its outcomes ---------------------------------------------------------------
+
+
+def _claimed_customers(db_url, n: int):
+    from zoho_pipeline.source.database import make_engine, utcnow
+    from zoho_pipeline.sync import claims, due_rows
+    from zoho_pipeline.sync.entities import SPECS
+    from zoho_pipeline_tests.support.rows import customers_database
+
+    customers_database(db_url, n)
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        due = due_rows.find_due(
+            conn, SPECS["customers"], mode="due", now=utcnow(), run_id="run-n", stale_after_s=120, limit=50
+        )
+    return engine, claims.claim_rows(engine, SPECS["customers"], due, "run-n")
+
+
+def _exchange(path="/customers", status=400, response=b'{"code": 1001, "message": "refused"}', method="POST"):
+    from zoho_pipeline.zoho.exchange import Exchange
+
+    return Exchange(1_764_680_000.5, method, path, None, b'{"display_name": "A"}', status, response, 12)
+
+
+def test_a_nul_from_zoho_is_kept_as_u_fffd_and_the_chunks_outcomes_are_written(db_url):
+    """Postgres' text cannot hold a NUL: ZOHO's message or a body with one made the chunk's write fail, and with it
+    the chunk's outcomes (left `syncing`, in doubt). Now the NUL is stored as U+FFFD, everywhere it can come from."""
+    from zoho_pipeline.sync import claims
+    from zoho_pipeline.sync.entities import SPECS
+
+    engine, [refused, created] = _claimed_customers(db_url, 2)
+    try:
+        recorder = inspector.CallRecorder("run-n", 100)
+        outcomes = [
+            claims.failed(
+                refused,
+                action="create",
+                error_code="10\x0001",
+                error="ZOHO: the name 'A\x00B' is not valid",
+                retry_at=None,
+                count_attempt=True,
+                max_attempts=5,
+                in_doubt=False,
+                zoho_id=None,
+                api_calls=1,
+                duration_ms=3,
+            ),
+            claims.succeeded(created, zoho_id="Z1", payload_hash="h" * 16, action="create", payload='{"a": 1}'),
+        ]
+        for o, x in zip(outcomes, [_exchange(response=b'{"code": 1001, "message": "A\x00B"}'), _exchange()]):
+            o.calls = recorder.start("customers", o.row["id"])
+            recorder.observe(x)
+            recorder.stop()
+        outcomes[1].calls[0].path = "/customers/\x00"  # a text the database would refuse anywhere else too
+
+        claims.record(engine, SPECS["customers"], outcomes, run_id="run-n", inspector=recorder)
+
+        c = SPECS["customers"].table.c
+        with engine.connect() as conn:
+            state = dict(conn.execute(sa.select(c.id, c.zoho_sync_status)).all())
+            [error] = conn.execute(sa.select(c.zoho_last_sync_error).where(c.id == refused["id"])).scalars()
+            logged = set(conn.execute(sa.select(T.zoho_sync_logs.c.error)).scalars())
+        assert state == {refused["id"]: "failed", created["id"]: "synced"}
+        assert error == "ZOHO: the name 'A\ufffdB' is not valid" and error in logged
+        [body] = recent_calls(engine, call_id=outcomes[0].calls.last_id)
+        assert body["response_body"] == {"code": 1001, "message": "A\ufffdB"}
+        [odd] = recent_calls(engine, call_id=outcomes[1].calls.last_id)
+        assert odd["path"] == "/customers/\ufffd"
+    finally:
+        engine.dispose()
+
+
+def test_an_inspector_row_the_database_refuses_loses_only_the_calls(db_url, caplog):
+    """Whatever the database refuses in the inspector's insert (here a NOT NULL column left empty) is rolled back
+    alone (Postgres: a savepoint) and logged; the chunk's outcomes, in the same transaction, are written."""
+    from zoho_pipeline.sync import claims
+    from zoho_pipeline.sync.entities import SPECS
+
+    engine, [row] = _claimed_customers(db_url, 1)
+    try:
+        recorder = inspector.CallRecorder("run-n", 100)
+        outcome = claims.succeeded(row, zoho_id="Z1", payload_hash="h" * 16, action="create", payload='{"a": 1}')
+        outcome.calls = recorder.start("customers", row["id"])
+        recorder.observe(_exchange(method=None))
+        recorder.stop()
+
+        claims.record(engine, SPECS["customers"], [outcome], run_id="run-n", inspector=recorder)
+
+        c = SPECS["customers"].table.c
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(c.zoho_sync_status, c.zoho_billing_customer_id)).one() == ("synced", "Z1")
+            assert conn.execute(sa.select(sa.func.count()).select_from(T.zoho_sync_logs)).scalar_one() == 1
+        assert recent_calls(engine) == []
+        assert "could not keep 1 call(s); the outcomes are kept" in caplog.text
+    finally:
+        engine.dispose()
