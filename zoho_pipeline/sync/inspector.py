@@ -170,6 +170,15 @@ class CallRecorder:
             prune(conn, self.keep)
             self._since_prune = 0
 
+    def finish(self, engine) -> None:
+        """At the end of the run: prune the ring if this run wrote calls since it last did. A run of fewer than
+        keep/10 calls never reaches the prune in `write`, so many small runs (a sensor's, every minute) grew the
+        table without bound. One DELETE per run that made calls."""
+        if self._since_prune:
+            with engine.begin() as conn:
+                prune(conn, self.keep)
+            self._since_prune = 0
+
     def _rows(self, batches: list[RowCalls]) -> list[tuple]:
         """The table's rows (tuples in COLUMNS order, HEAD only for a call with nothing more to keep), built in
         one loop for the chunk: the DB-API gets them directly (SQLAlchemy's per-parameter processing was a

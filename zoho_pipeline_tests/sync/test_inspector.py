@@ -255,3 +255,20 @@ def test_an_inspector_row_the_database_refuses_loses_only_the_calls(db_url, capl
         assert "could not keep 1 call(s); the outcomes are kept" in caplog.text
     finally:
         engine.dispose()
+
+
+def test_many_small_runs_keep_the_ring_at_n(source, client, emulator):
+    """A run prunes the ring every N/10 calls it writes; one that made fewer (a sensor's run of one new customer)
+    never pruned, so the table grew by every small run. Now each run that wrote calls prunes at its end."""
+    engine, _ = source
+    keep = dataclasses.replace(FAST, inspector_calls=20)  # a prune every 2 calls in a run: one call never reached it
+    for n in range(26):
+        R.add_customer(engine, "Small", f"Run{n}")
+        report = run_sync(engine, client, keep, entities=["customers"])
+        assert report.api_calls == 1 and report.entities["customers"].created == 1
+    with engine.connect() as conn:
+        kept = conn.execute(sa.select(T.zoho_api_calls.c.entity_id).order_by(T.zoho_api_calls.c.id)).scalars().all()
+    assert len(kept) == 20, len(kept)
+    with engine.connect() as conn:
+        newest = conn.execute(sa.select(T.customers.c.id).order_by(T.customers.c.created_at, T.customers.c.id)).all()
+    assert kept == [str(r.id) for r in newest][-20:]  # the newest calls are the ones kept
