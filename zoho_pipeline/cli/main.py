@@ -5,6 +5,7 @@ The modules are imported only when their command runs, so `zoho-pipeline emulato
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -54,6 +55,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+# Young collections every 10,000 new objects, not Python's 700: importing Dagster and the definitions makes ~160k
+# objects, and the default thresholds walked them all in several full collections per `zoho-pipeline sync`.
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def console() -> None:
+    """The console script (`zoho-pipeline`): main() with a process's garbage collection tuned (issue 12's fixed
+    cost: together ~1 s of CPU of a no-op sync, +1 MB peak RSS on a real one). gc.freeze() before the interpreter
+    exits: its final collections would otherwise walk every object left, for memory the OS takes back anyway.
+    Tests call main() and keep Python's defaults."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 def _load_dotenv() -> None:
     try:
         from dotenv import load_dotenv
@@ -63,4 +80,4 @@ def _load_dotenv() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
