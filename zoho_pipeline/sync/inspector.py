@@ -188,7 +188,7 @@ class CallRecorder:
             entity, entity_id = calls.entity, calls.entity_id
             entity_id = None if entity_id is None else storable(str(entity_id))
             for x in calls:
-                at, status = x.at, x.status
+                at, status, code = x.at, x.status, x.zoho_code
                 ident = (int(at * 1000) << ID_SHIFT) | (next(_counter) & ID_LOW)
                 head = (
                     ident,
@@ -200,10 +200,11 @@ class CallRecorder:
                     storable(path_template(x.path)[:255]),  # the text from elsewhere is made storable (no NUL)
                     storable(x.path[:255]),
                     status,
-                    x.zoho_code,
+                    code,
                     x.duration_ms,
                 )
-                kept = all_bodies or status is None or status >= 400
+                # a failed call as monitor.calls.failed_clause says: no answer, HTTP >= 400 or a ZOHO code
+                kept = all_bodies or status is None or status >= 400 or (code is not None and code != 0)
                 if kept or x.params or x.error:
                     rows.append(
                         head

@@ -272,3 +272,15 @@ def test_many_small_runs_keep_the_ring_at_n(source, client, emulator):
     with engine.connect() as conn:
         newest = conn.execute(sa.select(T.customers.c.id).order_by(T.customers.c.created_at, T.customers.c.id)).all()
     assert kept == [str(r.id) for r in newest][-20:]  # the newest calls are the ones kept
+
+
+def test_a_zoho_code_under_http_200_is_a_failed_call_whose_bodies_are_kept(source):
+    """Failed as `calls --failed` says (no answer, HTTP >= 400, or a ZOHO code other than 0): its bodies are kept."""
+    engine, _ = source
+    recorder = inspector.CallRecorder("run-n", 100)
+    for body in (b'{"code": 4, "message": "Invalid value"}', b'{"code": 0, "message": "success"}'):
+        recorder.observe(_exchange(status=200, response=body))
+    with engine.begin() as conn:
+        recorder.write(conn, [])  # calls outside a row go with the next write
+    kept = {c["zoho_code"]: c["response_body"] for c in recent_calls(engine)}
+    assert kept == {4: {"code": 4, "message": "Invalid value"}, 0: None}
