@@ -7,16 +7,14 @@ the same amount. A row never synced shows as a create with its whole payload; an
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 
-# Payload keys holding amounts, by their last path segment (the mappings' names, ZAR: the organization's
-# currency). Named here once: the diff and the drift report are where money is shown.
-MONEY_KEYS = frozenset({"price", "recurring_price", "amount", "amount_applied", "_total", "total"})
-CURRENCY_SYMBOL = "R"
+CURRENCY_SYMBOL = "R"  # ZAR, the organization's currency: the diff and the drift report are where money is shown
 ABSENT = None  # a key one side does not have; shown as "—"
 _INDEX = re.compile(r"\[\d+\]")
 
@@ -62,7 +60,22 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
 
 
 def is_money(path: str) -> bool:
-    return path.rsplit(".", 1)[-1] in MONEY_KEYS
+    return _last_key(path) in money_keys()
+
+
+@functools.cache
+def money_keys() -> frozenset[str]:
+    """Payload keys holding amounts, by their last path segment. The entity modules say which fields are money
+    (their DRIFT declarations, by our name and ZOHO's), so it is said once."""
+    from zoho_pipeline.sync.entities import SPECS  # the registry imports the mappings, which import nothing here
+
+    return frozenset(
+        _last_key(path) for spec in SPECS.values() for f in spec.drift if f.money for path in (f.ours, f.held_at)
+    )
+
+
+def _last_key(path: str) -> str:
+    return _INDEX.sub("", path.rsplit(".", 1)[-1]).removesuffix("[]")
 
 
 def _cents(value) -> Decimal | None:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync import diff
 from zoho_pipeline.sync.engine import run_sync
+from zoho_pipeline.sync.entities import SPECS
 from zoho_pipeline.sync.entities.base import text_hash
 from zoho_pipeline.sync.settings import SyncSettings
 from zoho_pipeline.sync.stores import DbTokenStore, DbUsageStore
@@ -152,6 +153,16 @@ def test_money_is_compared_to_the_cent_and_paths_name_nested_keys():
     assert diff.show("invoice_items[1].price", 10.5) == "R 10.50"
     assert diff.show("name", None) == "—"
     assert diff.row_diff("plans", "p1", "Fibre", new, in_zoho=True, old=new) is None
+
+
+def test_money_is_what_the_entity_modules_declare_as_money():
+    """One place says which fields are amounts: the entity modules' DRIFT declarations (our name and ZOHO's). An
+    invoice's adjustment, which the diff's own list of names missed, is money too."""
+    declared = {f.ours for spec in SPECS.values() for f in spec.drift if f.money}
+    assert {"invoice_items[].price", "adjustment", "_total", "amount", "recurring_price", "plan.price"} <= declared
+    assert {"price", "recurring_price", "amount", "amount_applied", "_total", "total"} < diff.money_keys()
+    assert diff.show("adjustment", -0.4) == "R -0.40" and diff.same("adjustment", 1, "1.00")
+    assert not diff.is_money("billing_address.zip") and diff.show("quantity", 2) == "2"
 
 
 def test_the_payload_and_the_outcome_commit_together(source, client, emulator, monkeypatch):
