@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overhead-raw-rows", type=int, default=2000)
     g.add_argument("--overhead-rounds", type=int, default=2, help="alternating raw/engine rounds; best of each")
     g.add_argument("--no-postgres", dest="postgres", action="store_false", help="SQLite only in sections 3")
+    g.add_argument("--overhead-cg-rows", type=int, default=400, help="customers per callgrind run (~50 ms each)")
+    g.add_argument("--overhead-cg-pairs", type=int, default=3, help="inspector on/off callgrind pairs; 0: none")
     g = p.add_argument_group("4 find work")
     g.add_argument("--findwork-customers", type=int, default=1_000_000)
     g.add_argument("--findwork-repeats", type=int, default=5)
