@@ -39,6 +39,15 @@ class World:
         calls = Counter({route: n for route, n in (after - before).items() if "oauth" not in route})
         return report, calls
 
+    def sync_with_answers_lost(self, settings: SyncSettings | None = None):
+        """One run in which ZOHO acts on every call and every answer is lost (no retry by default): what a
+        dropped connection leaves, rows in doubt."""
+        self.emulator.set_faults(drop_rate=1.0)
+        try:
+            return self.sync(settings or NO_RETRY)
+        finally:
+            self.emulator.set_faults(drop_rate=0.0)
+
     def change(self, table, row_id, **values) -> None:
         """An edit by the provider's system: the values, and `updated_at` moved on."""
         values["updated_at"] = R.ts(self.engine, R.now())

@@ -8,7 +8,7 @@ import pytest
 from zoho_pipeline.monitor.reconcile import reconcile_entity
 from zoho_pipeline.source import tables as T
 from zoho_pipeline_tests.support import rows as R
-from zoho_pipeline_tests.support.lifecycle import NO_RETRY, World, writes
+from zoho_pipeline_tests.support.lifecycle import World, writes
 
 CUSTOMERS = T.customers
 PUT = "PUT /customers/{customer_id}"
@@ -110,11 +110,7 @@ def test_a_customer_first_pushed_closed_is_created_and_marked_inactive(world):
 def test_a_dropped_answer_on_closure_is_retried_to_one_inactive_customer(world):
     customer, subs = account(world)
     world.change(CUSTOMERS, customer, status="closed")
-    world.emulator.set_faults(drop_rate=1.0)
-    try:
-        world.sync(NO_RETRY)
-    finally:
-        world.emulator.set_faults(drop_rate=0.0)
+    world.sync_with_answers_lost()
     row = world.row(CUSTOMERS, customer)
     assert row["zoho_sync_status"] == "retrying" and row["zoho_create_in_doubt"]
     world.change(CUSTOMERS, customer, status="closed")  # due now, not after the backoff
@@ -132,11 +128,7 @@ def test_a_reopening_after_a_closure_whose_answer_was_lost_marks_the_customer_ac
     doubt is sent anyway and ZOHO's state read from the PUT's answer (no `retry --force`)."""
     customer, _ = account(world, services=0)
     world.change(CUSTOMERS, customer, status="closed")
-    world.emulator.set_faults(drop_rate=1.0)
-    try:
-        world.sync(NO_RETRY)
-    finally:
-        world.emulator.set_faults(drop_rate=0.0)
+    world.sync_with_answers_lost()
     row = world.row(CUSTOMERS, customer)
     assert row["zoho_sync_status"] == "retrying" and row["zoho_create_in_doubt"]
     assert zoho(world, customer)["status"] == "inactive", "ZOHO acted; the pipeline never learned it"
@@ -236,11 +228,7 @@ def test_reopening_leaves_a_service_cancelled_meanwhile_alone(world):
 def test_a_reopening_whose_answers_are_lost_makes_one_subscription_per_service(world):
     """Every write of the reopening's run acts and loses its answer; the next runs read ZOHO before acting again."""
     customer, subs, _ = closed_then_reopened(world, services=2)
-    world.emulator.set_faults(drop_rate=1.0)
-    try:
-        world.sync(NO_RETRY)
-    finally:
-        world.emulator.set_faults(drop_rate=0.0)
+    world.sync_with_answers_lost()
     for _ in range(3):  # the customer first (its reopening known only now), then the services it woke
         for table, row_id in [(CUSTOMERS, customer), *((SERVICES, s) for s in subs)]:
             if world.row(table, row_id)["zoho_sync_status"] == "retrying":

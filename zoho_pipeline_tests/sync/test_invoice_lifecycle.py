@@ -10,7 +10,7 @@ import pytest
 
 from zoho_pipeline.source import tables as T
 from zoho_pipeline_tests.support import rows as R
-from zoho_pipeline_tests.support.lifecycle import NO_RETRY, World, writes
+from zoho_pipeline_tests.support.lifecycle import World, writes
 
 INVOICES = T.customer_invoices
 PUT = "PUT /invoices/{invoice_id}"
@@ -135,11 +135,7 @@ def test_a_cancelled_invoice_is_voided_once_even_when_the_answer_is_lost(world):
     world.sync()
     zoho_id = world.row(INVOICES, row_id)["zoho_billing_invoice_id"]
     world.change(INVOICES, row_id, status="cancelled")
-    world.emulator.set_faults(drop_rate=1.0)  # ZOHO voids it; the answer is lost
-    try:
-        world.sync(NO_RETRY)
-    finally:
-        world.emulator.set_faults(drop_rate=0.0)
+    world.sync_with_answers_lost()  # ZOHO voids it; the answer is lost
     assert world.store.invoices[zoho_id]["status"] == "void"
     world.change(INVOICES, row_id, status="cancelled")
     report, calls = world.sync()

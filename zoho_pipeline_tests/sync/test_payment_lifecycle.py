@@ -98,22 +98,14 @@ def test_a_dropped_refund_answer_never_becomes_a_second_refund(world):
     """act-then-drop: ZOHO refunds, the answer is lost; the next attempt reads the payment and sends nothing."""
     customer, invoice, payment = paid_invoice(world)
     world.change(PAYMENTS, payment, status="refunded")
-    world.emulator.set_faults(drop_rate=1.0)
-    try:
-        report, calls = world.sync(NO_RETRY)
-    finally:
-        world.emulator.set_faults(drop_rate=0.0)
+    report, calls = world.sync_with_answers_lost()
     row = world.row(PAYMENTS, payment)
     assert row["zoho_sync_status"] == "retrying" and row["zoho_create_in_doubt"], "the lost answer is in doubt"
     assert calls[DETACH] == 1 and calls[REFUND] == 0, "the detach's answer was lost: the refund was not sent"
 
     # the detach acted (its answer was lost); now the refund is sent, then its answer is lost too
     world.change(PAYMENTS, payment, status="refunded")  # due at once rather than after the backoff
-    world.emulator.set_faults(drop_rate=1.0)
-    try:
-        world.sync(NO_RETRY)
-    finally:
-        world.emulator.set_faults(drop_rate=0.0)
+    world.sync_with_answers_lost()
     zoho_id = world.row(PAYMENTS, payment)["zoho_payment_id"]
     assert len(refunds_of(world, zoho_id)) == 1, "the refund acted though its answer was lost"
 
@@ -162,11 +154,7 @@ def test_a_dropped_delete_answer_is_read_back_not_deleted_again(world):
     customer, invoice, payment = paid_invoice(world)
     zoho_id = world.row(PAYMENTS, payment)["zoho_payment_id"]
     world.change(PAYMENTS, payment, status="failed")
-    world.emulator.set_faults(drop_rate=1.0)
-    try:
-        world.sync(NO_RETRY)
-    finally:
-        world.emulator.set_faults(drop_rate=0.0)
+    world.sync_with_answers_lost()
     assert zoho_id not in world.store.payments and world.row(PAYMENTS, payment)["zoho_create_in_doubt"]
     world.change(PAYMENTS, payment, status="failed")
     report, calls = world.sync()

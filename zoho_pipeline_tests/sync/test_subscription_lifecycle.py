@@ -12,7 +12,7 @@ import pytest
 from zoho_pipeline.source import tables as T
 from zoho_pipeline.sync.entities import subscription_lifecycle
 from zoho_pipeline_tests.support import rows as R
-from zoho_pipeline_tests.support.lifecycle import FAST, NO_RETRY, World, writes
+from zoho_pipeline_tests.support.lifecycle import FAST, World, writes
 
 SERVICES = T.customer_services
 GET = "GET /subscriptions/{subscription_id}"
@@ -120,11 +120,7 @@ def test_reactivation_of_a_cancelled_subscription_creates_a_new_one_and_never_ad
     world.change(SERVICES, service, status="cancelled")
     world.sync()
     world.change(SERVICES, service, status="active")
-    world.emulator.set_faults(drop_rate=1.0)  # the new subscription is created, its answer lost
-    try:
-        world.sync(NO_RETRY)
-    finally:
-        world.emulator.set_faults(drop_rate=0.0)
+    world.sync_with_answers_lost()  # the new subscription is created, its answer lost
     assert world.row(SERVICES, service)["zoho_subscription_id"] == old
     world.change(SERVICES, service, status="active")
     report, calls = world.sync()
@@ -187,11 +183,7 @@ def test_a_price_change_under_the_immediate_policy_applies_now(world):
 def test_a_scheduled_change_whose_answer_was_lost_is_not_sent_again(world):
     service = live_service(world)
     world.change(SERVICES, service, monthly_price=Decimal("899.00"))
-    world.emulator.set_faults(drop_rate=1.0)
-    try:
-        world.sync(NO_RETRY)
-    finally:
-        world.emulator.set_faults(drop_rate=0.0)
+    world.sync_with_answers_lost()
     world.change(SERVICES, service, monthly_price=Decimal("899.00"))
     report, calls = world.sync()
     assert report.exit_code == 0, report.failures
