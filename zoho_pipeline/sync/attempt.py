@@ -47,6 +47,11 @@ def attempt(run, spec: EntitySpec, row: dict, parents) -> claims.Outcome:
     ctx = RowContext(run.catalog, parents, spec, settings=run.settings, in_doubt=was_in_doubt)
     ctx.previous_payload = lambda: _previous_payload(run.engine, spec, row)
     action = "update" if zoho_id else "create"
+    sending = None  # the payload's canonical JSON, once built
+
+    def acted() -> str | None:
+        """What a failed attempt keeps as the last accepted: the payload, if a lifecycle step of it acted."""
+        return sending if ctx.acted else None
 
     def elapsed_ms() -> int:
         return int((time.monotonic() - started) * 1000)
@@ -60,10 +65,11 @@ def attempt(run, spec: EntitySpec, row: dict, parents) -> claims.Outcome:
             retry_at=retry_at,
             count_attempt=count_attempt,
             max_attempts=run.settings.max_attempts,
-            in_doubt=in_doubt,
+            in_doubt=in_doubt or ctx.acted,
             zoho_id=new_zoho_id,
             api_calls=client.calls,
             duration_ms=elapsed_ms(),
+            payload=acted(),
         )
         log.warning(
             "row %s entity=%s id=%s label=%r code=%s error=%s",
@@ -79,7 +85,7 @@ def attempt(run, spec: EntitySpec, row: dict, parents) -> claims.Outcome:
     try:
         sendable(row)
         payload = spec.build(row, ctx)
-        canonical = canonical_json(payload)  # hashed, and stored as the accepted payload once sent
+        canonical = sending = canonical_json(payload)  # hashed, and stored as the accepted payload once sent
         digest = text_hash(canonical)
         if spec.holds(row, digest, run.mode):
             return claims.succeeded(row, zoho_id=zoho_id, payload_hash=digest, action="skip")
@@ -137,7 +143,9 @@ def attempt(run, spec: EntitySpec, row: dict, parents) -> claims.Outcome:
                 retry_at = utcnow() + timedelta(seconds=_backoff(run.settings, 1))
                 return failed(exc.error_code, str(exc), retry_at, True, True, ctx.new_zoho_id)
             # a lifecycle's earlier step may have acted: the next attempt reads ZOHO's state first
-            return dataclasses.replace(claims.released(row), api_calls=client.calls, in_doubt=client.calls > 1)
+            return dataclasses.replace(
+                claims.released(row), api_calls=client.calls, in_doubt=client.calls > 1, payload=acted()
+            )
         in_doubt = was_in_doubt or exc.may_have_acted  # a lifecycle action in doubt is read back first
         retry_at = (
             None

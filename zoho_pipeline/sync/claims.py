@@ -122,7 +122,9 @@ class Outcome:
     in_doubt: bool = False
     api_calls: int = 0
     duration_ms: int = 0
-    payload: str | None = None  # canonical JSON ZOHO accepted (sent by this attempt); None when nothing was sent
+    # canonical JSON ZOHO accepted (sent by this attempt), or a failed attempt's whose lifecycle step acted (ZOHO
+    # holds it in part: attempt's ctx.acted); None when nothing was sent
+    payload: str | None = None
     calls: list | None = None  # the attempt's API calls (sync.inspector.RowCalls of the client's exchanges)
 
     @property
@@ -168,9 +170,11 @@ def failed(
     zoho_id: str | None,
     api_calls: int,
     duration_ms: int,
+    payload: str | None = None,
 ) -> Outcome:
     """A failed attempt. `retry_at` None: permanent (retried only when its data changes or on request); after
-    `max_attempts` counted attempts a retryable failure is dead-lettered."""
+    `max_attempts` counted attempts a retryable failure is dead-lettered. `payload`: kept as the last accepted
+    (a lifecycle step acted before the failure)."""
     attempts = (row["zoho_attempts"] or 0) + (1 if count_attempt else 0)
     dead = retry_at is not None and count_attempt and attempts >= max_attempts
     if dead:
@@ -189,6 +193,7 @@ def failed(
         in_doubt,
         api_calls,
         duration_ms,
+        payload,
     )
 
 
@@ -296,6 +301,8 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str, in
     for o in outcomes:
         row = o.row
         base = dict(b_id=row["id"], b_run_id=run_id)
+        if o.payload is not None:  # sent, or acted in part before a failure (Outcome.payload)
+            accepted.append((row["id"], o.payload))
         if o.outcome == RELEASED:
             previous = row["zoho_sync_status"]
             releases.append(
@@ -310,8 +317,6 @@ def record(engine, spec: EntitySpec, outcomes: list[Outcome], *, run_id: str, in
             successes.append(
                 dict(base, b_zoho_id=o.zoho_id, b_now=now, b_hash=o.payload_hash, b_updated_at=row["updated_at"])
             )
-            if o.payload is not None:
-                accepted.append((row["id"], o.payload))
         else:
             failures.append(
                 dict(

@@ -52,6 +52,9 @@ class RowContext:
         # an earlier attempt at this row may have acted in ZOHO (a lost answer, a run that died): a lifecycle action
         # reads ZOHO's state before it acts again
         self.in_doubt = in_doubt
+        # a lifecycle step of this attempt may have acted in ZOHO (a closure's cancels): if a later step fails, the
+        # payload is kept as the last accepted and the row left in doubt, so what follows knows where ZOHO may be
+        self.acted = False
         self.previous_payload: Callable[[], dict | None] = lambda: None  # what ZOHO last accepted, read on demand
 
     @property

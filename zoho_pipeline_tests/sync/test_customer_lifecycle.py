@@ -8,7 +8,7 @@ import pytest
 from zoho_pipeline.monitor.reconcile import reconcile_entity
 from zoho_pipeline.source import tables as T
 from zoho_pipeline_tests.support import rows as R
-from zoho_pipeline_tests.support.lifecycle import World, writes
+from zoho_pipeline_tests.support.lifecycle import NO_RETRY, World, writes
 
 CUSTOMERS = T.customers
 PUT = "PUT /customers/{customer_id}"
@@ -257,3 +257,88 @@ def test_a_run_killed_after_creating_the_new_subscription_does_not_create_anothe
     assert CREATE_SUB not in writes(calls), "looked up, found, not created again"
     assert world.row(SERVICES, svc)["zoho_subscription_id"] == made
     assert [s["subscription_id"] for s in live_subscriptions(world, svc)] == [made]
+
+
+@pytest.fixture
+def refuse_markasinactive():
+    """refuse(status): ZOHO answers every `markasinactive` with `status` (400: refused; 500: failed), acting on
+    nothing; refuse(None): ZOHO takes it again (also after the test)."""
+    from zoho_pipeline.emulator import api
+    from zoho_pipeline.emulator.errors import ApiError
+
+    (i,) = [i for i, r in enumerate(api.ROUTES) if r[:2] == ("POST", "/customers/{customer_id}/markasinactive")]
+    original = api.ROUTES[i]
+
+    def refuse(status: int | None) -> None:
+        def handler(ctx):
+            raise ApiError(status, 4 if status == 400 else 9, "markasinactive refused for the test")
+
+        api.ROUTES[i] = original if status is None else (*original[:2], handler)
+
+    try:
+        yield refuse
+    finally:
+        api.ROUTES[i] = original
+
+
+def closed_half_way(world, refuse_markasinactive, status, services=2):
+    """A closure whose subscriptions ZOHO cancelled and whose `markasinactive` it then refused or failed."""
+    customer, subs = account(world, services=services)
+    old = {svc: world.row(SERVICES, svc)["zoho_subscription_id"] for svc in subs}
+    world.change(CUSTOMERS, customer, status="closed")
+    refuse_markasinactive(status)
+    report, calls = world.sync(NO_RETRY)
+    refuse_markasinactive(None)  # ZOHO takes markasinactive again from here on
+    assert report.exit_code != 0 and calls[CANCEL] == len(subs)
+    assert world.row(CUSTOMERS, customer)["zoho_sync_status"] in ("failed", "retrying")
+    assert zoho(world, customer)["status"] == "active"
+    assert all(world.store.subscriptions[o]["status"] == "cancelled" for o in old.values())
+    return customer, subs, old
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_a_reopening_after_a_closure_that_failed_half_way_gives_the_services_their_subscriptions_back(
+    world, refuse_markasinactive, status
+):
+    """The closure cancelled the subscriptions, then ZOHO refused (or failed) `markasinactive`: the customer is
+    active in ZOHO, its services' rows never changed. Reopened in the source, its live services get one new live
+    subscription each, without `retry --force`."""
+    customer, subs, old = closed_half_way(world, refuse_markasinactive, status)
+    world.change(CUSTOMERS, customer, status="active")
+
+    report, calls = world.sync()
+
+    assert report.exit_code == 0, report.failures
+    assert zoho(world, customer)["status"] == "active"
+    assert writes(calls) == {PUT: 1, CREATE_SUB: 2}, "in doubt: the PUT's answer shows it active, no markas*"
+    for svc in subs:
+        new = world.row(SERVICES, svc)["zoho_subscription_id"]
+        assert new != old[svc] and world.row(SERVICES, svc)["zoho_sync_status"] == "synced"
+        assert [s["subscription_id"] for s in live_subscriptions(world, svc)] == [new]
+    assert world.row(CUSTOMERS, customer)["zoho_sync_status"] == "synced"
+    assert status_differences(world, "subscriptions") == [] and status_differences(world, "customers") == []
+    _, calls = world.sync()
+    assert writes(calls) == {}
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_a_closure_that_failed_half_way_and_is_retried_closed_recreates_no_subscription(
+    world, refuse_markasinactive, status
+):
+    customer, subs, old = closed_half_way(world, refuse_markasinactive, status)
+    world.change(CUSTOMERS, customer, status="closed")  # due now, not after the backoff
+
+    report, calls = world.sync()
+
+    assert report.exit_code == 0, report.failures
+    assert zoho(world, customer)["status"] == "inactive"
+    assert CREATE_SUB not in writes(calls) and CANCEL not in writes(calls)
+    assert all(live_subscriptions(world, svc) == [] for svc in subs)
+    assert status_differences(world, "subscriptions") == [] and status_differences(world, "customers") == []
+    _, calls = world.sync()
+    assert writes(calls) == {}
+    world.change(CUSTOMERS, customer, status="active")  # reopened after the closure finished: the usual path
+    report, calls = world.sync()
+    assert report.exit_code == 0, report.failures
+    assert writes(calls) == {ACTIVE: 1, CREATE_SUB: 2}
+    assert all(len(live_subscriptions(world, svc)) == 1 for svc in subs)

@@ -54,7 +54,7 @@ def update(client, zoho_id: str, payload: dict, row, ctx) -> None:
     else:  # only the account's state moved: ZOHO is where we left it (the markas* calls converge if not)
         status = "inactive" if previous.get(INACTIVE) else "active"
     if payload.get(INACTIVE) and status != "inactive":
-        cancelled = _end_subscriptions(client, zoho_id)
+        cancelled = _end_subscriptions(client, zoho_id, ctx)
         client.post(f"/customers/{zoho_id}/markasinactive")
         log.info(
             "closed entity=customers id=%s zoho_id=%s: %d subscription(s) cancelled, marked inactive",
@@ -107,9 +107,11 @@ def _was_closed(before: dict, row_id) -> bool:
     return bool((before.get(str(row_id)) or {}).get(INACTIVE))
 
 
-def _end_subscriptions(client, customer_id: str) -> int:
+def _end_subscriptions(client, customer_id: str, ctx) -> int:
     """Cancel now every subscription of the customer that has not ended: the closure is today, whatever
-    ZOHO_CANCEL_AT says, since ZOHO refuses `markasinactive` while one is still running."""
+    ZOHO_CANCEL_AT says, since ZOHO refuses `markasinactive` while one is still running. Once a cancel is sent
+    the closure is under way (ctx.acted): if `markasinactive` then fails, the closed payload is kept as the last
+    accepted, so a reopening after it is one (resend_reopened_services), not a skip."""
     open_ones = [
         s["subscription_id"]
         for s in client.iter_list(
@@ -120,6 +122,7 @@ def _end_subscriptions(client, customer_id: str) -> int:
         if (s.get("status") or "").lower() not in ENDED
     ]
     for subscription_id in open_ones:
+        ctx.acted = True
         client.post(f"/subscriptions/{subscription_id}/cancel", params={"cancel_at_end": "false"})
     return len(open_ones)
 
